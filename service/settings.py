@@ -1,0 +1,271 @@
+"""The one typed Settings object, read from the environment and secret files at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+# Electronic providers reach their API with these credential groups. Visa and Mastercard go
+# through one card gateway, so they share the GATEWAY_* group.
+CREDENTIAL_GROUPS: Mapping[str, str] = {
+    "visa": "gateway",
+    "mastercard": "gateway",
+    "bank_of_khartoum": "bank_of_khartoum",
+    "faisal_islamic": "faisal_islamic",
+    "omdurman_national": "omdurman_national",
+    "zain_cash": "zain_cash",
+    "mtn_money": "mtn_money",
+    "sudani_cash": "sudani_cash",
+    "bankak": "bankak",
+}
+
+
+class SettingsError(Exception):
+    """Start-up configuration is missing or malformed; the message names each variable."""
+
+
+@dataclass(frozen=True)
+class ProviderCredentials:
+    api_key: str
+    api_secret: str
+    merchant_id: str
+    api_url: str | None
+
+
+class Settings(BaseSettings):
+    """Everything a NileCare process reads from its environment (see env.example)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- service ---
+    app_env: Literal["development", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(7001, ge=1, le=65535)
+    gateway_public_url: str = "http://127.0.0.1:7001"
+    data_dir: Path = Path("var")
+    max_request_bytes: int = Field(65536, ge=1024)
+    rate_limit_per_minute: int = Field(600, ge=1)
+    idempotency_ttl_hours: int = Field(24, ge=1)
+
+    # --- database and cache ---
+    database_url: str | None = None
+    database_password: SecretStr | None = None
+    redis_url: str | None = None
+    redis_password: SecretStr | None = None
+
+    # --- security ---
+    jwt_secret: SecretStr = Field(min_length=32)
+    webhook_secret: SecretStr = Field(min_length=32)
+    webhook_tolerance_seconds: int = Field(300, ge=1)
+
+    # --- providers ---
+    provider_simulator_url: str | None = None
+    provider_timeout_seconds: float = Field(10.0, gt=0)
+    gateway_api_key: SecretStr | None = None
+    gateway_secret: SecretStr | None = None
+    gateway_merchant_id: str | None = None
+    gateway_api_url: str | None = None
+    bank_of_khartoum_api_key: SecretStr | None = None
+    bank_of_khartoum_api_secret: SecretStr | None = None
+    bank_of_khartoum_merchant_id: str | None = None
+    bank_of_khartoum_api_url: str | None = None
+    faisal_islamic_api_key: SecretStr | None = None
+    faisal_islamic_api_secret: SecretStr | None = None
+    faisal_islamic_merchant_id: str | None = None
+    faisal_islamic_api_url: str | None = None
+    omdurman_national_api_key: SecretStr | None = None
+    omdurman_national_api_secret: SecretStr | None = None
+    omdurman_national_merchant_id: str | None = None
+    omdurman_national_api_url: str | None = None
+    zain_cash_api_key: SecretStr | None = None
+    zain_cash_api_secret: SecretStr | None = None
+    zain_cash_merchant_id: str | None = None
+    zain_cash_api_url: str | None = None
+    mtn_money_api_key: SecretStr | None = None
+    mtn_money_api_secret: SecretStr | None = None
+    mtn_money_merchant_id: str | None = None
+    mtn_money_api_url: str | None = None
+    sudani_cash_api_key: SecretStr | None = None
+    sudani_cash_api_secret: SecretStr | None = None
+    sudani_cash_merchant_id: str | None = None
+    sudani_cash_api_url: str | None = None
+    bankak_api_key: SecretStr | None = None
+    bankak_api_secret: SecretStr | None = None
+    bankak_merchant_id: str | None = None
+    bankak_api_url: str | None = None
+
+    # --- workers ---
+    worker_poll_interval_seconds: float = Field(5.0, gt=0)
+    worker_lease_seconds: int = Field(120, ge=5)
+    worker_batch_size: int = Field(50, ge=1, le=1000)
+    pending_expiry_minutes: int = Field(60, ge=1)
+    timezone: str = "Africa/Khartoum"
+    reconciliation_time: time = time(2, 0)
+    statement_dir: Path = Path("var/statements")
+    exporter_host: str = "127.0.0.1"
+    exporter_port: int = Field(9101, ge=1, le=65535)
+
+    # --- AWS S3 (bank statements) ---
+    aws_s3_bucket: str | None = None
+    aws_s3_prefix: str = "statements/"
+    aws_region: str = "af-south-1"
+    aws_endpoint_url: str | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+
+    # --- daily summary email ---
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "payments@nilecare.sd"
+    summary_recipients: str = ""
+
+    # --- feature flags ---
+    feature_webhooks: bool = True
+    feature_daily_summary: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("database_url", "redis_url", "provider_simulator_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what load() passes in: the environment mapping and the secret files it read.
+        return (init_settings,)
+
+    # --- derived values ---
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no DATABASE_URL is set: SQLite and an in-process cache."""
+        return self.database_url is None
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'nilecare.db').resolve()}"
+        return _with_password(self.database_url, self.database_password)
+
+    def redis_dsn(self) -> str | None:
+        if self.redis_url is None:
+            return None
+        return _with_password(self.redis_url, self.redis_password)
+
+    def credentials(self, provider: str) -> ProviderCredentials | None:
+        """The API credentials of an electronic provider, or None when not configured."""
+        group = CREDENTIAL_GROUPS.get(provider)
+        if group is None:
+            return None
+        key_field, secret_field = (
+            ("gateway_api_key", "gateway_secret")
+            if group == "gateway"
+            else (f"{group}_api_key", f"{group}_api_secret")
+        )
+        key: SecretStr | None = getattr(self, key_field)
+        secret: SecretStr | None = getattr(self, secret_field)
+        merchant: str | None = getattr(self, f"{group}_merchant_id")
+        url: str | None = getattr(self, f"{group}_api_url")
+        if key is None or secret is None or merchant is None:
+            return None
+        if url is None and self.provider_simulator_url:
+            url = f"{self.provider_simulator_url.rstrip('/')}/{provider}"
+        return ProviderCredentials(key.get_secret_value(), secret.get_secret_value(), merchant, url)
+
+    @classmethod
+    def env_names(cls) -> frozenset[str]:
+        """Every variable Settings reads (env.example must list exactly these)."""
+        return frozenset(name.upper() for name in cls.model_fields) | {"SECRETS_DIR"}
+
+
+def _with_password(url: str, password: SecretStr | None) -> str:
+    """Insert a password read from a secret file into a URL that carries none."""
+    if password is None or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    userinfo, host = rest.split("@", 1)
+    if ":" in userinfo:
+        return url
+    from urllib.parse import quote
+
+    return f"{scheme}://{userinfo}:{quote(password.get_secret_value(), safe='')}@{host}"
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `environ` (default: os.environ) and the secret files under
+    SECRETS_DIR (default /run/secrets); environment values win over files.
+
+    Raises SettingsError naming every missing or malformed variable.
+    """
+    env = dict(os.environ if environ is None else environ)
+    secrets_dir = Path(env.get("SECRETS_DIR", str(DEFAULT_SECRETS_DIR)))
+    fields = Settings.model_fields
+    values: dict[str, Any] = {}
+    if secrets_dir.is_dir():
+        for path in sorted(secrets_dir.iterdir()):
+            name = path.name.lower()
+            if name in fields and path.is_file():
+                values[name] = path.read_text(encoding="utf-8").strip()
+    for key, value in env.items():
+        name = key.lower()
+        if name in fields:
+            values[name] = value
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, secrets_dir)) from None
+
+
+def _describe(exc: ValidationError, secrets_dir: Path) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = (
+                f"is required: set it in the environment or in {secrets_dir / field}"
+            )
+        else:
+            message = f"{message} (got {_shown(field, error.get('input'))})"
+        lines.append(f"{field.upper()} {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _shown(field: str, value: Any) -> str:
+    # Secrets are never echoed back, not even in a start-up error.
+    annotation = Settings.model_fields[field].annotation if field in Settings.model_fields else None
+    if "SecretStr" in str(annotation):
+        return "a value of the wrong form (hidden)"
+    return repr(value)
