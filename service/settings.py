@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = Field(min_length=32)
     webhook_secret: SecretStr = Field(min_length=32)
     webhook_tolerance_seconds: int = Field(300, ge=1)
+    # AES-256-GCM key (64 hex characters) for payer account numbers kept at rest.
+    encryption_key: SecretStr = Field(min_length=64, max_length=64)
 
     # --- providers ---
     provider_simulator_url: str | None = None
@@ -145,6 +147,15 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _hex_key(cls, value: SecretStr) -> SecretStr:
+        try:
+            bytes.fromhex(value.get_secret_value())
+        except ValueError:
+            raise ValueError("must be 64 hexadecimal characters (openssl rand -hex 32)") from None
         return value
 
     @field_validator("database_url", "redis_url", "provider_simulator_url", mode="before")
