@@ -1,0 +1,276 @@
+"""The ten tables of the payment database (SQLAlchemy 2.0 declarative models)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from service.domain.status import PaymentStatus
+
+# Names every constraint, so Alembic migrations are the same on MySQL and SQLite.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(18, 2, asdecimal=True)
+# BIGINT ids on MySQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+# Always UTC, stored naive; microseconds on MySQL so leases and audit rows order exactly.
+Timestamp = DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+STATUSES = ", ".join(f"'{s.value}'" for s in PaymentStatus)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class PaymentProvider(Base):
+    __tablename__ = "payment_providers"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    provider_type: Mapped[str] = mapped_column(String(32))
+    currencies: Mapped[str] = mapped_column(String(32))  # comma-separated ISO 4217 codes
+    fee_percent: Mapped[Decimal] = mapped_column(Numeric(6, 3))
+    fee_fixed: Mapped[Decimal] = mapped_column(Money)
+    fee_min: Mapped[Decimal] = mapped_column(Money)
+    fee_max: Mapped[Decimal | None] = mapped_column(Money)
+    min_amount: Mapped[Decimal] = mapped_column(Money)
+    max_amount: Mapped[Decimal] = mapped_column(Money)
+    verification_type: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({STATUSES})", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("total_fees >= 0 AND total_fees <= amount", name="fees_within_amount"),
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount",
+                        name="refunds_within_amount"),
+        Index("ix_payments_facility_created", "facility_id", "created_at"),
+        Index("ix_payments_provider_created", "provider_code", "created_at"),
+        Index("ix_payments_status_next_check", "status", "next_check_at"),
+        Index("ix_payments_patient", "patient_id"),
+        Index("ix_payments_completed", "completed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # sent to the provider
+    provider_code: Mapped[str] = mapped_column(ForeignKey("payment_providers.code"))
+    facility_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(String(64))
+    invoice_id: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    total_fees: Mapped[Decimal] = mapped_column(Money)
+    # Kept equal to amount - total_fees by a trigger (see db/triggers.py), never by the app.
+    net_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    refunded_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    status: Mapped[str] = mapped_column(String(32))
+    provider_reference: Mapped[str | None] = mapped_column(String(64))
+    payer_account: Mapped[str | None] = mapped_column(String(255))  # AES-GCM ciphertext
+    description: Mapped[str | None] = mapped_column(String(255))
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(64))
+    # The actor of the latest change; the audit trigger copies it into payment_audit_log.
+    updated_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Work queue for the payment worker: when to ask the provider next, and who holds it.
+    next_check_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    check_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class PaymentAttempt(Base):
+    """Every call made to a provider, successful or not."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (
+        Index("ix_payment_attempts_payment", "payment_id"),
+        Index("ix_payment_attempts_provider_created", "provider_code", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    provider_code: Mapped[str] = mapped_column(String(32))
+    operation: Mapped[str] = mapped_column(String(16))  # initiate, status, refund
+    request_id: Mapped[str] = mapped_column(String(40), unique=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # success, declined, pending, error, timeout
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class PaymentRefund(Base):
+    __tablename__ = "payment_refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+        Index("ix_payment_refunds_payment", "payment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    provider_reference: Mapped[str | None] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class PaymentWebhook(Base):
+    __tablename__ = "payment_webhooks"
+    __table_args__ = (UniqueConstraint("provider_code", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider_code: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payment_reference: Mapped[str | None] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("scope", "key"),
+        Index("ix_idempotency_keys_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(128))  # caller subject + route
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_flight, completed
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    locked_until: Mapped[datetime] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class BankStatement(Base):
+    __tablename__ = "bank_statements"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    bank_code: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(512))  # file path or s3:// URL
+    checksum: Mapped[str] = mapped_column(String(64), unique=True)
+    statement_date: Mapped[date | None] = mapped_column(Date)
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))  # importing, imported, reconciled
+    imported_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class BankStatementLine(Base):
+    __tablename__ = "bank_statement_lines"
+    __table_args__ = (
+        UniqueConstraint("statement_id", "line_no"),
+        Index("ix_bank_statement_lines_reference", "reference"),
+        Index("ix_bank_statement_lines_value_date", "value_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("bank_statements.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    value_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(255))
+    matched_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+
+
+class PaymentReconciliation(Base):
+    """One match or one discrepancy found by a reconciliation run."""
+
+    __tablename__ = "payment_reconciliation"
+    __table_args__ = (
+        CheckConstraint(
+            "issue_type IS NULL OR issue_type IN "
+            "('amount', 'missing', 'unrecorded', 'duplicate', 'timing', 'currency')",
+            name="issue_type",
+        ),
+        Index("ix_payment_reconciliation_status_type", "status", "issue_type"),
+        Index("ix_payment_reconciliation_run", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(40))
+    statement_line_id: Mapped[int | None] = mapped_column(ForeignKey("bank_statement_lines.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    result: Mapped[str] = mapped_column(String(16))  # matched, issue
+    issue_type: Mapped[str | None] = mapped_column(String(16))
+    expected_amount: Mapped[Decimal | None] = mapped_column(Money)
+    actual_amount: Mapped[Decimal | None] = mapped_column(Money)
+    detail: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # open, resolved (issues); closed (matches)
+    resolution_action: Mapped[str | None] = mapped_column(String(32))
+    resolution_note: Mapped[str | None] = mapped_column(String(1000))
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class PaymentAuditLog(Base):
+    """Append-only history; triggers write payment status changes and refuse edits."""
+
+    __tablename__ = "payment_audit_log"
+    __table_args__ = (Index("ix_payment_audit_log_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    entity_type: Mapped[str] = mapped_column(String(32))  # payment, reconciliation, refund
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(String(64))
+    new_value: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+for _table in Base.metadata.tables.values():
+    # InnoDB for row locks (SKIP LOCKED) and transactions; utf8mb4 for Arabic names.
+    _table.kwargs.update(mysql_engine="InnoDB", mysql_charset="utf8mb4")
+
+TABLES = tuple(sorted(Base.metadata.tables))
