@@ -27,6 +27,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def prepare(engine: Engine) -> None:
+    """Migrate to head and seed the provider catalogue: what `nilecare migrate` does."""
+    from sqlalchemy.orm import Session
+
+    from service.db.seed import sync_providers
+
+    upgrade(engine)
+    with Session(engine) as session, session.begin():
+        sync_providers(session)
+
+
 def downgrade(engine: Engine, revision: str) -> None:
     config = _config(engine)
     with engine.begin() as connection:

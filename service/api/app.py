@@ -1,0 +1,111 @@
+"""The gateway's Litestar application, built from Settings."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
+from litestar.openapi import OpenAPIConfig
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from redis.asyncio import Redis
+
+from service.api.controllers.payments import PaymentController
+from service.api.controllers.public import health, list_providers, metrics, ready, receive_webhook
+from service.api.deps import Services, provide_services
+from service.api.problems import HANDLERS
+from service.services.context import Context
+from service.services.payments import PaymentService
+from service.services.webhooks import WebhookService
+from service.settings import Settings
+
+UNLIMITED = ["/health", "/metrics", "/schema", "/api/v1/webhooks"]
+
+
+def client_identity(request: Request[Any, Any, Any]) -> str:
+    """Rate-limit per caller: the bearer token when there is one, else the address."""
+    header = request.headers.get("authorization")
+    if header:
+        return "tok:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    return "ip:" + get_remote_address(request)
+
+
+def http_metrics(ctx: Context) -> Any:
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = [500]
+
+            async def capture(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, capture)
+            finally:
+                route = str(scope.get("path_template") or "unmatched")
+                method = scope.get("method", "GET")
+                ctx.metrics.http_requests.labels(method, route, str(status[0])).inc()
+                ctx.metrics.http_duration.labels(method, route).observe(
+                    time.perf_counter() - started)
+
+        return wrapped
+
+    return middleware
+
+
+def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
+    context = ctx or Context.build(settings)
+    payments = PaymentService(context)
+    services = Services(context, payments, WebhookService(context, payments))
+    redis = Redis.from_url(settings.redis_dsn()) if settings.redis_dsn() else None
+    store: Store = RedisStore(redis, namespace="nilecare") if redis else MemoryStore()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if redis is not None:
+                await redis.aclose()
+            context.close()
+
+    rate_limit = RateLimitConfig(
+        rate_limit=("minute", settings.rate_limit_per_minute), exclude=UNLIMITED,
+        identifier_for_request=client_identity, store="rate_limit",
+    )
+    return Litestar(
+        route_handlers=[PaymentController, list_providers, receive_webhook, health, ready,
+                        metrics],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=HANDLERS,
+        middleware=[http_metrics(context), rate_limit.middleware],
+        stores={"rate_limit": store},
+        state=State({"services": services, "redis": redis}),
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_request_bytes,
+        openapi_config=OpenAPIConfig(title="NileCare Payments", version="1.0.0",
+                                     path="/schema"),
+        on_app_init=[_no_debug],
+        debug=False,
+    )
+
+
+def _no_debug(config: AppConfig) -> AppConfig:
+    # Never a stack trace to a client, whatever LITESTAR_DEBUG says.
+    config.debug = False
+    return config

@@ -1,0 +1,181 @@
+"""`nilecare`: one command per process of the service image."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from service import settings as config
+
+app = typer.Typer(help="NileCare payment service.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+err = Console(stderr=True)
+
+
+def _settings() -> config.Settings:
+    try:
+        return config.load()
+    except config.SettingsError as exc:
+        err.print(f"[red]nilecare: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: GATEWAY_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: GATEWAY_PORT")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Gateway processes")] = 1,
+) -> None:
+    """Run the payment gateway (Litestar) on GATEWAY_HOST:GATEWAY_PORT."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run("service.api.main:app_factory", factory=True, host=host or settings.gateway_host,
+                port=port or settings.gateway_port, workers=workers, access_log=False,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=20)
+
+
+@app.command()
+def simulator(
+    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port")] = 7002,
+) -> None:
+    """Run the provider simulator (every electronic provider's API, controllable)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run("service.api.main:simulator_factory", factory=True, host=host, port=port,
+                access_log=False, log_level=settings.log_level.lower())
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the database to head and seed the provider catalogue."""
+    from service.db import migrate as migrations
+    from service.db.engine import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings)
+    try:
+        migrations.prepare(engine)
+    finally:
+        engine.dispose()
+    err.print(f"database at revision {migrations.head()}")
+
+
+@app.command()
+def token(
+    role: Annotated[list[str], typer.Option(help="Role claim; repeat for several")],
+    facility: Annotated[str | None, typer.Option(help="facility_id claim")] = None,
+    subject: Annotated[str, typer.Option(help="sub claim")] = "dev-user",
+    hours: Annotated[int, typer.Option(min=1, max=24 * 30)] = 8,
+) -> None:
+    """Mint a development JWT signed with JWT_SECRET."""
+    from service.api.auth import mint
+
+    settings = _settings()
+    typer.echo(mint(settings.jwt_secret.get_secret_value(), subject, role, facility,
+                    hours * 3600))
+
+
+@app.command()
+def healthcheck(
+    url: Annotated[str, typer.Argument()] = "http://127.0.0.1:7001/health",
+    timeout: float = 3.0,
+) -> None:
+    """Exit 0 when URL answers 2xx (container healthchecks: no curl in the image)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            ok = 200 <= response.status < 300
+    except OSError:
+        ok = False
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite file and dev secrets live")] = Path("var"),
+) -> None:
+    """Everything `make run` starts: migrations, the simulator and the gateway, on SQLite."""
+    from service.devenv import SIMULATOR_PORT, environment
+
+    env = environment(data_dir)
+    settings = config.load(env)
+    for port in (settings.gateway_port, SIMULATOR_PORT):
+        if _answers(f"http://127.0.0.1:{port}/health"):
+            err.print(f"[red]port {port} is already serving; stop the other instance first[/red]")
+            raise typer.Exit(1)
+    exe = [sys.executable, "-m", "service.cli"]
+    if subprocess.run([*exe, "migrate"], env=env, check=False).returncode != 0:
+        raise typer.Exit(1)
+    children = [
+        subprocess.Popen([*exe, "simulator", "--port", str(SIMULATOR_PORT)], env=env),
+        subprocess.Popen([*exe, "serve"], env=env),
+    ]
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        raise typer.Exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    deadline = time.monotonic() + 60
+    while not _answers(f"{base}/health/ready"):
+        if time.monotonic() > deadline or any(c.poll() is not None for c in children):
+            err.print("[red]the gateway did not become ready; see the log above[/red]")
+            stop()
+        time.sleep(0.3)
+    from service.api.auth import mint
+
+    token_value = mint(settings.jwt_secret.get_secret_value(), "dev-user",
+                       ["accountant"], "fac-dev-1", 8 * 3600)
+    # Plain output: a wrapped token cannot be pasted.
+    typer.echo(
+        f"\nNileCare Payments is running (embedded: SQLite + in-process cache)\n"
+        f"  gateway    {base}   (OpenAPI: {base}/schema, metrics: {base}/metrics)\n"
+        f"  simulator  http://127.0.0.1:{SIMULATOR_PORT}/_control\n"
+        f"  token      (accountant, facility fac-dev-1, 8 h):\n{token_value}\n\n"
+        f"  try: curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' "
+        f"-d '{{\"provider\":\"zain_cash\",\"amount\":\"150.00\",\"currency\":\"SDG\","
+        f"\"patient_id\":\"p-1\",\"payer_phone\":\"+249912345678\"}}' {base}/api/v1/payments\n"
+        f"  Ctrl-C stops everything.\n",
+        err=True,
+    )
+    while all(c.poll() is None for c in children):
+        time.sleep(0.5)
+    err.print("[red]a process exited; stopping the rest[/red]")
+    stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

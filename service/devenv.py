@@ -1,0 +1,49 @@
+"""The embedded development environment: local secrets and the variables `nilecare dev` sets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from service.settings import CREDENTIAL_GROUPS
+
+SIMULATOR_PORT = 7002
+
+
+def ensure_secrets(directory: Path) -> Path:
+    """Write random development secrets once (kept across runs so tokens stay valid)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    wanted: dict[str, str] = {
+        "jwt_secret": secrets.token_hex(32),
+        "webhook_secret": secrets.token_hex(32),
+        "encryption_key": secrets.token_hex(32),
+    }
+    for group in sorted(set(CREDENTIAL_GROUPS.values())):
+        if group == "gateway":
+            wanted.update({"gateway_api_key": "dev-" + secrets.token_hex(8),
+                           "gateway_secret": secrets.token_hex(32)})
+        else:
+            wanted.update({f"{group}_api_key": "dev-" + secrets.token_hex(8),
+                           f"{group}_api_secret": secrets.token_hex(32)})
+    for name, value in wanted.items():
+        path = directory / name
+        if not path.exists():
+            path.write_text(value + "\n", encoding="utf-8")
+            path.chmod(0o600)
+    return directory
+
+
+def environment(data_dir: Path) -> dict[str, str]:
+    """What the embedded default runs with: SQLite, in-process cache, the simulator."""
+    env = dict(os.environ)
+    env.setdefault("APP_ENV", "development")
+    env.setdefault("LOG_FORMAT", "console")
+    env.setdefault("DATA_DIR", str(data_dir))
+    env.setdefault("SECRETS_DIR", str(ensure_secrets(data_dir / "dev-secrets")))
+    env.setdefault("PROVIDER_SIMULATOR_URL", f"http://127.0.0.1:{SIMULATOR_PORT}")
+    env.setdefault("STATEMENT_DIR", str(data_dir / "statements"))
+    for group in sorted(set(CREDENTIAL_GROUPS.values())):
+        env.setdefault(f"{group.upper()}_MERCHANT_ID", f"NILECARE-{group.upper()}")
+    return env

@@ -1,0 +1,40 @@
+"""Stripe-style idempotency decisions, as a pure function of the stored key and the request."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Decision(StrEnum):
+    NEW = "new"  # nobody holds the key: process the request
+    REPLAY = "replayed"  # done before with the same body: send the stored response
+    MISMATCH = "mismatch"  # the key was used for a different body: 422
+    CONFLICT = "conflict"  # another request with this key is still running: 409
+    RECOVER = "recover"  # its holder died (lock expired): take it over
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    request_hash: str
+    completed: bool
+    locked_until: datetime
+    expires_at: datetime
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+def decide(stored: StoredKey | None, request_hash: str, now: datetime) -> Decision:
+    if stored is None or stored.expires_at <= now:
+        return Decision.NEW
+    if stored.request_hash != request_hash:
+        return Decision.MISMATCH
+    if stored.completed:
+        return Decision.REPLAY
+    if stored.locked_until > now:
+        return Decision.CONFLICT
+    return Decision.RECOVER

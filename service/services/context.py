@@ -1,0 +1,42 @@
+"""What a gateway or worker process holds for its lifetime, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.engine import make_engine, session_factory
+from service.metrics import GatewayMetrics
+from service.providers.registry import Registry
+from service.sealing import Sealer
+from service.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    providers: Registry
+    metrics: GatewayMetrics
+    sealer: Sealer
+
+    @classmethod
+    def build(cls, settings: Settings, registry: CollectorRegistry | None = None,
+              providers: Registry | None = None) -> Context:
+        engine = make_engine(settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            providers=providers or Registry.from_settings(settings),
+            metrics=GatewayMetrics(registry or CollectorRegistry()),
+            sealer=Sealer(settings.encryption_key.get_secret_value()),
+        )
+
+    def close(self) -> None:
+        self.providers.close()
+        self.engine.dispose()

@@ -1,0 +1,443 @@
+"""Payment operations: create, read, list, verify, cancel, refund, and status changes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from service.clock import utcnow
+from service.db.models import Payment, PaymentAttempt, PaymentRefund
+from service.domain.caller import CREATE_ROLES, FINANCE_ROLES, Caller
+from service.domain.catalog import BY_CODE, ProviderSpec, Verification, normalise_phone
+from service.domain.money import fmt
+from service.domain.status import OPEN, SETTLED, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
+from service.providers.contract import (
+    ChargeRequest,
+    ProviderError,
+    ProviderIntegrityError,
+    ProviderRefused,
+    ProviderReply,
+    ProviderUnavailable,
+)
+from service.sealing import mask_phone
+from service.services import idempotency
+from service.services.context import Context
+
+S = PaymentStatus
+FIRST_CHECK = timedelta(seconds=30)
+# An invoice with one of these payments may not be charged again: it is paid, or its
+# outcome is still open and a second charge could take the money twice.
+BLOCKS_NEW_CHARGE = frozenset({S.PENDING, S.PROCESSING, S.UNKNOWN, S.AWAITING_VERIFICATION,
+                               S.VERIFIED, S.CONFIRMED, S.PARTIALLY_REFUNDED})
+
+
+@dataclass(frozen=True)
+class NewPayment:
+    provider: str
+    amount: Decimal
+    currency: str
+    facility_id: str
+    patient_id: str
+    invoice_id: str | None = None
+    payer_phone: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An HTTP-shaped result, so a keyed request can store and replay it verbatim."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class PaymentService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # --- create ---------------------------------------------------------------------------
+    def create(self, caller: Caller, new: NewPayment, key: str | None,
+               request_hash: str) -> Outcome:
+        spec = self._check(caller, new)
+        claim = None
+        if key is not None:
+            claim = idempotency.claim(
+                self.ctx.sessions, f"{caller.subject}:payments", key, request_hash,
+                timedelta(hours=self.ctx.settings.idempotency_ttl_hours))
+            self.ctx.metrics.idempotency.labels(claim.decision.value).inc()
+            if claim.decision == "replayed":
+                assert claim.status is not None and claim.body is not None
+                return Outcome(claim.status, claim.body)
+            if claim.decision == "mismatch":
+                raise InvalidInput("this Idempotency-Key was already used with a different "
+                                   "request body", field="Idempotency-Key")
+            if claim.decision == "conflict":
+                raise Conflict("a request with this Idempotency-Key is still in progress; "
+                               "retry later", field="Idempotency-Key")
+            if claim.payment_id is not None:
+                # The earlier holder created the payment, then died: finish from what is stored.
+                return self._finish_recovered(claim.key_id, claim.payment_id)
+        try:
+            payment = self._insert(caller, new, spec, claim.key_id if claim else None)
+        except Exception:
+            if claim is not None and claim.key_id is not None:
+                idempotency.release(self.ctx.sessions, claim.key_id)
+            raise
+        outcome = self._charge(payment, spec, new.payer_phone)
+        with self.ctx.sessions.begin() as session:
+            if claim is not None and claim.key_id is not None:
+                idempotency.complete(session, claim.key_id, outcome.status, outcome.body)
+        return outcome
+
+    def _check(self, caller: Caller, new: NewPayment) -> ProviderSpec:
+        if not caller.has_any(CREATE_ROLES):
+            raise Forbidden("your role may not take payments", field="roles")
+        if not caller.may_see(new.facility_id):
+            raise Forbidden("you may only take payments for your own facility",
+                            field="facility_id")
+        spec = BY_CODE.get(new.provider)
+        if spec is None:
+            raise InvalidInput(f"unknown provider {new.provider!r}; see "
+                               "GET /api/v1/payment-providers", field="provider")
+        if not self.ctx.providers.available(spec):
+            raise InvalidInput(f"provider {spec.code} is not configured on this deployment",
+                               field="provider")
+        if new.currency not in spec.currencies:
+            raise InvalidInput(f"{spec.code} accepts {', '.join(spec.currencies)}, "
+                               f"not {new.currency}", field="currency")
+        if not spec.min_amount <= new.amount <= spec.max_amount:
+            raise InvalidInput(f"{spec.code} accepts amounts from {spec.min_amount} to "
+                               f"{spec.max_amount}", field="amount")
+        if spec.needs_phone:
+            if not new.payer_phone:
+                raise InvalidInput(f"{spec.code} needs the payer's phone number",
+                                   field="payer_phone")
+            normalise_phone(new.payer_phone)
+        return spec
+
+    def _insert(self, caller: Caller, new: NewPayment, spec: ProviderSpec,
+                key_id: int | None) -> Payment:
+        now = utcnow()
+        status = S.PENDING if spec.electronic else S.AWAITING_VERIFICATION
+        phone = normalise_phone(new.payer_phone) if new.payer_phone else None
+        with self.ctx.sessions.begin() as session:
+            if new.invoice_id is not None:
+                blocking = session.scalars(
+                    select(Payment).where(Payment.facility_id == new.facility_id,
+                                          Payment.invoice_id == new.invoice_id,
+                                          Payment.status.in_(list(BLOCKS_NEW_CHARGE)))
+                    .limit(1).with_for_update()
+                ).first()
+                if blocking is not None:
+                    raise Conflict(
+                        f"invoice {new.invoice_id} already has payment {blocking.public_id} "
+                        f"in status {blocking.status}; resolve it before charging again",
+                        field="invoice_id", payment_id=blocking.public_id)
+            payment = Payment(
+                public_id=f"pay_{uuid.uuid4().hex}",
+                reference=f"NC-{uuid.uuid4().hex[:20].upper()}",
+                provider_code=spec.code, facility_id=new.facility_id,
+                patient_id=new.patient_id, invoice_id=new.invoice_id, amount=new.amount,
+                currency=new.currency, total_fees=spec.fees.fee(new.amount),
+                refunded_amount=Decimal("0"), status=status,
+                payer_account=self.ctx.sealer.seal(phone) if phone else None,
+                description=new.description, created_by=caller.subject,
+                updated_by=caller.subject, created_at=now, updated_at=now,
+                check_attempts=0,
+            )
+            session.add(payment)
+            session.flush()
+            if key_id is not None:
+                idempotency.attach_payment(session, key_id, payment.id)
+        self.ctx.metrics.payments_created.labels(spec.code, new.currency).inc()
+        return payment
+
+    def _charge(self, payment: Payment, spec: ProviderSpec, phone: str | None) -> Outcome:
+        adapter = self.ctx.providers.adapter(spec.code)
+        if adapter is None:
+            return Outcome(201, self._view_by_id(payment.id))
+        request = ChargeRequest(
+            payment.reference, payment.amount, payment.currency,
+            normalise_phone(phone) if phone else None, payment.description,
+            f"{self.ctx.settings.gateway_public_url.rstrip('/')}/api/v1/webhooks/{spec.code}",
+        )
+        self.move(payment.id, S.PROCESSING, "system")
+        reply, error = self.call(payment.id, spec.code, "initiate", lambda: adapter.initiate(request))
+        if reply is not None:
+            self.apply_reply(payment.id, reply, "provider")
+        elif isinstance(error, ProviderRefused):
+            self.move(payment.id, S.FAILED, "provider", failure_reason=str(error)[:255])
+        else:
+            # Timeout, transport error or a reply we cannot trust: the money may or may not
+            # have moved. `unknown` is resolved by asking the provider, never by guessing.
+            self.move(payment.id, S.UNKNOWN, "system",
+                      failure_reason=str(error)[:255] if error else None,
+                      next_check_at=utcnow() + FIRST_CHECK)
+        view = self._view_by_id(payment.id)
+        if isinstance(error, ProviderIntegrityError):
+            raise ProviderFailure(
+                f"{spec.code} answered about a different amount or currency; the payment is "
+                "held as unknown for review", field="provider", payment=view)
+        return Outcome(201, view)
+
+    def _finish_recovered(self, key_id: int | None, payment_id: int) -> Outcome:
+        outcome = Outcome(201, self._view_by_id(payment_id))
+        if key_id is not None:
+            with self.ctx.sessions.begin() as session:
+                idempotency.complete(session, key_id, outcome.status, outcome.body)
+        return outcome
+
+    # --- provider calls and status changes --------------------------------------------------
+    def call(self, payment_id: int, provider: str, operation: str,
+             fn: Any) -> tuple[ProviderReply | None, ProviderError | None]:
+        """Run one provider call, recording it in payment_attempts and the metrics."""
+        started = time.perf_counter()
+        reply: ProviderReply | None = None
+        error: ProviderError | None = None
+        try:
+            reply = fn()
+        except ProviderError as exc:
+            error = exc
+        elapsed = time.perf_counter() - started
+        outcome = _outcome(reply, error)
+        self.ctx.metrics.provider_requests.labels(provider, operation, outcome).inc()
+        self.ctx.metrics.provider_duration.labels(provider, operation).observe(elapsed)
+        with self.ctx.sessions.begin() as session:
+            session.add(PaymentAttempt(
+                payment_id=payment_id, provider_code=provider, operation=operation,
+                request_id=str(uuid.uuid4()), outcome=outcome,
+                provider_status=reply.status.value if reply else None,
+                http_status=reply.http_status if reply else None,
+                latency_ms=int(elapsed * 1000),
+                error=str(error)[:255] if error else None, created_at=utcnow(),
+            ))
+        return reply, error
+
+    def apply_reply(self, payment_id: int, reply: ProviderReply, actor: str) -> None:
+        fields: dict[str, Any] = {}
+        if reply.provider_reference:
+            fields["provider_reference"] = reply.provider_reference
+        if reply.status in UNSUCCESSFUL and reply.decline_reason:
+            fields["failure_reason"] = reply.decline_reason[:255]
+        if reply.status in OPEN:
+            fields["next_check_at"] = utcnow() + FIRST_CHECK
+        self.move(payment_id, reply.status, actor, **fields)
+
+    def move(self, payment_id: int, new: PaymentStatus, actor: str, **fields: Any) -> bool:
+        """Move a payment forward through the state machine; False if the move is refused.
+
+        The row is locked for the decision, so a webhook and the worker racing on one
+        payment cannot both apply their view.
+        """
+        with self.ctx.sessions.begin() as session:
+            payment = session.scalars(
+                select(Payment).where(Payment.id == payment_id).with_for_update()
+            ).one()
+            current = S(payment.status)
+            target = advance(current, new)
+            if target is None:
+                return False
+            now = utcnow()
+            values: dict[str, Any] = {"status": target.value, "updated_by": actor,
+                                      "updated_at": now, **fields}
+            if target not in OPEN:
+                values.setdefault("next_check_at", None)
+                values["completed_at"] = now
+            session.execute(update(Payment).where(Payment.id == payment_id).values(**values))
+            created_at = payment.created_at
+            provider = payment.provider_code
+        if target in SUCCESSFUL | UNSUCCESSFUL or target == S.CANCELLED:
+            self.ctx.metrics.payments_completed.labels(provider, target.value).inc()
+            self.ctx.metrics.processing_duration.labels(provider).observe(
+                max((now - created_at).total_seconds(), 0.0))
+        return True
+
+    # --- reads -------------------------------------------------------------------------------
+    def get(self, caller: Caller, public_id: str) -> dict[str, Any]:
+        with self.ctx.sessions() as session:
+            payment = session.scalars(select(Payment).where(Payment.public_id == public_id)).first()
+            # Another facility's payment is reported as absent, not forbidden: its existence
+            # is none of the caller's business.
+            if payment is None or not caller.may_see(payment.facility_id):
+                raise NotFound(f"no payment {public_id!r}", field="payment_id")
+            return self.view(payment)
+
+    def list(self, caller: Caller, *, status: str | None, provider: str | None,
+             facility_id: str | None, patient_id: str | None, created_from: datetime | None,
+             created_to: datetime | None, limit: int, cursor: int | None) -> dict[str, Any]:
+        query = select(Payment)
+        if caller.is_admin:
+            if facility_id:
+                query = query.where(Payment.facility_id == facility_id)
+        else:
+            if facility_id and facility_id != caller.facility_id:
+                raise Forbidden("you may only list payments of your own facility",
+                                field="facility_id")
+            query = query.where(Payment.facility_id == caller.facility_id)
+        if status:
+            query = query.where(Payment.status == status)
+        if provider:
+            query = query.where(Payment.provider_code == provider)
+        if patient_id:
+            query = query.where(Payment.patient_id == patient_id)
+        if created_from:
+            query = query.where(Payment.created_at >= created_from)
+        if created_to:
+            query = query.where(Payment.created_at < created_to)
+        if cursor is not None:
+            query = query.where(Payment.id < cursor)
+        query = query.order_by(Payment.id.desc()).limit(limit + 1)
+        with self.ctx.sessions() as session:
+            rows = list(session.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"items": [self.view(p) for p in rows],
+                "next_cursor": str(rows[-1].id) if more and rows else None}
+
+    # --- finance actions ------------------------------------------------------------------
+    def verify(self, caller: Caller, public_id: str, approve: bool, note: str | None) -> dict[str, Any]:
+        _require_finance(caller)
+        payment = self._owned(caller, public_id)
+        spec = BY_CODE[payment.provider_code]
+        if spec.verification == Verification.AUTOMATIC:
+            raise Conflict(f"{spec.code} payments are verified by the provider, not by hand",
+                           field="payment_id")
+        if payment.status != S.AWAITING_VERIFICATION:
+            raise Conflict(f"payment is {payment.status}, not awaiting_verification",
+                           field="payment_id")
+        target = S.VERIFIED if approve else S.REJECTED
+        fields = {} if approve else {"failure_reason": (note or "rejected by finance")[:255]}
+        if not self.move(payment.id, target, caller.subject, **fields):
+            raise Conflict("payment changed while verifying; reload and retry", field="payment_id")
+        return self._view_by_id(payment.id)
+
+    def cancel(self, caller: Caller, public_id: str) -> dict[str, Any]:
+        _require_finance(caller)
+        payment = self._owned(caller, public_id)
+        if payment.status not in (S.PENDING, S.AWAITING_VERIFICATION):
+            raise Conflict(f"a {payment.status} payment cannot be cancelled", field="payment_id")
+        if not self.move(payment.id, S.CANCELLED, caller.subject):
+            raise Conflict("payment changed while cancelling; reload and retry",
+                           field="payment_id")
+        return self._view_by_id(payment.id)
+
+    def refund(self, caller: Caller, public_id: str, amount: Decimal | None,
+               reason: str | None) -> Outcome:
+        _require_finance(caller)
+        payment = self._owned(caller, public_id)
+        if payment.status not in SETTLED:
+            raise Conflict(f"a {payment.status} payment cannot be refunded", field="payment_id")
+        remaining = payment.amount - payment.refunded_amount
+        wanted = remaining if amount is None else amount
+        if wanted > remaining:
+            raise InvalidInput(f"at most {fmt(remaining)} {payment.currency} can still be "
+                               "refunded", field="amount")
+        adapter = self.ctx.providers.adapter(payment.provider_code)
+        refund_id = f"re_{uuid.uuid4().hex}"
+        try:
+            with self.ctx.sessions.begin() as session:
+                refund = PaymentRefund(public_id=refund_id, payment_id=payment.id, amount=wanted,
+                                       reason=reason, status="pending" if adapter else "completed",
+                                       requested_by=caller.subject, created_at=utcnow(),
+                                       completed_at=None if adapter else utcnow())
+                session.add(refund)
+                session.flush()
+        except (IntegrityError, DBAPIError) as exc:
+            if "exceed" in str(exc.orig):
+                raise Conflict("refunds would exceed the payment amount", field="amount") from None
+            raise
+        if adapter is not None:
+            reply = None
+            try:
+                reply = adapter.refund(payment.reference, refund_id, wanted, payment.currency)
+            except ProviderUnavailable:
+                # The refund stays pending; the worker asks again. Nothing is lost.
+                return Outcome(202, self._refund_view(refund_id))
+            except ProviderError as exc:
+                self._refund_status(refund_id, "failed", None)
+                raise ProviderFailure(f"{payment.provider_code} refused the refund: {exc}",
+                                      field="amount") from None
+            self._refund_status(refund_id, "completed" if reply.completed else "failed",
+                                reply.provider_reference)
+        return Outcome(201, self._refund_view(refund_id))
+
+    def _refund_status(self, refund_id: str, status: str, reference: str | None) -> None:
+        with self.ctx.sessions.begin() as session:
+            session.execute(update(PaymentRefund).where(PaymentRefund.public_id == refund_id)
+                            .values(status=status, provider_reference=reference,
+                                    completed_at=utcnow()))
+
+    def _refund_view(self, refund_id: str) -> dict[str, Any]:
+        with self.ctx.sessions() as session:
+            refund = session.scalars(
+                select(PaymentRefund).where(PaymentRefund.public_id == refund_id)).one()
+            payment = session.get(Payment, refund.payment_id)
+            assert payment is not None
+            return {"id": refund.public_id, "payment_id": payment.public_id,
+                    "amount": fmt(refund.amount), "currency": payment.currency,
+                    "status": refund.status, "reason": refund.reason,
+                    "payment": self.view(payment)}
+
+    def _owned(self, caller: Caller, public_id: str) -> Payment:
+        with self.ctx.sessions() as session:
+            payment = session.scalars(select(Payment).where(Payment.public_id == public_id)).first()
+        if payment is None or not caller.may_see(payment.facility_id):
+            raise NotFound(f"no payment {public_id!r}", field="payment_id")
+        return payment
+
+    def _view_by_id(self, payment_id: int) -> dict[str, Any]:
+        with self.ctx.sessions() as session:
+            payment = session.get(Payment, payment_id)
+            assert payment is not None
+            return self.view(payment)
+
+    def view(self, p: Payment) -> dict[str, Any]:
+        phone = self.ctx.sealer.open(p.payer_account) if p.payer_account else None
+        return {
+            "id": p.public_id, "reference": p.reference, "provider": p.provider_code,
+            "status": p.status, "amount": fmt(p.amount), "currency": p.currency,
+            "fees": fmt(p.total_fees), "net_amount": fmt(p.net_amount),
+            "refunded_amount": fmt(p.refunded_amount), "facility_id": p.facility_id,
+            "patient_id": p.patient_id, "invoice_id": p.invoice_id,
+            "payer_phone": mask_phone(phone) if phone else None,
+            "description": p.description, "provider_reference": p.provider_reference,
+            "failure_reason": p.failure_reason,
+            "created_at": _iso(p.created_at), "updated_at": _iso(p.updated_at),
+            "completed_at": _iso(p.completed_at) if p.completed_at else None,
+        }
+
+    def count(self) -> int:
+        with self.ctx.sessions() as session:
+            return int(session.scalar(select(func.count(Payment.id))) or 0)
+
+
+def _iso(value: datetime) -> str:
+    return value.replace(microsecond=0).isoformat() + "Z"
+
+
+def _outcome(reply: ProviderReply | None, error: ProviderError | None) -> str:
+    if isinstance(error, ProviderUnavailable):
+        return "timeout" if "Timeout" in str(error) else "error"
+    if isinstance(error, ProviderIntegrityError):
+        return "integrity_error"
+    if error is not None:
+        return "error"
+    assert reply is not None
+    if reply.status in UNSUCCESSFUL:
+        return "declined"
+    return "pending" if reply.status in OPEN else "success"
+
+
+def _require_finance(caller: Caller) -> None:
+    if not caller.has_any(FINANCE_ROLES):
+        raise Forbidden("this action needs a finance role (" + ", ".join(sorted(FINANCE_ROLES))
+                        + ")", field="roles")
