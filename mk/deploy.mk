@@ -1,0 +1,26 @@
+# Deployment targets (included by the main Makefile): compose render, local secrets, infra tests,
+# and the container end-to-end run.
+PY ?= .venv/bin/python
+COMPOSE_FILE ?= docker-compose.payment.yml
+
+.PHONY: render-compose render-check-compose secrets test-infra e2e-containers
+
+## Render docker-compose.payment.yml from infra/topology.py
+render-compose:
+	$(PY) -m infra.compose --output $(COMPOSE_FILE)
+
+## Fail when the committed compose file drifts from infra/topology.py
+render-check-compose:
+	$(PY) -m infra.compose --check --output $(COMPOSE_FILE)
+
+## Write missing local secret files under ./secrets/ (git-ignored); FORCE=1 rotates them all
+secrets:
+	$(PY) -m infra.compose --write-secrets secrets $(if $(FORCE),--force,)
+
+## Pulumi mock tests for both stacks and the compose checks (no Docker daemon needed)
+test-infra:
+	$(PY) -m pytest tests/infra -q
+
+## Six containers for real: dockerd, debootstrap base, images, compose up, testinfra, restarts
+e2e-containers:
+	$(PY) -m pytest tests/e2e/containers -q -p no:cacheprovider --timeout=1500
