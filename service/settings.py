@@ -248,10 +248,13 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         for path in sorted(secrets_dir.iterdir()):
             name = path.name.lower()
             if name in fields and path.is_file():
-                values[name] = path.read_text(encoding="utf-8").strip()
+                content = path.read_text(encoding="utf-8").strip()
+                if content:
+                    values[name] = content
     for key, value in env.items():
         name = key.lower()
-        if name in fields:
+        # An empty value means unset, so a copied env.example changes nothing.
+        if name in fields and value.strip():
             values[name] = value
     try:
         return Settings(**values)

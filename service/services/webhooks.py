@@ -26,6 +26,8 @@ class WebhookService:
     def receive(self, provider: str, signature: str | None, raw: bytes) -> dict[str, Any]:
         metrics = self.ctx.metrics.webhooks
         spec = BY_CODE.get(provider)
+        if not self.ctx.settings.feature_webhooks:
+            raise NotFound("webhooks are switched off (FEATURE_WEBHOOKS=false)", field="provider")
         if spec is None or not spec.electronic:
             metrics.labels("unknown", "rejected").inc()
             raise NotFound(f"no webhooks are accepted for provider {provider!r}", field="provider")

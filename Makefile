@@ -1,0 +1,55 @@
+# NileCare Payments. `make run` starts the embedded default; `make test` runs everything.
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+
+.PHONY: help install run test lint typecheck pytest unit integration render render-check clean
+
+help:
+	@grep -hE '^## ' $(MAKEFILE_LIST) -A1 | grep -v '^--' | paste - - | sed 's/## //' | \
+	  awk -F'\t' '{split($$2,a,":"); printf "  %-22s %s\n", a[1], $$1}'
+
+## Create .venv and install the pinned dependencies (constraints.txt pins the whole tree)
+install: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml constraints.txt
+	@python3 -m venv --help >/dev/null 2>&1 || { echo "python3 venv is missing: apt-get install -y python3-venv" >&2; exit 1; }
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip==25.3
+	$(PY) -m pip install -q -c constraints.txt -e '.[infra,dev]'
+	rm -f .venv/.installed-* && touch $@
+
+## Run the product on its embedded default (SQLite, in-process cache, provider simulator)
+run: install
+	.venv/bin/nilecare dev
+
+## The whole suite: lint, types, unit/integration/e2e/infra/monitoring tests, drift checks
+test: install lint typecheck render-check pytest
+
+## ruff on everything
+lint: install
+	.venv/bin/ruff check service infra tests bench
+
+## mypy --strict on service/ and infra/
+typecheck: install
+	.venv/bin/mypy
+
+pytest: install
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e/containers
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+integration: install
+	$(PY) -m pytest -q tests/integration
+
+## Regenerate every generated file (rules, routes, dashboards, compose)
+render: render-monitoring render-compose
+
+## Fail, naming the file, when a generated file differs from its source
+render-check: render-check-monitoring render-check-compose
+
+clean:
+	rm -rf .venv var .mypy_cache .ruff_cache .pytest_cache
+
+-include mk/*.mk

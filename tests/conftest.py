@@ -1,0 +1,94 @@
+"""Shared fixtures: settings, and real MariaDB / Redis servers for the integration tiers.
+
+By default each test session starts its own throwaway MariaDB and Redis from the installed
+binaries, so the suite passes on a fresh machine. NILECARE_TEST_MYSQL_URL (a server URL
+without a database, e.g. mysql+pymysql://root@127.0.0.1:3306) and NILECARE_TEST_REDIS_URL
+point it at running servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from service.settings import CREDENTIAL_GROUPS, Settings, load
+from tests import servers
+
+TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
+TEST_WEBHOOK_SECRET = "w" * 64
+
+
+def base_environ(**overrides: str) -> dict[str, str]:
+    env: dict[str, str] = {
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+        "ENCRYPTION_KEY": "0f" * 32,
+        "SECRETS_DIR": "/nonexistent",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "WARNING",
+        "PROVIDER_TIMEOUT_SECONDS": "2",
+    }
+    for group in sorted(set(CREDENTIAL_GROUPS.values())):
+        key, secret = (("GATEWAY_API_KEY", "GATEWAY_SECRET") if group == "gateway"
+                       else (f"{group.upper()}_API_KEY", f"{group.upper()}_API_SECRET"))
+        env[key] = f"key-{group}"
+        env[secret] = f"secret-{group}-" + "s" * 20
+        env[f"{group.upper()}_MERCHANT_ID"] = f"M-{group}"
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        env = base_environ(DATA_DIR=str(tmp_path / "data"))
+        env.update({k.upper(): str(v) for k, v in overrides.items()})
+        return load(env)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def mysql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("NILECARE_TEST_MYSQL_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    with servers.mariadb(tmp_path_factory.mktemp("mariadb")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("NILECARE_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    with servers.redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def mysql_url(mysql_server: str) -> Iterator[str]:
+    """A fresh, empty database on the test server; dropped afterwards."""
+    name = f"nc_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(mysql_server)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    try:
+        yield f"{mysql_server}/{name}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+def random_key() -> str:
+    return secrets.token_hex(8)
