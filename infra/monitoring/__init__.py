@@ -1,0 +1,1 @@
+"""Monitoring as code: monitoring/thresholds.yaml rendered into rules, routes and dashboards."""

@@ -1,0 +1,167 @@
+"""The catalogue of signals a threshold can watch: its PromQL and how to fake it in a test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from infra.monitoring.spec import Spec, ThresholdAlert
+from infra.monitoring.text import Format, decimal_text
+
+# Test inputs: the provider and reconciliation type every generated test uses.
+TEST_PROVIDER = "zain_cash"
+FAILED = ("failed", "rejected")
+SUCCEEDED = ("confirmed", "verified")
+PROCESSING = "nilecare_payment_processing_duration_seconds"
+
+Series = dict[str, str]  # promtool input series: {"series": ..., "values": ...}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """How one signal is queried, printed and synthesised."""
+
+    query: Callable[[Spec, ThresholdAlert], str]
+    fmt: Format
+    step: Decimal
+    # Whether the value at exactly the threshold can be fed to a test: true for gauges the
+    # test sets directly, false for values derived from counter rates (float rounding).
+    exact: bool
+    # Seconds from the start of a test until the value exists (rates need two samples).
+    first_true: int
+    labels: Callable[[Spec], dict[str, str]]
+    series: Callable[[Spec, Decimal, int], list[Series]]
+
+
+def _status(names: tuple[str, ...]) -> str:
+    return "|".join(names)
+
+
+def _const(metric: str, value: Decimal, samples: int) -> Series:
+    return {"series": metric, "values": f"{decimal_text(value)}+0x{samples}"}
+
+
+def _counter(metric: str, per_minute: Decimal, samples: int) -> Series:
+    return {"series": metric, "values": f"0+{decimal_text(per_minute)}x{samples}"}
+
+
+def _split(value: Decimal, minimum: int) -> tuple[int, int]:
+    """Per-minute (part, whole) event counts whose ratio is exactly `value`."""
+    whole = 100
+    while (value * whole) != (value * whole).to_integral_value() or whole * 5 < minimum:
+        whole *= 10
+    return int(value * whole), whole
+
+
+def failure_series(spec: Spec, value: Decimal, samples: int) -> list[Series]:
+    failed, whole = _split(value, spec.min_events)
+    p = f'provider="{TEST_PROVIDER}"'
+    return [
+        _counter(f'nilecare_payments_completed_total{{{p}, status="failed"}}',
+                 Decimal(failed), samples),
+        _counter(f'nilecare_payments_completed_total{{{p}, status="confirmed"}}',
+                 Decimal(whole - failed), samples),
+    ]
+
+
+def _processing_series(spec: Spec, value: Decimal, samples: int) -> list[Series]:
+    count = Decimal(max(10, spec.min_events))
+    p = f'provider="{TEST_PROVIDER}"'
+    return [
+        _counter(f"{PROCESSING}_sum{{{p}}}", value * count, samples),
+        _counter(f"{PROCESSING}_count{{{p}}}", count, samples),
+    ]
+
+
+def _job(spec: Spec, key: str) -> str:
+    job = spec.prometheus.jobs[key]
+    return f'job="{job.job}", instance="{job.target}"'
+
+
+def _provider(_: Spec) -> dict[str, str]:
+    return {"provider": TEST_PROVIDER}
+
+
+def _none(_: Spec) -> dict[str, str]:
+    return {}
+
+
+def _excluded(alert: ThresholdAlert) -> str:
+    if not alert.exclude_providers:
+        return ""
+    return f'{{provider!~"{_status(alert.exclude_providers)}"}}'
+
+
+SIGNALS: dict[str, Signal] = {
+    "payment_failure_rate": Signal(
+        query=lambda s, a: f"nilecare:payment_failure_rate:ratio_rate5m{_excluded(a)}",
+        fmt="percent", step=Decimal("0.01"), exact=False, first_true=60, labels=_provider,
+        series=failure_series,
+    ),
+    "gateway_up": Signal(
+        query=lambda s, a: f'up{{job="{s.prometheus.jobs["gateway"].job}"}}',
+        fmt="count", step=Decimal(1), exact=True, first_true=0,
+        labels=lambda s: {"job": s.prometheus.jobs["gateway"].job,
+                          "instance": s.prometheus.jobs["gateway"].target},
+        series=lambda s, v, n: [_const(f"up{{{_job(s, 'gateway')}}}", v, n)],
+    ),
+    "database_up": Signal(
+        query=lambda s, a: "min(nilecare_database_up)",
+        fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_none,
+        series=lambda s, v, n: [_const(f"nilecare_database_up{{{_job(s, 'exporter')}}}", v, n)],
+    ),
+    "provider_up": Signal(
+        query=lambda s, a: f"min by (provider) (nilecare_provider_up{_excluded(a)})",
+        fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_provider,
+        series=lambda s, v, n: [_const(
+            f'nilecare_provider_up{{{_job(s, "exporter")}, provider="{TEST_PROVIDER}"}}', v, n)],
+    ),
+    "pending_verifications": Signal(
+        query=lambda s, a: f"sum(nilecare:pending_verifications:total{_excluded(a)})",
+        fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_none,
+        series=lambda s, v, n: [_const(
+            f'nilecare_pending_verifications{{provider="{TEST_PROVIDER}"}}', v, n)],
+    ),
+    "provider_success_rate": Signal(
+        query=lambda s, a: "nilecare:provider_success_rate:ratio{"
+        + ('window="5m"' + (f', provider!~"{_status(a.exclude_providers)}"'
+                           if a.exclude_providers else "")) + "}",
+        fmt="percent", step=Decimal("0.01"), exact=True, first_true=0,
+        labels=lambda s: {"provider": TEST_PROVIDER, "window": "5m"},
+        series=lambda s, v, n: [
+            _const(f'nilecare_provider_success_ratio{{provider="{TEST_PROVIDER}", window="5m"}}',
+                   v, n),
+            _const(f'nilecare_provider_transactions{{provider="{TEST_PROVIDER}", window="5m"}}',
+                   Decimal(s.min_events), n),
+        ],
+    ),
+    "processing_time": Signal(
+        query=lambda s, a: f"nilecare:payment_processing_seconds:avg5m{_excluded(a)}",
+        fmt="seconds", step=Decimal(1), exact=False, first_true=60, labels=_provider,
+        series=_processing_series,
+    ),
+    "reconciliation_issues": Signal(
+        query=lambda s, a: "sum(nilecare:reconciliation_issues:total)",
+        fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_none,
+        series=lambda s, v, n: [_const(
+            'nilecare_reconciliation_unresolved_issues{type="amount_mismatch"}', v, n)],
+    ),
+}
+
+
+def values(alert: ThresholdAlert) -> tuple[Decimal, Decimal]:
+    """(silent, firing) test values: at or just inside the threshold, and just beyond it."""
+    signal = SIGNALS[alert.signal]
+    sign = 1 if alert.op == ">" else -1
+    firing = alert.threshold + sign * signal.step
+    silent = alert.threshold if signal.exact else alert.threshold - sign * signal.step
+    if signal.fmt == "percent":
+        for v in (silent, firing):
+            if not 0 <= v <= 1:
+                raise ValueError(
+                    f"{alert.name}: threshold {alert.threshold} leaves no testable ratio "
+                    f"{decimal_text(v)} on both sides; move it inside (0.01, 0.99)")
+    if firing < 0 or silent < 0:
+        raise ValueError(f"{alert.name}: threshold {alert.threshold} cannot be crossed")
+    return silent, firing

@@ -1,0 +1,16 @@
+# Monitoring as code: included by the main Makefile, which sets PY (.venv/bin/python).
+# monitoring/thresholds.yaml is the one spec; everything below is generated from it.
+
+.PHONY: render-monitoring render-check-monitoring test-monitoring
+
+render-monitoring: ## regenerate rules, promtool tests, Alertmanager config and dashboards
+	$(PY) -m infra.monitoring render
+
+render-check-monitoring: ## fail, naming each file, when generated files drift from the spec
+	$(PY) -m infra.monitoring check
+
+# promtool check/test rules, amtool check-config and route tests, golden-file tests and
+# the delivery test (real Prometheus + Alertmanager). Needs Debian packages `prometheus`
+# and `prometheus-alertmanager`.
+test-monitoring: render-check-monitoring
+	$(PY) -m pytest tests/monitoring -q
