@@ -58,11 +58,9 @@ def can_move(current: PaymentStatus, new: PaymentStatus) -> bool:
 def advance(current: PaymentStatus, reported: PaymentStatus) -> PaymentStatus | None:
     """The status to store when a provider reports `reported`, or None to keep `current`.
 
-    Reports that would move backwards (or sideways into `unknown`) are ignored rather than
-    refused: they are normal for retried or out-of-order webhooks.
+    Reports that would move backwards are ignored rather than refused: they are normal for
+    retried or out-of-order webhooks. Only pending and processing may become `unknown`.
     """
     if reported == current or not can_move(current, reported):
-        return None
-    if reported == S.UNKNOWN:
         return None
     return reported
