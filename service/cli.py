@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -91,8 +93,18 @@ def token(
 def healthcheck(
     url: Annotated[str, typer.Argument()] = "http://127.0.0.1:7001/health",
     timeout: float = 3.0,
+    worker: Annotated[bool, typer.Option(
+        "--worker", help="Check a worker's heartbeat file instead of a URL")] = False,
+    heartbeat: Annotated[Path, typer.Option(help="Heartbeat file (with --worker)")] = Path(
+        "/tmp/nilecare-worker.heartbeat"),  # noqa: S108 - container-local
+    max_age: Annotated[float, typer.Option(help="Seconds (with --worker)")] = 120.0,
 ) -> None:
-    """Exit 0 when URL answers 2xx (container healthchecks: no curl in the image)."""
+    """Exit 0 when URL answers 2xx, or with --worker when the heartbeat is fresh
+    (container healthchecks: no curl in the image)."""
+    if worker:
+        from service.workers.heartbeat import fresh
+
+        raise typer.Exit(0 if fresh(heartbeat, max_age) else 1)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
             ok = 200 <= response.status < 300
@@ -103,7 +115,8 @@ def healthcheck(
 
 @app.command()
 def dev(
-    data_dir: Annotated[Path, typer.Option(help="Where the SQLite file and dev secrets live")] = Path("var"),
+    data_dir: Annotated[Path, typer.Option(
+        help="Where the SQLite file and dev secrets live")] = Path("var"),
 ) -> None:
     """Everything `make run` starts: migrations, the simulator and the gateway, on SQLite."""
     from service.devenv import SIMULATOR_PORT, environment
@@ -162,6 +175,49 @@ def dev(
         time.sleep(0.5)
     err.print("[red]a process exited; stopping the rest[/red]")
     stop()
+
+
+def _run_until_signal(name: str, body: Callable[[threading.Event], None]) -> None:
+    """Run a worker body with JSON logs until SIGTERM/SIGINT sets its stop flag."""
+    from service import logs
+    from service.workers import stopper
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    stopper.install(stop)
+    import structlog
+
+    log = structlog.get_logger()
+    try:
+        body(stop)
+    except Exception:  # the process boundary: one structured line, then a non-zero exit
+        log.exception(f"{name}.crashed")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def worker(
+    heartbeat: Annotated[Path, typer.Option(help="Heartbeat file for `healthcheck --worker`")]
+    = Path("/tmp/nilecare-worker.heartbeat"),  # noqa: S108 - container-local
+    no_tasks: Annotated[bool, typer.Option(
+        "--no-tasks", help="Only verify payments; skip the scheduled tasks")] = False,
+) -> None:
+    """Run the payment worker: verify open payments with the providers, expire pending
+    ones, purge idempotency keys, send the daily summary."""
+    from service.services.context import Context
+    from service.workers.tasks import Scheduler
+    from service.workers.verification import PaymentWorker
+
+    def body(stop: threading.Event) -> None:
+        ctx = Context.build(_settings())
+        try:
+            scheduler = None if no_tasks else Scheduler(ctx)
+            PaymentWorker(ctx, heartbeat_path=heartbeat, scheduler=scheduler).run(stop)
+        finally:
+            ctx.close()
+
+    _run_until_signal("worker", body)
 
 
 def _answers(url: str) -> bool:

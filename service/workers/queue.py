@@ -1,0 +1,122 @@
+"""The payment work queue in the database: claim due payments under a lease, release them.
+
+MySQL/MariaDB pick candidates with `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent workers
+walk past each other's rows instead of queueing on them. The claim itself is a conditional
+UPDATE (only rows whose lease is free), which is also what makes it safe on SQLite, where
+there is no SKIP LOCKED and the database-wide write lock serialises claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.clock import utcnow
+from service.db.models import Payment
+from service.domain.catalog import BY_CODE
+from service.domain.status import PaymentStatus
+
+S = PaymentStatus
+ELECTRONIC = sorted(code for code, spec in BY_CODE.items() if spec.electronic)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    provider_code: str
+    reference: str
+    status: PaymentStatus
+    check_attempts: int
+    lease_expires_at: datetime
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    lease_free = or_(Payment.lease_expires_at.is_(None), Payment.lease_expires_at < now)
+    # Manual payments (cash, cheque, transfers) in awaiting_verification wait for a person
+    # or a statement match, never for a provider poll.
+    return and_(
+        Payment.status.in_([S.PROCESSING.value, S.UNKNOWN.value,
+                            S.AWAITING_VERIFICATION.value]),
+        Payment.provider_code.in_(ELECTRONIC),
+        Payment.next_check_at.is_not(None),
+        Payment.next_check_at <= now,
+        lease_free,
+    )
+
+
+def claim(sessions: sessionmaker[Session], owner: str, limit: int,
+          lease: timedelta) -> list[Claimed]:
+    """Lease up to `limit` due payments to `owner`; each is then this worker's alone."""
+    now = utcnow()
+    expires = now + lease
+    with sessions.begin() as session:
+        query = (select(Payment.id).where(_due(now)).order_by(Payment.next_check_at)
+                 .limit(limit))
+        if session.get_bind().dialect.name != "sqlite":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            return []
+        session.execute(
+            update(Payment)
+            .where(Payment.id.in_(ids), _due(now))
+            .values(lease_owner=owner, lease_expires_at=expires)
+            .execution_options(synchronize_session=False)
+        )
+        rows = session.execute(
+            select(Payment.id, Payment.provider_code, Payment.reference, Payment.status,
+                   Payment.check_attempts)
+            .where(Payment.id.in_(ids), Payment.lease_owner == owner,
+                   Payment.lease_expires_at == expires)
+            .order_by(Payment.next_check_at)
+        ).all()
+    return [Claimed(r.id, r.provider_code, r.reference, S(r.status), r.check_attempts, expires)
+            for r in rows]
+
+
+def holds(session: Session, payment_id: int, owner: str) -> bool:
+    """True while `owner`'s lease on the payment is unexpired."""
+    found = session.execute(
+        select(Payment.id).where(Payment.id == payment_id, Payment.lease_owner == owner,
+                                 Payment.lease_expires_at >= utcnow())
+    ).first()
+    return found is not None
+
+
+def finish(sessions: sessionmaker[Session], payment_id: int, owner: str,
+           next_check_at: datetime | None) -> bool:
+    """Count the check, schedule the next one (None: the payment is settled) and free the
+    lease. False when the lease had already passed to another worker."""
+    with sessions.begin() as session:
+        done = _rows(session.execute(
+            update(Payment)
+            .where(Payment.id == payment_id, Payment.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None,
+                    check_attempts=Payment.check_attempts + 1,
+                    next_check_at=next_check_at)
+            .execution_options(synchronize_session=False)
+        ))
+    return bool(done)
+
+
+def release(sessions: sessionmaker[Session], ids: Sequence[int], owner: str) -> int:
+    """Give back leases on payments not yet worked on (a graceful stop), due at once."""
+    if not ids:
+        return 0
+    with sessions.begin() as session:
+        count = _rows(session.execute(
+            update(Payment)
+            .where(Payment.id.in_(list(ids)), Payment.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        ))
+    return count
+
+
+def _rows(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -1,0 +1,106 @@
+"""The payment worker: asks providers about open payments it has leased, then schedules
+the next check with backoff; between batches it runs the scheduled tasks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+from sqlalchemy import select
+
+from service.clock import utcnow
+from service.db.models import Payment
+from service.domain.status import OPEN, PaymentStatus
+from service.services.context import Context
+from service.services.payments import PaymentService
+from service.workers import heartbeat, queue
+from service.workers.backoff import Backoff
+from service.workers.tasks import Scheduler
+
+log = structlog.get_logger()
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class PaymentWorker:
+    def __init__(self, ctx: Context, *, owner: str | None = None, backoff: Backoff | None = None,
+                 heartbeat_path: Path | None = None, scheduler: Scheduler | None = None) -> None:
+        self.ctx = ctx
+        self.owner = owner or worker_id()
+        self.backoff = backoff or Backoff()
+        self.payments = PaymentService(ctx)
+        self.heartbeat_path = heartbeat_path
+        self.scheduler = scheduler
+        self.lease = timedelta(seconds=ctx.settings.worker_lease_seconds)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until `stop` is set; the item in hand is finished, the rest released."""
+        log.info("worker.started", worker=self.owner)
+        while not stop.is_set():
+            try:
+                if self.scheduler is not None:
+                    self.scheduler.run_due()
+                worked = self.run_once(stop)
+            except Exception:  # the process boundary: log, wait, carry on
+                log.exception("worker.loop_failed", worker=self.owner)
+                worked = 0
+            if self.heartbeat_path is not None:
+                heartbeat.beat(self.heartbeat_path)
+            if worked < self.ctx.settings.worker_batch_size:
+                stop.wait(self.ctx.settings.worker_poll_interval_seconds)
+        log.info("worker.stopped", worker=self.owner)
+
+    def run_once(self, stop: threading.Event | None = None) -> int:
+        """Claim one batch and check each payment; returns how many were checked."""
+        batch = queue.claim(self.ctx.sessions, self.owner, self.ctx.settings.worker_batch_size,
+                            self.lease)
+        if batch:
+            log.info("worker.claimed", worker=self.owner, count=len(batch))
+        done = 0
+        for index, item in enumerate(batch):
+            if stop is not None and stop.is_set():
+                released = queue.release(self.ctx.sessions, [i.id for i in batch[index:]],
+                                         self.owner)
+                log.info("worker.released", worker=self.owner, count=released)
+                break
+            self.check(item)
+            done += 1
+        return done
+
+    def check(self, item: queue.Claimed) -> None:
+        started = time.time()
+        with self.ctx.sessions() as session:
+            payment = session.get(Payment, item.id)
+            assert payment is not None
+            amount, currency = payment.amount, payment.currency
+        adapter = self.ctx.providers.adapter(item.provider_code)
+        outcome = "no_adapter"
+        if adapter is not None:
+            reply, error = self.payments.call(
+                item.id, item.provider_code, "status",
+                lambda: adapter.status(item.reference, amount, currency))
+            if reply is not None:
+                # apply_reply goes through the state machine: a report of `unknown` or a
+                # step backwards never overwrites what we already know.
+                self.payments.apply_reply(item.id, reply, "worker")
+                outcome = reply.status.value
+            else:
+                outcome = f"error: {error}"[:200]
+        with self.ctx.sessions() as session:
+            status = PaymentStatus(session.scalars(
+                select(Payment.status).where(Payment.id == item.id)).one())
+        next_check = (utcnow() + self.backoff.delay(status, item.check_attempts + 1)
+                      if status in OPEN else None)
+        kept = queue.finish(self.ctx.sessions, item.id, self.owner, next_check)
+        log.info("payment.checked", worker=self.owner, payment_id=item.id,
+                 provider=item.provider_code, previous=item.status.value, status=status.value,
+                 outcome=outcome, started=round(started, 6), finished=round(time.time(), 6),
+                 lease_kept=kept)
