@@ -26,10 +26,11 @@ def parse_amount(raw: object) -> Decimal:
         raise ValueError(f"{raw!r} is not a decimal amount")
     if value <= 0:
         raise ValueError("must be greater than zero")
-    if value != value.quantize(CENT):
-        raise ValueError("may have at most two decimal places")
+    # Checked before quantize: a 30-digit amount would overflow the decimal context.
     if value > MAX_AMOUNT:
         raise ValueError(f"may not exceed {MAX_AMOUNT}")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError("may have at most two decimal places")
     return value.quantize(CENT)
 
 

@@ -23,7 +23,8 @@ def test_amounts_parse_to_cents(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(("raw", "message"), [
     (150, "string"), ("0", "greater than zero"), ("-5", "greater than zero"),
-    ("1.005", "two decimal places"), ("1000000000.01", "exceed"), ("abc", "not a decimal"),
+    ("1.005", "two decimal places"), ("1000000000.01", "exceed"), ("1" + "0" * 40, "exceed"),
+    ("1.10000", "two decimal places"), ("1e-9", "two decimal places"), ("abc", "not a decimal"),
     ("NaN", "not a decimal"), ("Infinity", "not a decimal"), (None, "string"),
 ])
 def test_bad_amounts_say_why(raw: object, message: str) -> None:

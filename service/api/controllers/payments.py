@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from anyio import to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 
 from service.api.deps import Services, provide_caller
 from service.api.schemas import CreatePayment, RefundPayment, VerifyPayment
@@ -34,7 +34,7 @@ class PaymentController(Controller):
     async def create(
         self, request: Request[Any, Any, Any], data: CreatePayment, caller: Caller,
         services: Services,
-        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key",
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key",
                                                           required=False)] = None,
     ) -> Response[dict[str, Any]]:
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
