@@ -17,7 +17,7 @@ PROCESSING_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 9
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric family: its exposed name (counters without the `_total` suffix), kind and labels."""
+    """One metric family: name (counters without `_total`), kind, labels, owning process."""
 
     name: str
     kind: Kind
@@ -40,103 +40,164 @@ HTTP_REQUESTS = MetricSpec(
     "nilecare_http_requests", "counter", "HTTP requests served.", ("method", "route", "status")
 )
 HTTP_DURATION = MetricSpec(
-    "nilecare_http_request_duration_seconds", "histogram", "HTTP request latency.",
+    "nilecare_http_request_duration_seconds",
+    "histogram",
+    "HTTP request latency.",
     ("method", "route"),
 )
 PAYMENTS_CREATED = MetricSpec(
     "nilecare_payments_created", "counter", "Payments created.", ("provider", "currency")
 )
 PAYMENTS_COMPLETED = MetricSpec(
-    "nilecare_payments_completed", "counter",
-    "Payments that reached a terminal or settled status.", ("provider", "status"),
+    "nilecare_payments_completed",
+    "counter",
+    "Payments that reached a terminal or settled status.",
+    ("provider", "status"),
 )
 PROCESSING_DURATION = MetricSpec(
-    "nilecare_payment_processing_duration_seconds", "histogram",
-    "Time from creation to a terminal status.", ("provider",),
+    "nilecare_payment_processing_duration_seconds",
+    "histogram",
+    "Time from creation to a terminal status.",
+    ("provider",),
 )
 PROVIDER_REQUESTS = MetricSpec(
-    "nilecare_provider_requests", "counter",
+    "nilecare_provider_requests",
+    "counter",
     "Calls to payment providers by outcome (success, declined, error, timeout).",
     ("provider", "operation", "outcome"),
 )
 PROVIDER_DURATION = MetricSpec(
-    "nilecare_provider_request_duration_seconds", "histogram",
-    "Latency of calls to payment providers.", ("provider", "operation"),
+    "nilecare_provider_request_duration_seconds",
+    "histogram",
+    "Latency of calls to payment providers.",
+    ("provider", "operation"),
 )
 WEBHOOKS = MetricSpec(
-    "nilecare_webhooks_received", "counter",
+    "nilecare_webhooks_received",
+    "counter",
     "Provider webhooks received by result (accepted, duplicate, rejected).",
     ("provider", "result"),
 )
 IDEMPOTENCY = MetricSpec(
-    "nilecare_idempotency_requests", "counter",
+    "nilecare_idempotency_requests",
+    "counter",
     "POSTs carrying an Idempotency-Key by decision (new, replayed, conflict, mismatch).",
     ("decision",),
 )
 
 # --- exporter: business state read from the database at scrape time ---------------------
 DATABASE_UP = MetricSpec(
-    "nilecare_database_up", "gauge", "1 when the exporter could query the database.",
+    "nilecare_database_up",
+    "gauge",
+    "1 when the exporter could query the database.",
     process="exporter",
 )
 SCRAPE_DURATION = MetricSpec(
-    "nilecare_exporter_scrape_duration_seconds", "gauge",
-    "Time the exporter spent reading the database for this scrape.", process="exporter",
+    "nilecare_exporter_scrape_duration_seconds",
+    "gauge",
+    "Time the exporter spent reading the database for this scrape.",
+    process="exporter",
 )
 PAYMENTS_TOTAL = MetricSpec(
-    "nilecare_payments", "gauge", "Payments in the database by provider and status.",
-    ("provider", "status"), process="exporter",
+    "nilecare_payments",
+    "gauge",
+    "Payments in the database by provider and status.",
+    ("provider", "status"),
+    process="exporter",
 )
 PENDING_VERIFICATIONS = MetricSpec(
-    "nilecare_pending_verifications", "gauge",
+    "nilecare_pending_verifications",
+    "gauge",
     "Payments waiting for verification (awaiting_verification, processing, unknown).",
-    ("provider",), process="exporter",
+    ("provider",),
+    process="exporter",
 )
 PENDING_OLDEST_AGE = MetricSpec(
-    "nilecare_pending_verification_oldest_age_seconds", "gauge",
-    "Age of the oldest payment waiting for verification.", process="exporter",
+    "nilecare_pending_verification_oldest_age_seconds",
+    "gauge",
+    "Age of the oldest payment waiting for verification.",
+    process="exporter",
 )
 RECONCILIATION_ISSUES = MetricSpec(
-    "nilecare_reconciliation_unresolved_issues", "gauge",
-    "Unresolved reconciliation issues by type.", ("type",), process="exporter",
+    "nilecare_reconciliation_unresolved_issues",
+    "gauge",
+    "Unresolved reconciliation issues by type.",
+    ("type",),
+    process="exporter",
 )
 PROVIDER_SUCCESS_RATIO = MetricSpec(
-    "nilecare_provider_success_ratio", "gauge",
+    "nilecare_provider_success_ratio",
+    "gauge",
     "Share (0-1) of provider calls that succeeded in the window.",
-    ("provider", "window"), process="exporter",
+    ("provider", "window"),
+    process="exporter",
 )
 PROVIDER_RESPONSE_AVG = MetricSpec(
-    "nilecare_provider_response_time_avg_seconds", "gauge",
-    "Mean provider call latency in the window.", ("provider", "window"), process="exporter",
+    "nilecare_provider_response_time_avg_seconds",
+    "gauge",
+    "Mean provider call latency in the window.",
+    ("provider", "window"),
+    process="exporter",
 )
 PROVIDER_TRANSACTIONS = MetricSpec(
-    "nilecare_provider_transactions", "gauge",
-    "Payments created in the window.", ("provider", "window"), process="exporter",
+    "nilecare_provider_transactions",
+    "gauge",
+    "Payments created in the window.",
+    ("provider", "window"),
+    process="exporter",
 )
 PROVIDER_UP = MetricSpec(
-    "nilecare_provider_up", "gauge",
+    "nilecare_provider_up",
+    "gauge",
     "0 when every recent call to the provider failed with a transport error or timeout.",
-    ("provider",), process="exporter",
+    ("provider",),
+    process="exporter",
 )
 REVENUE_TODAY = MetricSpec(
-    "nilecare_revenue_today", "gauge", "Gross amount of settled payments today (local day).",
-    ("provider", "currency"), process="exporter",
+    "nilecare_revenue_today",
+    "gauge",
+    "Gross amount of settled payments today (local day).",
+    ("provider", "currency"),
+    process="exporter",
 )
 FEES_TODAY = MetricSpec(
-    "nilecare_fees_today", "gauge", "Fees of settled payments today (local day).",
-    ("provider", "currency"), process="exporter",
+    "nilecare_fees_today",
+    "gauge",
+    "Fees of settled payments today (local day).",
+    ("provider", "currency"),
+    process="exporter",
 )
 REFUNDS_TODAY = MetricSpec(
-    "nilecare_refunds_today", "gauge", "Completed refunds today (local day).",
-    ("provider", "currency"), process="exporter",
+    "nilecare_refunds_today",
+    "gauge",
+    "Completed refunds today (local day).",
+    ("provider", "currency"),
+    process="exporter",
 )
 
 ALL: tuple[MetricSpec, ...] = (
-    HTTP_REQUESTS, HTTP_DURATION, PAYMENTS_CREATED, PAYMENTS_COMPLETED, PROCESSING_DURATION,
-    PROVIDER_REQUESTS, PROVIDER_DURATION, WEBHOOKS, IDEMPOTENCY,
-    DATABASE_UP, SCRAPE_DURATION, PAYMENTS_TOTAL, PENDING_VERIFICATIONS, PENDING_OLDEST_AGE,
-    RECONCILIATION_ISSUES, PROVIDER_SUCCESS_RATIO, PROVIDER_RESPONSE_AVG,
-    PROVIDER_TRANSACTIONS, PROVIDER_UP, REVENUE_TODAY, FEES_TODAY, REFUNDS_TODAY,
+    HTTP_REQUESTS,
+    HTTP_DURATION,
+    PAYMENTS_CREATED,
+    PAYMENTS_COMPLETED,
+    PROCESSING_DURATION,
+    PROVIDER_REQUESTS,
+    PROVIDER_DURATION,
+    WEBHOOKS,
+    IDEMPOTENCY,
+    DATABASE_UP,
+    SCRAPE_DURATION,
+    PAYMENTS_TOTAL,
+    PENDING_VERIFICATIONS,
+    PENDING_OLDEST_AGE,
+    RECONCILIATION_ISSUES,
+    PROVIDER_SUCCESS_RATIO,
+    PROVIDER_RESPONSE_AVG,
+    PROVIDER_TRANSACTIONS,
+    PROVIDER_UP,
+    REVENUE_TODAY,
+    FEES_TODAY,
+    REFUNDS_TODAY,
 )
 
 

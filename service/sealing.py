@@ -18,7 +18,9 @@ class Sealer:
 
     def seal(self, plain: str) -> str:
         nonce = os.urandom(12)
-        return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, plain.encode(), None)).decode()
+        return base64.urlsafe_b64encode(
+            nonce + self._aead.encrypt(nonce, plain.encode(), None)
+        ).decode()
 
     def open(self, sealed: str) -> str | None:
         """The plain text, or None when it was sealed with another key."""

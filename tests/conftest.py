@@ -36,8 +36,11 @@ def base_environ(**overrides: str) -> dict[str, str]:
         "PROVIDER_TIMEOUT_SECONDS": "2",
     }
     for group in sorted(set(CREDENTIAL_GROUPS.values())):
-        key, secret = (("GATEWAY_API_KEY", "GATEWAY_SECRET") if group == "gateway"
-                       else (f"{group.upper()}_API_KEY", f"{group.upper()}_API_SECRET"))
+        key, secret = (
+            ("GATEWAY_API_KEY", "GATEWAY_SECRET")
+            if group == "gateway"
+            else (f"{group.upper()}_API_KEY", f"{group.upper()}_API_SECRET")
+        )
         env[key] = f"key-{group}"
         env[secret] = f"secret-{group}-" + "s" * 20
         env[f"{group.upper()}_MERCHANT_ID"] = f"M-{group}"

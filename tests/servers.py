@@ -25,7 +25,9 @@ def _binary(*names: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise RuntimeError(f"none of {names} is installed (apt-get install mariadb-server redis-server)")
+    raise RuntimeError(
+        f"none of {names} is installed (apt-get install mariadb-server redis-server)"
+    )
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
@@ -47,18 +49,38 @@ def mariadb(base: Path) -> Iterator[str]:
     datadir.mkdir(parents=True)
     log = base / "mariadb.log"
     subprocess.run(
-        [_binary("mariadb-install-db", "mysql_install_db"), "--no-defaults", f"--datadir={datadir}",
-         "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            _binary("mariadb-install-db", "mysql_install_db"),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     port = free_port()
     process = subprocess.Popen(
-        [_binary("mariadbd", "mysqld"), "--no-defaults", f"--datadir={datadir}",
-         f"--port={port}", "--bind-address=127.0.0.1", f"--socket={base / 'mysqld.sock'}",
-         f"--pid-file={base / 'mysqld.pid'}", "--user=root", f"--log-error={log}",
-         "--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2",
-         "--skip-log-bin", "--max-connections=500", "--character-set-server=utf8mb4"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            _binary("mariadbd", "mysqld"),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={base / 'mysqld.sock'}",
+            f"--pid-file={base / 'mysqld.pid'}",
+            "--user=root",
+            f"--log-error={log}",
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--skip-log-bin",
+            "--max-connections=500",
+            "--character-set-server=utf8mb4",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_port(port, process, log, 60)
@@ -78,10 +100,27 @@ def redis(base: Path) -> Iterator[str]:
     port = free_port()
     log = base / "redis.log"
     process = subprocess.Popen(
-        [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(base), "--logfile", str(log),
-         "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            _binary("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(base),
+            "--logfile",
+            str(log),
+            "--maxmemory",
+            "64mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_port(port, process, log, 20)

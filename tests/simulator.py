@@ -18,8 +18,9 @@ from tests.servers import free_port
 @contextmanager
 def running_simulator(settings: Settings) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_simulator(settings), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_simulator(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -12,6 +12,7 @@ from litestar import Litestar, Request
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
 from litestar.stores.base import Store
@@ -43,7 +44,7 @@ def client_identity(request: Request[Any, Any, Any]) -> str:
 def http_metrics(ctx: Context) -> Any:
     def middleware(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             started = time.perf_counter()
@@ -72,7 +73,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     context = ctx or Context.build(settings)
     payments = PaymentService(context)
     services = Services(context, payments, WebhookService(context, payments))
-    redis = Redis.from_url(settings.redis_dsn()) if settings.redis_dsn() else None
+    dsn = settings.redis_dsn()
+    redis = Redis.from_url(dsn) if dsn else None
     store: Store = RedisStore(redis, namespace="nilecare") if redis else MemoryStore()
 
     @asynccontextmanager

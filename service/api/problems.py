@@ -14,11 +14,20 @@ PROBLEM = "application/problem+json"
 log = structlog.get_logger("nilecare.api")
 
 
-def problem(status: int, title: str, detail: str, request: Request[Any, Any, Any],
-            field: str | None = None, **extra: Any) -> Response[dict[str, Any]]:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    request: Request[Any, Any, Any],
+    field: str | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": f"https://nilecare.sd/problems/{title.lower().replace(' ', '-')}",
-        "title": title, "status": status, "detail": detail, "instance": request.url.path,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
     }
     if field is not None:
         body["field"] = field
@@ -37,8 +46,9 @@ def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> 
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
-            errors.append({"field": str(item.get("key") or "body"),
-                           "message": str(item.get("message", ""))})
+            errors.append(
+                {"field": str(item.get("key") or "body"), "message": str(item.get("message", ""))}
+            )
     if not errors:
         # Litestar reports an unparsable body without a key: it is the body that is wrong.
         return problem(400, "Malformed request", _plain(exc.detail), request, "body")
@@ -48,9 +58,22 @@ def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> 
 
 
 def on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    titles = {401: "Authentication required", 403: "Forbidden", 404: "Not found",
-              405: "Method not allowed", 413: "Request too large", 429: "Too many requests"}
-    title = titles.get(exc.status_code, "Malformed request" if exc.status_code == 400 else "Bad request" if exc.status_code < 500 else "Error")
+    titles = {
+        401: "Authentication required",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Request too large",
+        429: "Too many requests",
+    }
+    title = titles.get(
+        exc.status_code,
+        "Malformed request"
+        if exc.status_code == 400
+        else "Bad request"
+        if exc.status_code < 500
+        else "Error",
+    )
     # Litestar raises a bare 400 for a body it cannot decode (malformed JSON).
     field = "body" if exc.status_code in (400, 413) else None
     response = problem(exc.status_code, title, _plain(exc.detail), request, field)

@@ -8,8 +8,11 @@ FINANCE_ROLES = frozenset(
     {"super_admin", "hospital_admin", "accountant", "finance_manager", "billing_staff"}
 )
 ADMIN_ROLES = frozenset({"super_admin", "admin"})
-KNOWN_ROLES = FINANCE_ROLES | ADMIN_ROLES | {"cashier", "receptionist", "doctor", "nurse",
-                                             "auditor", "patient"}
+KNOWN_ROLES = (
+    FINANCE_ROLES
+    | ADMIN_ROLES
+    | {"cashier", "receptionist", "doctor", "nurse", "auditor", "patient"}
+)
 # Who may take a payment at a desk; patients and clinical staff may not.
 CREATE_ROLES = FINANCE_ROLES | ADMIN_ROLES | {"cashier", "receptionist"}
 

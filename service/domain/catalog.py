@@ -47,16 +47,27 @@ class ProviderSpec:
 
 
 def _p(
-    code: str, name: str, kind: ProviderType, currencies: tuple[str, ...], percent: str,
-    verification: Verification = Verification.AUTOMATIC, *, minimum: str = "0",
-    maximum: str | None = None, min_amount: str = "1.00", max_amount: str = "5000000.00",
+    code: str,
+    name: str,
+    kind: ProviderType,
+    currencies: tuple[str, ...],
+    percent: str,
+    verification: Verification = Verification.AUTOMATIC,
+    *,
+    minimum: str = "0",
+    maximum: str | None = None,
+    min_amount: str = "1.00",
+    max_amount: str = "5000000.00",
 ) -> ProviderSpec:
     fees = FeeSchedule(
-        Decimal(percent), Decimal("0"), Decimal(minimum),
+        Decimal(percent),
+        Decimal("0"),
+        Decimal(minimum),
         Decimal(maximum) if maximum is not None else None,
     )
-    return ProviderSpec(code, name, kind, currencies, fees, Decimal(min_amount),
-                        Decimal(max_amount), verification)
+    return ProviderSpec(
+        code, name, kind, currencies, fees, Decimal(min_amount), Decimal(max_amount), verification
+    )
 
 
 T, V = ProviderType, Verification
@@ -65,13 +76,18 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     _p("mastercard", "Mastercard", T.BANK_CARD, ("SDG", "USD"), "2.5", minimum="0.50"),
     _p("bank_of_khartoum", "Bank of Khartoum", T.LOCAL_BANK, ("SDG",), "1.5", maximum="5000.00"),
     _p("faisal_islamic", "Faisal Islamic Bank", T.LOCAL_BANK, ("SDG",), "1.5", maximum="5000.00"),
-    _p("omdurman_national", "Omdurman National Bank", T.LOCAL_BANK, ("SDG",), "1.5",
-       maximum="5000.00"),
+    _p(
+        "omdurman_national",
+        "Omdurman National Bank",
+        T.LOCAL_BANK,
+        ("SDG",),
+        "1.5",
+        maximum="5000.00",
+    ),
     _p("zain_cash", "Zain Cash", T.MOBILE_WALLET, ("SDG",), "1.0", max_amount="500000.00"),
     _p("mtn_money", "MTN Mobile Money", T.MOBILE_WALLET, ("SDG",), "1.0", max_amount="500000.00"),
     _p("sudani_cash", "Sudani Cash", T.MOBILE_WALLET, ("SDG",), "1.0", max_amount="500000.00"),
-    _p("bankak", "Bankak (BOK mobile)", T.DIGITAL_WALLET, ("SDG",), "1.5",
-       max_amount="1000000.00"),
+    _p("bankak", "Bankak (BOK mobile)", T.DIGITAL_WALLET, ("SDG",), "1.5", max_amount="1000000.00"),
     _p("cash", "Cash at the cashier", T.CASH, ("SDG", "USD"), "0", V.MANUAL),
     _p("cheque", "Cheque", T.CHEQUE, ("SDG",), "0", V.MANUAL),
     _p("bank_transfer", "Bank transfer", T.BANK_TRANSFER, ("SDG", "USD"), "1.0", V.HYBRID),

@@ -17,7 +17,7 @@ def parse_amount(raw: object) -> Decimal:
     Raises ValueError with a sentence a client can act on.
     """
     if not isinstance(raw, str):
-        raise ValueError("must be a string such as \"150.00\" (amounts are never JSON numbers)")
+        raise ValueError('must be a string such as "150.00" (amounts are never JSON numbers)')
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:

@@ -24,15 +24,27 @@ S = PaymentStatus
 # A status may only move forward. Anything not listed here is refused, which is what keeps
 # a late or replayed webhook from dragging a confirmed payment back to processing.
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
-    S.PENDING: frozenset({S.PROCESSING, S.AWAITING_VERIFICATION, S.UNKNOWN, S.CONFIRMED,
-                          S.FAILED, S.REJECTED, S.CANCELLED}),
-    S.PROCESSING: frozenset({S.AWAITING_VERIFICATION, S.UNKNOWN, S.CONFIRMED, S.FAILED,
-                             S.REJECTED, S.CANCELLED}),
+    S.PENDING: frozenset(
+        {
+            S.PROCESSING,
+            S.AWAITING_VERIFICATION,
+            S.UNKNOWN,
+            S.CONFIRMED,
+            S.FAILED,
+            S.REJECTED,
+            S.CANCELLED,
+        }
+    ),
+    S.PROCESSING: frozenset(
+        {S.AWAITING_VERIFICATION, S.UNKNOWN, S.CONFIRMED, S.FAILED, S.REJECTED, S.CANCELLED}
+    ),
     # `unknown` is left only by asking the provider; it never returns to pending.
-    S.UNKNOWN: frozenset({S.PROCESSING, S.AWAITING_VERIFICATION, S.CONFIRMED, S.FAILED,
-                          S.REJECTED}),
-    S.AWAITING_VERIFICATION: frozenset({S.VERIFIED, S.CONFIRMED, S.REJECTED, S.FAILED,
-                                        S.CANCELLED}),
+    S.UNKNOWN: frozenset(
+        {S.PROCESSING, S.AWAITING_VERIFICATION, S.CONFIRMED, S.FAILED, S.REJECTED}
+    ),
+    S.AWAITING_VERIFICATION: frozenset(
+        {S.VERIFIED, S.CONFIRMED, S.REJECTED, S.FAILED, S.CANCELLED}
+    ),
     S.VERIFIED: frozenset({S.CONFIRMED, S.REFUNDED, S.PARTIALLY_REFUNDED}),
     S.CONFIRMED: frozenset({S.REFUNDED, S.PARTIALLY_REFUNDED}),
     S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),

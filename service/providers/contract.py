@@ -71,7 +71,6 @@ def check_integrity(reply: ProviderReply, amount: Decimal, currency: str) -> Pro
     """Reject a reply about another amount or currency: never book what we did not ask."""
     if reply.amount != amount or reply.currency != currency:
         raise ProviderIntegrityError(
-            f"provider replied {reply.amount} {reply.currency} for a request of "
-            f"{amount} {currency}"
+            f"provider replied {reply.amount} {reply.currency} for a request of {amount} {currency}"
         )
     return reply

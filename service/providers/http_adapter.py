@@ -60,8 +60,9 @@ class HttpAdapter:
         response = self._call("GET", f"/v1/payments/{reference}", None)
         if response.status_code == 404:
             # The provider never registered the charge: nothing was taken.
-            return ProviderReply(PaymentStatus.FAILED, None, amount, currency, 404,
-                                 "not found at provider")
+            return ProviderReply(
+                PaymentStatus.FAILED, None, amount, currency, 404, "not found at provider"
+            )
         return check_integrity(self._reply(response), amount, currency)
 
     def refund(
@@ -72,8 +73,12 @@ class HttpAdapter:
         data = self._json(response)
         if response.status_code >= 400:
             raise ProviderRefused(f"{self.code} refused the refund: {data.get('error')}")
-        return RefundReply(data.get("status") == "succeeded", data.get("id"),
-                           response.status_code, data.get("decline_reason"))
+        return RefundReply(
+            data.get("status") == "succeeded",
+            data.get("id"),
+            response.status_code,
+            data.get("decline_reason"),
+        )
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
@@ -84,15 +89,18 @@ class HttpAdapter:
             signing.HEADER: signing.sign(self._credentials.api_secret, raw, int(time.time())),
         }
         try:
-            response = self._client.request(method, self._base + path, content=raw or None,
-                                            headers=headers)
+            response = self._client.request(
+                method, self._base + path, content=raw or None, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"{self.code}: {type(exc).__name__}") from exc
         if response.status_code >= 500:
             # A 5xx may have been sent after the charge was taken: the outcome is unknown.
             raise ProviderUnavailable(f"{self.code}: HTTP {response.status_code}")
         if response.status_code in (401, 403):
-            raise ProviderRefused(f"{self.code} rejected our credentials (HTTP {response.status_code})")
+            raise ProviderRefused(
+                f"{self.code} rejected our credentials (HTTP {response.status_code})"
+            )
         return response
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
@@ -116,5 +124,11 @@ class HttpAdapter:
             currency = str(data["currency"])
         except (KeyError, InvalidOperation):
             raise ProviderError(f"{self.code}: reply lacks amount or currency") from None
-        return ProviderReply(status, data.get("id"), amount, currency, response.status_code,
-                             data.get("decline_reason"))
+        return ProviderReply(
+            status,
+            data.get("id"),
+            amount,
+            currency,
+            response.status_code,
+            data.get("decline_reason"),
+        )

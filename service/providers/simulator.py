@@ -59,7 +59,8 @@ class SimulatorState:
         self.rng = rng or random.Random()
         self.controls: dict[str, Control] = {
             code: Control(settle_after_seconds=0.0 if spec.type == "bank_card" else 2.0)
-            for code, spec in BY_CODE.items() if spec.electronic
+            for code, spec in BY_CODE.items()
+            if spec.electronic
         }
         self.charges: dict[tuple[str, str], Charge] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -75,8 +76,9 @@ def _error(status: int, message: str) -> Response[dict[str, str]]:
     return Response({"error": message}, status_code=status)
 
 
-async def _authenticate(request: Request[Any, Any, Any], state: SimulatorState,
-                        provider: str) -> bytes:
+async def _authenticate(
+    request: Request[Any, Any, Any], state: SimulatorState, provider: str
+) -> bytes:
     body = await request.body()
     credentials = state.settings.credentials(provider)
     if credentials is None:
@@ -84,8 +86,9 @@ async def _authenticate(request: Request[Any, Any, Any], state: SimulatorState,
     if request.headers.get("x-nilecare-key") != credentials.api_key:
         raise HTTPException(status_code=401, detail="bad API key")
     try:
-        signing.verify(credentials.api_secret, request.headers.get(signing.HEADER), body,
-                       time.time(), 300)
+        signing.verify(
+            credentials.api_secret, request.headers.get(signing.HEADER), body, time.time(), 300
+        )
     except signing.SignatureError as exc:
         raise HTTPException(status_code=401, detail=str(exc)) from None
     return body
@@ -105,25 +108,32 @@ def _view(charge: Charge, control: Control) -> dict[str, Any]:
     amount = charge.amount
     if control.tamper_amount:
         amount = str(Decimal(amount) + Decimal("1.00"))
-    return {"id": charge.id, "reference": charge.reference, "status": charge.status,
-            "amount": amount, "currency": charge.currency, "decline_reason": charge.decline_reason}
+    return {
+        "id": charge.id,
+        "reference": charge.reference,
+        "status": charge.status,
+        "amount": amount,
+        "currency": charge.currency,
+        "decline_reason": charge.decline_reason,
+    }
 
 
 @post("/{provider:str}/v1/payments", status_code=201)
-async def create_charge(provider: str, request: Request[Any, Any, Any],
-                        sim: SimulatorState) -> Response[dict[str, Any]]:
+async def create_charge(
+    provider: str, request: Request[Any, Any, Any], sim: SimulatorState
+) -> Response[dict[str, Any]]:
     control = sim.control(provider)
     body = await _authenticate(request, sim, provider)
     failure = await _behave(control)
     if failure is not None:
-        return failure  # type: ignore[return-value]
+        return failure
     try:
         data = json.loads(body)
         reference = str(data["reference"])
         amount = str(Decimal(str(data["amount"])))
         currency = str(data["currency"])
     except (ValueError, KeyError, InvalidOperation):
-        return _error(400, "reference, amount and currency are required")  # type: ignore[return-value]
+        return _error(400, "reference, amount and currency are required")
     existing = sim.charges.get((provider, reference))
     if existing is not None:
         # Providers deduplicate by merchant reference, so a retried charge is not taken twice.
@@ -131,9 +141,14 @@ async def create_charge(provider: str, request: Request[Any, Any, Any],
     declined = control.mode == "declining" and sim.rng.random() < control.decline_rate
     delay = control.settle_after_seconds
     charge = Charge(
-        provider, reference, f"sim_{uuid.uuid4().hex[:20]}", amount, currency,
+        provider,
+        reference,
+        f"sim_{uuid.uuid4().hex[:20]}",
+        amount,
+        currency,
         "declined" if declined else ("pending" if delay > 0 else "succeeded"),
-        data.get("callback_url"), time.time() + delay,
+        data.get("callback_url"),
+        time.time() + delay,
         "insufficient funds" if declined else None,
     )
     sim.charges[(provider, reference)] = charge
@@ -151,13 +166,20 @@ async def _settle_later(sim: SimulatorState, charge: Charge, delay: float) -> No
         "id": f"evt_{uuid.uuid4().hex}",
         "type": "payment.succeeded",
         "created": int(time.time()),
-        "data": {"reference": charge.reference, "id": charge.id, "status": charge.status,
-                 "amount": charge.amount, "currency": charge.currency},
+        "data": {
+            "reference": charge.reference,
+            "id": charge.id,
+            "status": charge.status,
+            "amount": charge.amount,
+            "currency": charge.currency,
+        },
     }
     raw = json.dumps(event, separators=(",", ":")).encode()
     secret = sim.settings.webhook_secret.get_secret_value()
-    headers = {"Content-Type": "application/json",
-               signing.HEADER: signing.sign(secret, raw, int(time.time()))}
+    headers = {
+        "Content-Type": "application/json",
+        signing.HEADER: signing.sign(secret, raw, int(time.time())),
+    }
     assert charge.callback_url is not None
     for attempt in range(5):
         try:
@@ -171,36 +193,40 @@ async def _settle_later(sim: SimulatorState, charge: Charge, delay: float) -> No
 
 
 @get("/{provider:str}/v1/payments/{reference:str}")
-async def get_charge(provider: str, reference: str, request: Request[Any, Any, Any],
-                     sim: SimulatorState) -> Response[dict[str, Any]]:
+async def get_charge(
+    provider: str, reference: str, request: Request[Any, Any, Any], sim: SimulatorState
+) -> Response[dict[str, Any]]:
     control = sim.control(provider)
     await _authenticate(request, sim, provider)
     failure = await _behave(control)
     if failure is not None:
-        return failure  # type: ignore[return-value]
+        return failure
     charge = sim.charges.get((provider, reference))
     if charge is None:
-        return _error(404, "no such payment")  # type: ignore[return-value]
+        return _error(404, "no such payment")
     return Response(_view(charge, control))
 
 
 @post("/{provider:str}/v1/payments/{reference:str}/refunds", status_code=201)
-async def refund_charge(provider: str, reference: str, request: Request[Any, Any, Any],
-                        sim: SimulatorState) -> Response[dict[str, Any]]:
+async def refund_charge(
+    provider: str, reference: str, request: Request[Any, Any, Any], sim: SimulatorState
+) -> Response[dict[str, Any]]:
     control = sim.control(provider)
     body = await _authenticate(request, sim, provider)
     failure = await _behave(control)
     if failure is not None:
-        return failure  # type: ignore[return-value]
+        return failure
     charge = sim.charges.get((provider, reference))
     if charge is None or _view(charge, control)["status"] != "succeeded":
-        return _error(409, "payment is not refundable")  # type: ignore[return-value]
+        return _error(409, "payment is not refundable")
     amount = Decimal(str(json.loads(body)["amount"]))
     if charge.refunded + amount > Decimal(charge.amount):
-        return _error(409, "refund exceeds the payment")  # type: ignore[return-value]
+        return _error(409, "refund exceeds the payment")
     charge.refunded += amount
-    return Response({"id": f"sre_{uuid.uuid4().hex[:20]}", "status": "succeeded",
-                     "amount": str(amount)}, status_code=201)
+    return Response(
+        {"id": f"sre_{uuid.uuid4().hex[:20]}", "status": "succeeded", "amount": str(amount)},
+        status_code=201,
+    )
 
 
 @get("/_control")
@@ -236,8 +262,14 @@ def create_simulator(settings: Settings, rng: random.Random | None = None) -> Li
     from litestar.di import Provide
 
     return Litestar(
-        route_handlers=[create_charge, get_charge, refund_charge, list_controls, set_control,
-                        health],
+        route_handlers=[
+            create_charge,
+            get_charge,
+            refund_charge,
+            list_controls,
+            set_control,
+            health,
+        ],
         dependencies={"sim": Provide(provide_state, use_cache=True, sync_to_thread=False)},
         openapi_config=None,
     )

@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
 
 from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt, PaymentRefund
@@ -36,8 +35,17 @@ S = PaymentStatus
 FIRST_CHECK = timedelta(seconds=30)
 # An invoice with one of these payments may not be charged again: it is paid, or its
 # outcome is still open and a second charge could take the money twice.
-BLOCKS_NEW_CHARGE = frozenset({S.PENDING, S.PROCESSING, S.UNKNOWN, S.AWAITING_VERIFICATION,
-                               S.VERIFIED, S.CONFIRMED, S.PARTIALLY_REFUNDED})
+BLOCKS_NEW_CHARGE = frozenset(
+    {
+        S.PENDING,
+        S.PROCESSING,
+        S.UNKNOWN,
+        S.AWAITING_VERIFICATION,
+        S.VERIFIED,
+        S.CONFIRMED,
+        S.PARTIALLY_REFUNDED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -65,24 +73,33 @@ class PaymentService:
         self.ctx = ctx
 
     # --- create ---------------------------------------------------------------------------
-    def create(self, caller: Caller, new: NewPayment, key: str | None,
-               request_hash: str) -> Outcome:
+    def create(
+        self, caller: Caller, new: NewPayment, key: str | None, request_hash: str
+    ) -> Outcome:
         spec = self._check(caller, new)
         claim = None
         if key is not None:
             claim = idempotency.claim(
-                self.ctx.sessions, f"{caller.subject}:payments", key, request_hash,
-                timedelta(hours=self.ctx.settings.idempotency_ttl_hours))
+                self.ctx.sessions,
+                f"{caller.subject}:payments",
+                key,
+                request_hash,
+                timedelta(hours=self.ctx.settings.idempotency_ttl_hours),
+            )
             self.ctx.metrics.idempotency.labels(claim.decision.value).inc()
             if claim.decision == "replayed":
                 assert claim.status is not None and claim.body is not None
                 return Outcome(claim.status, claim.body)
             if claim.decision == "mismatch":
-                raise InvalidInput("this Idempotency-Key was already used with a different "
-                                   "request body", field="Idempotency-Key")
+                raise InvalidInput(
+                    "this Idempotency-Key was already used with a different request body",
+                    field="Idempotency-Key",
+                )
             if claim.decision == "conflict":
-                raise Conflict("a request with this Idempotency-Key is still in progress; "
-                               "retry later", field="Idempotency-Key")
+                raise Conflict(
+                    "a request with this Idempotency-Key is still in progress; retry later",
+                    field="Idempotency-Key",
+                )
             if claim.payment_id is not None:
                 # The earlier holder created the payment, then died: finish from what is stored.
                 return self._finish_recovered(claim.key_id, claim.payment_id)
@@ -102,56 +119,78 @@ class PaymentService:
         if not caller.has_any(CREATE_ROLES):
             raise Forbidden("your role may not take payments", field="roles")
         if not caller.may_see(new.facility_id):
-            raise Forbidden("you may only take payments for your own facility",
-                            field="facility_id")
+            raise Forbidden("you may only take payments for your own facility", field="facility_id")
         spec = BY_CODE.get(new.provider)
         if spec is None:
-            raise InvalidInput(f"unknown provider {new.provider!r}; see "
-                               "GET /api/v1/payment-providers", field="provider")
+            raise InvalidInput(
+                f"unknown provider {new.provider!r}; see GET /api/v1/payment-providers",
+                field="provider",
+            )
         if not self.ctx.providers.available(spec):
-            raise InvalidInput(f"provider {spec.code} is not configured on this deployment",
-                               field="provider")
+            raise InvalidInput(
+                f"provider {spec.code} is not configured on this deployment", field="provider"
+            )
         if new.currency not in spec.currencies:
-            raise InvalidInput(f"{spec.code} accepts {', '.join(spec.currencies)}, "
-                               f"not {new.currency}", field="currency")
+            raise InvalidInput(
+                f"{spec.code} accepts {', '.join(spec.currencies)}, not {new.currency}",
+                field="currency",
+            )
         if not spec.min_amount <= new.amount <= spec.max_amount:
-            raise InvalidInput(f"{spec.code} accepts amounts from {spec.min_amount} to "
-                               f"{spec.max_amount}", field="amount")
+            raise InvalidInput(
+                f"{spec.code} accepts amounts from {spec.min_amount} to {spec.max_amount}",
+                field="amount",
+            )
         if spec.needs_phone:
             if not new.payer_phone:
-                raise InvalidInput(f"{spec.code} needs the payer's phone number",
-                                   field="payer_phone")
+                raise InvalidInput(
+                    f"{spec.code} needs the payer's phone number", field="payer_phone"
+                )
             normalise_phone(new.payer_phone)
         return spec
 
-    def _insert(self, caller: Caller, new: NewPayment, spec: ProviderSpec,
-                key_id: int | None) -> Payment:
+    def _insert(
+        self, caller: Caller, new: NewPayment, spec: ProviderSpec, key_id: int | None
+    ) -> Payment:
         now = utcnow()
         status = S.PENDING if spec.electronic else S.AWAITING_VERIFICATION
         phone = normalise_phone(new.payer_phone) if new.payer_phone else None
         with self.ctx.sessions.begin() as session:
             if new.invoice_id is not None:
                 blocking = session.scalars(
-                    select(Payment).where(Payment.facility_id == new.facility_id,
-                                          Payment.invoice_id == new.invoice_id,
-                                          Payment.status.in_(list(BLOCKS_NEW_CHARGE)))
-                    .limit(1).with_for_update()
+                    select(Payment)
+                    .where(
+                        Payment.facility_id == new.facility_id,
+                        Payment.invoice_id == new.invoice_id,
+                        Payment.status.in_(list(BLOCKS_NEW_CHARGE)),
+                    )
+                    .limit(1)
+                    .with_for_update()
                 ).first()
                 if blocking is not None:
                     raise Conflict(
                         f"invoice {new.invoice_id} already has payment {blocking.public_id} "
                         f"in status {blocking.status}; resolve it before charging again",
-                        field="invoice_id", payment_id=blocking.public_id)
+                        field="invoice_id",
+                        payment_id=blocking.public_id,
+                    )
             payment = Payment(
                 public_id=f"pay_{uuid.uuid4().hex}",
                 reference=f"NC-{uuid.uuid4().hex[:20].upper()}",
-                provider_code=spec.code, facility_id=new.facility_id,
-                patient_id=new.patient_id, invoice_id=new.invoice_id, amount=new.amount,
-                currency=new.currency, total_fees=spec.fees.fee(new.amount),
-                refunded_amount=Decimal("0"), status=status,
+                provider_code=spec.code,
+                facility_id=new.facility_id,
+                patient_id=new.patient_id,
+                invoice_id=new.invoice_id,
+                amount=new.amount,
+                currency=new.currency,
+                total_fees=spec.fees.fee(new.amount),
+                refunded_amount=Decimal("0"),
+                status=status,
                 payer_account=self.ctx.sealer.seal(phone) if phone else None,
-                description=new.description, created_by=caller.subject,
-                updated_by=caller.subject, created_at=now, updated_at=now,
+                description=new.description,
+                created_by=caller.subject,
+                updated_by=caller.subject,
+                created_at=now,
+                updated_at=now,
                 check_attempts=0,
             )
             session.add(payment)
@@ -166,12 +205,17 @@ class PaymentService:
         if adapter is None:
             return Outcome(201, self._view_by_id(payment.id))
         request = ChargeRequest(
-            payment.reference, payment.amount, payment.currency,
-            normalise_phone(phone) if phone else None, payment.description,
+            payment.reference,
+            payment.amount,
+            payment.currency,
+            normalise_phone(phone) if phone else None,
+            payment.description,
             f"{self.ctx.settings.gateway_public_url.rstrip('/')}/api/v1/webhooks/{spec.code}",
         )
         self.move(payment.id, S.PROCESSING, "system")
-        reply, error = self.call(payment.id, spec.code, "initiate", lambda: adapter.initiate(request))
+        reply, error = self.call(
+            payment.id, spec.code, "initiate", lambda: adapter.initiate(request)
+        )
         if reply is not None:
             self.apply_reply(payment.id, reply, "provider")
         elif isinstance(error, ProviderRefused):
@@ -179,14 +223,21 @@ class PaymentService:
         else:
             # Timeout, transport error or a reply we cannot trust: the money may or may not
             # have moved. `unknown` is resolved by asking the provider, never by guessing.
-            self.move(payment.id, S.UNKNOWN, "system",
-                      failure_reason=str(error)[:255] if error else None,
-                      next_check_at=utcnow() + FIRST_CHECK)
+            self.move(
+                payment.id,
+                S.UNKNOWN,
+                "system",
+                failure_reason=str(error)[:255] if error else None,
+                next_check_at=utcnow() + FIRST_CHECK,
+            )
         view = self._view_by_id(payment.id)
         if isinstance(error, ProviderIntegrityError):
             raise ProviderFailure(
                 f"{spec.code} answered about a different amount or currency; the payment is "
-                "held as unknown for review", field="provider", payment=view)
+                "held as unknown for review",
+                field="provider",
+                payment=view,
+            )
         return Outcome(201, view)
 
     def _finish_recovered(self, key_id: int | None, payment_id: int) -> Outcome:
@@ -197,8 +248,9 @@ class PaymentService:
         return outcome
 
     # --- provider calls and status changes --------------------------------------------------
-    def call(self, payment_id: int, provider: str, operation: str,
-             fn: Any) -> tuple[ProviderReply | None, ProviderError | None]:
+    def call(
+        self, payment_id: int, provider: str, operation: str, fn: Any
+    ) -> tuple[ProviderReply | None, ProviderError | None]:
         """Run one provider call, recording it in payment_attempts and the metrics."""
         started = time.perf_counter()
         reply: ProviderReply | None = None
@@ -212,14 +264,20 @@ class PaymentService:
         self.ctx.metrics.provider_requests.labels(provider, operation, outcome).inc()
         self.ctx.metrics.provider_duration.labels(provider, operation).observe(elapsed)
         with self.ctx.sessions.begin() as session:
-            session.add(PaymentAttempt(
-                payment_id=payment_id, provider_code=provider, operation=operation,
-                request_id=str(uuid.uuid4()), outcome=outcome,
-                provider_status=reply.status.value if reply else None,
-                http_status=reply.http_status if reply else None,
-                latency_ms=int(elapsed * 1000),
-                error=str(error)[:255] if error else None, created_at=utcnow(),
-            ))
+            session.add(
+                PaymentAttempt(
+                    payment_id=payment_id,
+                    provider_code=provider,
+                    operation=operation,
+                    request_id=str(uuid.uuid4()),
+                    outcome=outcome,
+                    provider_status=reply.status.value if reply else None,
+                    http_status=reply.http_status if reply else None,
+                    latency_ms=int(elapsed * 1000),
+                    error=str(error)[:255] if error else None,
+                    created_at=utcnow(),
+                )
+            )
         return reply, error
 
     def apply_reply(self, payment_id: int, reply: ProviderReply, actor: str) -> None:
@@ -247,8 +305,12 @@ class PaymentService:
             if target is None:
                 return False
             now = utcnow()
-            values: dict[str, Any] = {"status": target.value, "updated_by": actor,
-                                      "updated_at": now, **fields}
+            values: dict[str, Any] = {
+                "status": target.value,
+                "updated_by": actor,
+                "updated_at": now,
+                **fields,
+            }
             if target not in OPEN:
                 values.setdefault("next_check_at", None)
                 values["completed_at"] = now
@@ -258,7 +320,8 @@ class PaymentService:
         if target in SUCCESSFUL | UNSUCCESSFUL or target == S.CANCELLED:
             self.ctx.metrics.payments_completed.labels(provider, target.value).inc()
             self.ctx.metrics.processing_duration.labels(provider).observe(
-                max((now - created_at).total_seconds(), 0.0))
+                max((now - created_at).total_seconds(), 0.0)
+            )
         return True
 
     # --- reads -------------------------------------------------------------------------------
@@ -271,17 +334,28 @@ class PaymentService:
                 raise NotFound(f"no payment {public_id!r}", field="payment_id")
             return self.view(payment)
 
-    def list(self, caller: Caller, *, status: str | None, provider: str | None,
-             facility_id: str | None, patient_id: str | None, created_from: datetime | None,
-             created_to: datetime | None, limit: int, cursor: int | None) -> dict[str, Any]:
+    def list(
+        self,
+        caller: Caller,
+        *,
+        status: str | None,
+        provider: str | None,
+        facility_id: str | None,
+        patient_id: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+        cursor: int | None,
+    ) -> dict[str, Any]:
         query = select(Payment)
         if caller.is_admin:
             if facility_id:
                 query = query.where(Payment.facility_id == facility_id)
         else:
             if facility_id and facility_id != caller.facility_id:
-                raise Forbidden("you may only list payments of your own facility",
-                                field="facility_id")
+                raise Forbidden(
+                    "you may only list payments of your own facility", field="facility_id"
+                )
             query = query.where(Payment.facility_id == caller.facility_id)
         if status:
             query = query.where(Payment.status == status)
@@ -300,20 +374,27 @@ class PaymentService:
             rows = list(session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
-        return {"items": [self.view(p) for p in rows],
-                "next_cursor": str(rows[-1].id) if more and rows else None}
+        return {
+            "items": [self.view(p) for p in rows],
+            "next_cursor": str(rows[-1].id) if more and rows else None,
+        }
 
     # --- finance actions ------------------------------------------------------------------
-    def verify(self, caller: Caller, public_id: str, approve: bool, note: str | None) -> dict[str, Any]:
+    def verify(
+        self, caller: Caller, public_id: str, approve: bool, note: str | None
+    ) -> dict[str, Any]:
         _require_finance(caller)
         payment = self._owned(caller, public_id)
         spec = BY_CODE[payment.provider_code]
         if spec.verification == Verification.AUTOMATIC:
-            raise Conflict(f"{spec.code} payments are verified by the provider, not by hand",
-                           field="payment_id")
+            raise Conflict(
+                f"{spec.code} payments are verified by the provider, not by hand",
+                field="payment_id",
+            )
         if payment.status != S.AWAITING_VERIFICATION:
-            raise Conflict(f"payment is {payment.status}, not awaiting_verification",
-                           field="payment_id")
+            raise Conflict(
+                f"payment is {payment.status}, not awaiting_verification", field="payment_id"
+            )
         target = S.VERIFIED if approve else S.REJECTED
         fields = {} if approve else {"failure_reason": (note or "rejected by finance")[:255]}
         if not self.move(payment.id, target, caller.subject, **fields):
@@ -326,12 +407,12 @@ class PaymentService:
         if payment.status not in (S.PENDING, S.AWAITING_VERIFICATION):
             raise Conflict(f"a {payment.status} payment cannot be cancelled", field="payment_id")
         if not self.move(payment.id, S.CANCELLED, caller.subject):
-            raise Conflict("payment changed while cancelling; reload and retry",
-                           field="payment_id")
+            raise Conflict("payment changed while cancelling; reload and retry", field="payment_id")
         return self._view_by_id(payment.id)
 
-    def refund(self, caller: Caller, public_id: str, amount: Decimal | None,
-               reason: str | None) -> Outcome:
+    def refund(
+        self, caller: Caller, public_id: str, amount: Decimal | None, reason: str | None
+    ) -> Outcome:
         _require_finance(caller)
         payment = self._owned(caller, public_id)
         if payment.status not in SETTLED:
@@ -339,16 +420,23 @@ class PaymentService:
         remaining = payment.amount - payment.refunded_amount
         wanted = remaining if amount is None else amount
         if wanted > remaining:
-            raise InvalidInput(f"at most {fmt(remaining)} {payment.currency} can still be "
-                               "refunded", field="amount")
+            raise InvalidInput(
+                f"at most {fmt(remaining)} {payment.currency} can still be refunded", field="amount"
+            )
         adapter = self.ctx.providers.adapter(payment.provider_code)
         refund_id = f"re_{uuid.uuid4().hex}"
         try:
             with self.ctx.sessions.begin() as session:
-                refund = PaymentRefund(public_id=refund_id, payment_id=payment.id, amount=wanted,
-                                       reason=reason, status="pending" if adapter else "completed",
-                                       requested_by=caller.subject, created_at=utcnow(),
-                                       completed_at=None if adapter else utcnow())
+                refund = PaymentRefund(
+                    public_id=refund_id,
+                    payment_id=payment.id,
+                    amount=wanted,
+                    reason=reason,
+                    status="pending" if adapter else "completed",
+                    requested_by=caller.subject,
+                    created_at=utcnow(),
+                    completed_at=None if adapter else utcnow(),
+                )
                 session.add(refund)
                 session.flush()
         except (IntegrityError, DBAPIError) as exc:
@@ -364,28 +452,38 @@ class PaymentService:
                 return Outcome(202, self._refund_view(refund_id))
             except ProviderError as exc:
                 self._refund_status(refund_id, "failed", None)
-                raise ProviderFailure(f"{payment.provider_code} refused the refund: {exc}",
-                                      field="amount") from None
-            self._refund_status(refund_id, "completed" if reply.completed else "failed",
-                                reply.provider_reference)
+                raise ProviderFailure(
+                    f"{payment.provider_code} refused the refund: {exc}", field="amount"
+                ) from None
+            self._refund_status(
+                refund_id, "completed" if reply.completed else "failed", reply.provider_reference
+            )
         return Outcome(201, self._refund_view(refund_id))
 
     def _refund_status(self, refund_id: str, status: str, reference: str | None) -> None:
         with self.ctx.sessions.begin() as session:
-            session.execute(update(PaymentRefund).where(PaymentRefund.public_id == refund_id)
-                            .values(status=status, provider_reference=reference,
-                                    completed_at=utcnow()))
+            session.execute(
+                update(PaymentRefund)
+                .where(PaymentRefund.public_id == refund_id)
+                .values(status=status, provider_reference=reference, completed_at=utcnow())
+            )
 
     def _refund_view(self, refund_id: str) -> dict[str, Any]:
         with self.ctx.sessions() as session:
             refund = session.scalars(
-                select(PaymentRefund).where(PaymentRefund.public_id == refund_id)).one()
+                select(PaymentRefund).where(PaymentRefund.public_id == refund_id)
+            ).one()
             payment = session.get(Payment, refund.payment_id)
             assert payment is not None
-            return {"id": refund.public_id, "payment_id": payment.public_id,
-                    "amount": fmt(refund.amount), "currency": payment.currency,
-                    "status": refund.status, "reason": refund.reason,
-                    "payment": self.view(payment)}
+            return {
+                "id": refund.public_id,
+                "payment_id": payment.public_id,
+                "amount": fmt(refund.amount),
+                "currency": payment.currency,
+                "status": refund.status,
+                "reason": refund.reason,
+                "payment": self.view(payment),
+            }
 
     def _owned(self, caller: Caller, public_id: str) -> Payment:
         with self.ctx.sessions() as session:
@@ -403,15 +501,24 @@ class PaymentService:
     def view(self, p: Payment) -> dict[str, Any]:
         phone = self.ctx.sealer.open(p.payer_account) if p.payer_account else None
         return {
-            "id": p.public_id, "reference": p.reference, "provider": p.provider_code,
-            "status": p.status, "amount": fmt(p.amount), "currency": p.currency,
-            "fees": fmt(p.total_fees), "net_amount": fmt(p.net_amount),
-            "refunded_amount": fmt(p.refunded_amount), "facility_id": p.facility_id,
-            "patient_id": p.patient_id, "invoice_id": p.invoice_id,
+            "id": p.public_id,
+            "reference": p.reference,
+            "provider": p.provider_code,
+            "status": p.status,
+            "amount": fmt(p.amount),
+            "currency": p.currency,
+            "fees": fmt(p.total_fees),
+            "net_amount": fmt(p.net_amount),
+            "refunded_amount": fmt(p.refunded_amount),
+            "facility_id": p.facility_id,
+            "patient_id": p.patient_id,
+            "invoice_id": p.invoice_id,
             "payer_phone": mask_phone(phone) if phone else None,
-            "description": p.description, "provider_reference": p.provider_reference,
+            "description": p.description,
+            "provider_reference": p.provider_reference,
             "failure_reason": p.failure_reason,
-            "created_at": _iso(p.created_at), "updated_at": _iso(p.updated_at),
+            "created_at": _iso(p.created_at),
+            "updated_at": _iso(p.updated_at),
             "completed_at": _iso(p.completed_at) if p.completed_at else None,
         }
 
@@ -439,5 +546,7 @@ def _outcome(reply: ProviderReply | None, error: ProviderError | None) -> str:
 
 def _require_finance(caller: Caller) -> None:
     if not caller.has_any(FINANCE_ROLES):
-        raise Forbidden("this action needs a finance role (" + ", ".join(sorted(FINANCE_ROLES))
-                        + ")", field="roles")
+        raise Forbidden(
+            "this action needs a finance role (" + ", ".join(sorted(FINANCE_ROLES)) + ")",
+            field="roles",
+        )

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.e2e
 def _start_gateway(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
-        env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -47,15 +49,20 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture
-def two_gateways(mysql_url: str, redis_url: str, tmp_path: Path,
-                 settings_factory: Callable[..., Settings]) -> Iterator[tuple[list[str], str]]:
+def two_gateways(
+    mysql_url: str, redis_url: str, tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> Iterator[tuple[list[str], str]]:
     with running_simulator(settings_factory()) as sim:
         engine = create_engine(mysql_url)
         migrate.prepare(engine)
         engine.dispose()
-        env = base_environ(DATABASE_URL=mysql_url, REDIS_URL=redis_url,
-                           PROVIDER_SIMULATOR_URL=sim, DATA_DIR=str(tmp_path),
-                           RATE_LIMIT_PER_MINUTE="10000")
+        env = base_environ(
+            DATABASE_URL=mysql_url,
+            REDIS_URL=redis_url,
+            PROVIDER_SIMULATOR_URL=sim,
+            DATA_DIR=str(tmp_path),
+            RATE_LIMIT_PER_MINUTE="10000",
+        )
         ports = [free_port(), free_port()]
         logs = [tmp_path / f"gw{i}.log" for i in range(2)]
         processes = [_start_gateway(env, p, log) for p, log in zip(ports, logs, strict=True)]
@@ -71,11 +78,13 @@ def two_gateways(mysql_url: str, redis_url: str, tmp_path: Path,
 
 
 def test_fifty_concurrent_identical_posts_create_one_payment(
-        two_gateways: tuple[list[str], str], mysql_url: str) -> None:
+    two_gateways: tuple[list[str], str], mysql_url: str
+) -> None:
     urls, sim = two_gateways
     # A slow provider keeps the first request in flight while the others arrive.
-    httpx.put(f"{sim}/_control/visa", json={"mode": "slow", "latency_ms": 400,
-                                            "settle_after_seconds": 0})
+    httpx.put(
+        f"{sim}/_control/visa", json={"mode": "slow", "latency_ms": 400, "settle_after_seconds": 0}
+    )
     key = random_key()
     headers = {**auth(), "Idempotency-Key": key}
     barrier = threading.Barrier(50)
@@ -85,8 +94,9 @@ def test_fifty_concurrent_identical_posts_create_one_payment(
     def post(i: int) -> None:
         with httpx.Client(timeout=30) as client:
             barrier.wait()
-            response = client.post(f"{urls[i % 2]}/api/v1/payments", json=body("visa"),
-                                   headers=headers)
+            response = client.post(
+                f"{urls[i % 2]}/api/v1/payments", json=body("visa"), headers=headers
+            )
         with lock:
             results.append(response)
 

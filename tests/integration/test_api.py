@@ -28,14 +28,18 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def stack(settings_factory: Callable[..., Settings], mysql_url: str,
-          redis_url: str) -> Iterator[tuple[TestClient[Any], str, Settings]]:
+def stack(
+    settings_factory: Callable[..., Settings], mysql_url: str, redis_url: str
+) -> Iterator[tuple[TestClient[Any], str, Settings]]:
     # The simulator's callbacks go nowhere (a closed port): tests post webhooks themselves.
     sim_settings = settings_factory()
     with running_simulator(sim_settings) as sim:
-        settings = settings_factory(database_url=mysql_url, redis_url=redis_url,
-                                    provider_simulator_url=sim,
-                                    gateway_public_url=f"http://127.0.0.1:{free_port()}")
+        settings = settings_factory(
+            database_url=mysql_url,
+            redis_url=redis_url,
+            provider_simulator_url=sim,
+            gateway_public_url=f"http://127.0.0.1:{free_port()}",
+        )
         engine = create_engine(mysql_url)
         migrate.prepare(engine)
         engine.dispose()
@@ -43,13 +47,21 @@ def stack(settings_factory: Callable[..., Settings], mysql_url: str,
             yield client, sim, settings
 
 
-def auth(role: str = "accountant", facility: str | None = "fac-1", sub: str = "u1") -> dict[str, str]:
+def auth(
+    role: str = "accountant", facility: str | None = "fac-1", sub: str = "u1"
+) -> dict[str, str]:
     return {"Authorization": "Bearer " + mint(TEST_JWT_SECRET, sub, [role], facility)}
 
 
 def body(provider: str = "zain_cash", **extra: Any) -> dict[str, Any]:
-    return {"provider": provider, "amount": "150.00", "currency": "SDG", "patient_id": "p-1",
-            "payer_phone": "+249912345678", **extra}
+    return {
+        "provider": provider,
+        "amount": "150.00",
+        "currency": "SDG",
+        "patient_id": "p-1",
+        "payer_phone": "+249912345678",
+        **extra,
+    }
 
 
 def control(sim: str, provider: str, **values: Any) -> None:
@@ -64,7 +76,9 @@ def test_each_of_the_twelve_providers_takes_a_payment(stack: Any) -> None:
         assert r.status_code == 201, (spec.code, r.text)
         expected = "confirmed" if spec.electronic else "awaiting_verification"
         assert r.json()["status"] == expected, spec.code
-        assert Decimal(r.json()["amount"]) - Decimal(r.json()["fees"]) == Decimal(r.json()["net_amount"])
+        assert Decimal(r.json()["amount"]) - Decimal(r.json()["fees"]) == Decimal(
+            r.json()["net_amount"]
+        )
         assert r.json()["payer_phone"] == "+2499****5678"
     listed = client.get("/api/v1/payments?limit=100", headers=auth()).json()["items"]
     assert len(listed) == 12
@@ -82,16 +96,24 @@ def test_idempotency_replay_mismatch(stack: Any) -> None:
     client, sim, _ = stack
     control(sim, "visa", settle_after_seconds=0)
     key = random_key()
-    first = client.post("/api/v1/payments", json=body("visa"), headers={**auth(), "Idempotency-Key": key})
-    again = client.post("/api/v1/payments", json=body("visa"), headers={**auth(), "Idempotency-Key": key})
+    first = client.post(
+        "/api/v1/payments", json=body("visa"), headers={**auth(), "Idempotency-Key": key}
+    )
+    again = client.post(
+        "/api/v1/payments", json=body("visa"), headers={**auth(), "Idempotency-Key": key}
+    )
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
-    other = client.post("/api/v1/payments", json=body("visa", amount="151.00"),
-                        headers={**auth(), "Idempotency-Key": key})
+    other = client.post(
+        "/api/v1/payments",
+        json=body("visa", amount="151.00"),
+        headers={**auth(), "Idempotency-Key": key},
+    )
     assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
     # Another caller's identical key is a different key.
-    third = client.post("/api/v1/payments", json=body("visa"),
-                        headers={**auth(sub="u2"), "Idempotency-Key": key})
+    third = client.post(
+        "/api/v1/payments", json=body("visa"), headers={**auth(sub="u2"), "Idempotency-Key": key}
+    )
     assert third.json()["id"] != first.json()["id"]
 
 
@@ -101,7 +123,9 @@ def test_provider_timeout_leaves_unknown_and_blocks_a_second_charge(stack: Any) 
     r = client.post("/api/v1/payments", json=body("mtn_money", invoice_id="INV-9"), headers=auth())
     assert r.status_code == 201 and r.json()["status"] == "unknown"
     control(sim, "mtn_money", mode="healthy", latency_ms=0)
-    again = client.post("/api/v1/payments", json=body("mtn_money", invoice_id="INV-9"), headers=auth())
+    again = client.post(
+        "/api/v1/payments", json=body("mtn_money", invoice_id="INV-9"), headers=auth()
+    )
     assert again.status_code == 409 and again.json()["field"] == "invoice_id"
 
 
@@ -122,71 +146,126 @@ def test_amount_mismatch_is_an_integrity_error(stack: Any) -> None:
 def _signed(event: dict[str, Any], at: int | None = None) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(event).encode()
     ts = int(time.time()) if at is None else at
-    return raw, {signing.HEADER: signing.sign(TEST_WEBHOOK_SECRET, raw, ts),
-                 "Content-Type": "application/json"}
+    return raw, {
+        signing.HEADER: signing.sign(TEST_WEBHOOK_SECRET, raw, ts),
+        "Content-Type": "application/json",
+    }
 
 
 def test_webhooks_verify_dedupe_and_ask_the_provider(stack: Any) -> None:
-    client, sim, settings = stack
+    client, sim, _settings = stack
     control(sim, "zain_cash", settle_after_seconds=0.5)
     created = client.post("/api/v1/payments", json=body(), headers=auth()).json()
     assert created["status"] == "processing"
     # A signed event claiming success before the provider settled changes nothing.
-    raw, headers = _signed({"id": "evt-1", "type": "payment.succeeded",
-                            "data": {"reference": created["reference"], "status": "succeeded"}})
-    assert client.post("/api/v1/webhooks/zain_cash", content=raw, headers=headers).status_code == 200
-    assert client.get(f"/api/v1/payments/{created['id']}", headers=auth()).json()["status"] == "processing"
+    raw, headers = _signed(
+        {
+            "id": "evt-1",
+            "type": "payment.succeeded",
+            "data": {"reference": created["reference"], "status": "succeeded"},
+        }
+    )
+    assert (
+        client.post("/api/v1/webhooks/zain_cash", content=raw, headers=headers).status_code == 200
+    )
+    assert (
+        client.get(f"/api/v1/payments/{created['id']}", headers=auth()).json()["status"]
+        == "processing"
+    )
     time.sleep(0.6)
-    raw, headers = _signed({"id": "evt-2", "type": "payment.succeeded",
-                            "data": {"reference": created["reference"]}})
-    assert client.post("/api/v1/webhooks/zain_cash", content=raw, headers=headers).json()["duplicate"] is False
-    assert client.get(f"/api/v1/payments/{created['id']}", headers=auth()).json()["status"] == "confirmed"
+    raw, headers = _signed(
+        {"id": "evt-2", "type": "payment.succeeded", "data": {"reference": created["reference"]}}
+    )
+    assert (
+        client.post("/api/v1/webhooks/zain_cash", content=raw, headers=headers).json()["duplicate"]
+        is False
+    )
+    assert (
+        client.get(f"/api/v1/payments/{created['id']}", headers=auth()).json()["status"]
+        == "confirmed"
+    )
     again = client.post("/api/v1/webhooks/zain_cash", content=raw, headers=headers)
     assert again.json()["duplicate"] is True
     # An out-of-order "failed" event cannot move a confirmed payment back.
-    raw, headers = _signed({"id": "evt-3", "type": "payment.failed",
-                            "data": {"reference": created["reference"], "status": "failed"}})
+    raw, headers = _signed(
+        {
+            "id": "evt-3",
+            "type": "payment.failed",
+            "data": {"reference": created["reference"], "status": "failed"},
+        }
+    )
     client.post("/api/v1/webhooks/zain_cash", content=raw, headers=headers)
-    assert client.get(f"/api/v1/payments/{created['id']}", headers=auth()).json()["status"] == "confirmed"
+    assert (
+        client.get(f"/api/v1/payments/{created['id']}", headers=auth()).json()["status"]
+        == "confirmed"
+    )
 
 
 @pytest.mark.parametrize("skew", [-301, 301])
 def test_webhook_signatures_outside_tolerance_are_refused(stack: Any, skew: int) -> None:
     client, _, _ = stack
-    raw, headers = _signed({"id": "e", "type": "t", "data": {"reference": "x"}},
-                           at=int(time.time()) + skew)
+    raw, headers = _signed(
+        {"id": "e", "type": "t", "data": {"reference": "x"}}, at=int(time.time()) + skew
+    )
     r = client.post("/api/v1/webhooks/zain_cash", content=raw, headers=headers)
     assert r.status_code == 401 and "tolerance" in r.json()["detail"]
-    tampered = client.post("/api/v1/webhooks/zain_cash", content=raw + b" ",
-                           headers=_signed({"id": "e", "type": "t", "data": {"reference": "x"}})[1])
+    tampered = client.post(
+        "/api/v1/webhooks/zain_cash",
+        content=raw + b" ",
+        headers=_signed({"id": "e", "type": "t", "data": {"reference": "x"}})[1],
+    )
     assert tampered.status_code == 401
 
 
 def test_manual_verification_and_refunds(stack: Any) -> None:
-    client, sim, settings = stack
-    cash = client.post("/api/v1/payments", json=body("cash", amount="100.00"), headers=auth("cashier")).json()
-    assert client.post(f"/api/v1/payments/{cash['id']}/verify", json={}, headers=auth("cashier")).status_code == 403
-    verified = client.post(f"/api/v1/payments/{cash['id']}/verify", json={"note": "counted"}, headers=auth())
+    client, sim, _settings = stack
+    cash = client.post(
+        "/api/v1/payments", json=body("cash", amount="100.00"), headers=auth("cashier")
+    ).json()
+    assert (
+        client.post(
+            f"/api/v1/payments/{cash['id']}/verify", json={}, headers=auth("cashier")
+        ).status_code
+        == 403
+    )
+    verified = client.post(
+        f"/api/v1/payments/{cash['id']}/verify", json={"note": "counted"}, headers=auth()
+    )
     assert verified.json()["status"] == "verified"
-    part = client.post(f"/api/v1/payments/{cash['id']}/refunds", json={"amount": "40.00"}, headers=auth())
+    part = client.post(
+        f"/api/v1/payments/{cash['id']}/refunds", json={"amount": "40.00"}, headers=auth()
+    )
     assert part.status_code == 201 and part.json()["payment"]["status"] == "partially_refunded"
-    too_much = client.post(f"/api/v1/payments/{cash['id']}/refunds", json={"amount": "60.01"}, headers=auth())
+    too_much = client.post(
+        f"/api/v1/payments/{cash['id']}/refunds", json={"amount": "60.01"}, headers=auth()
+    )
     assert too_much.status_code == 422 and too_much.json()["field"] == "amount"
     rest = client.post(f"/api/v1/payments/{cash['id']}/refunds", json={}, headers=auth())
     assert rest.json()["amount"] == "60.00" and rest.json()["payment"]["status"] == "refunded"
     control(sim, "visa", settle_after_seconds=0)
     card = client.post("/api/v1/payments", json=body("visa", amount="80.00"), headers=auth()).json()
-    refund = client.post(f"/api/v1/payments/{card['id']}/refunds", json={"amount": "80.00"}, headers=auth())
+    refund = client.post(
+        f"/api/v1/payments/{card['id']}/refunds", json={"amount": "80.00"}, headers=auth()
+    )
     assert refund.status_code == 201 and refund.json()["payment"]["status"] == "refunded"
 
 
 def test_reads_are_scoped_to_the_facility(stack: Any) -> None:
     client, _, _ = stack
     mine = client.post("/api/v1/payments", json=body("cash"), headers=auth()).json()
-    assert client.get(f"/api/v1/payments/{mine['id']}", headers=auth(facility="fac-2")).status_code == 404
-    assert client.get(f"/api/v1/payments/{mine['id']}", headers=auth("super_admin", None)).status_code == 200
+    assert (
+        client.get(f"/api/v1/payments/{mine['id']}", headers=auth(facility="fac-2")).status_code
+        == 404
+    )
+    assert (
+        client.get(f"/api/v1/payments/{mine['id']}", headers=auth("super_admin", None)).status_code
+        == 200
+    )
     assert client.get("/api/v1/payments", headers=auth(facility="fac-2")).json()["items"] == []
-    assert client.get("/api/v1/payments?facility_id=fac-1", headers=auth(facility="fac-2")).status_code == 403
+    assert (
+        client.get("/api/v1/payments?facility_id=fac-1", headers=auth(facility="fac-2")).status_code
+        == 403
+    )
 
 
 def test_health_ready_and_metrics(stack: Any) -> None:
@@ -206,10 +285,12 @@ def test_not_ready_names_the_failed_check(settings_factory: Callable[..., Settin
     assert r.status_code == 503 and r.json()["checks"]["database"].startswith("failed")
 
 
-def test_rate_limit_uses_the_redis_store(settings_factory: Callable[..., Settings],
-                                         mysql_url: str, redis_url: str) -> None:
-    settings = settings_factory(database_url=mysql_url, redis_url=redis_url,
-                                rate_limit_per_minute=3)
+def test_rate_limit_uses_the_redis_store(
+    settings_factory: Callable[..., Settings], mysql_url: str, redis_url: str
+) -> None:
+    settings = settings_factory(
+        database_url=mysql_url, redis_url=redis_url, rate_limit_per_minute=3
+    )
     engine = create_engine(mysql_url)
     migrate.prepare(engine)
     with TestClient(create_app(settings)) as client:

@@ -27,64 +27,179 @@ def _json(**changes: Any) -> dict[str, Any]:
 
 # (name, method, path, kwargs, expected status, field named)
 CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
-    ("malformed json", "POST", "/api/v1/payments",
-     {"content": b'{"provider": "cash",', "headers": {"Content-Type": "application/json"}}, 400, "body"),
+    (
+        "malformed json",
+        "POST",
+        "/api/v1/payments",
+        {"content": b'{"provider": "cash",', "headers": {"Content-Type": "application/json"}},
+        400,
+        "body",
+    ),
     ("not an object", "POST", "/api/v1/payments", {"json": [1, 2]}, 400, "body"),
     ("negative amount", "POST", "/api/v1/payments", {"json": _json(amount="-5.00")}, 400, "amount"),
     ("zero amount", "POST", "/api/v1/payments", {"json": _json(amount="0")}, 400, "amount"),
     ("three decimals", "POST", "/api/v1/payments", {"json": _json(amount="10.005")}, 400, "amount"),
-    ("huge amount", "POST", "/api/v1/payments", {"json": _json(amount="1" + "0" * 30)}, 400, "amount"),
+    (
+        "huge amount",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(amount="1" + "0" * 30)},
+        400,
+        "amount",
+    ),
     ("amount as number", "POST", "/api/v1/payments", {"json": _json(amount=10.5)}, 400, "amount"),
-    ("above provider limit", "POST", "/api/v1/payments",
-     {"json": _json(provider="zain_cash", amount="900000.00")}, 422, "amount"),
-    ("unknown provider", "POST", "/api/v1/payments", {"json": _json(provider="paypal")}, 422, "provider"),
-    ("unsupported currency", "POST", "/api/v1/payments",
-     {"json": _json(provider="zain_cash", currency="USD")}, 422, "currency"),
-    ("malformed currency", "POST", "/api/v1/payments", {"json": _json(currency="sdg")}, 400, "currency"),
-    ("bad phone", "POST", "/api/v1/payments",
-     {"json": _json(provider="zain_cash", payer_phone="12345")}, 400, "payer_phone"),
-    ("missing phone for wallet", "POST", "/api/v1/payments",
-     {"json": _json(provider="zain_cash", payer_phone=None)}, 422, "payer_phone"),
-    ("missing patient", "POST", "/api/v1/payments", {"json": _json(patient_id=None)}, 400, "patient_id"),
+    (
+        "above provider limit",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(provider="zain_cash", amount="900000.00")},
+        422,
+        "amount",
+    ),
+    (
+        "unknown provider",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(provider="paypal")},
+        422,
+        "provider",
+    ),
+    (
+        "unsupported currency",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(provider="zain_cash", currency="USD")},
+        422,
+        "currency",
+    ),
+    (
+        "malformed currency",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(currency="sdg")},
+        400,
+        "currency",
+    ),
+    (
+        "bad phone",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(provider="zain_cash", payer_phone="12345")},
+        400,
+        "payer_phone",
+    ),
+    (
+        "missing phone for wallet",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(provider="zain_cash", payer_phone=None)},
+        422,
+        "payer_phone",
+    ),
+    (
+        "missing patient",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(patient_id=None)},
+        400,
+        "patient_id",
+    ),
     ("unknown field", "POST", "/api/v1/payments", {"json": _json(discount="5")}, 400, "discount"),
-    ("missing token", "POST", "/api/v1/payments", {"json": GOOD, "headers": {}}, 401, "Authorization"),
-    ("garbage token", "POST", "/api/v1/payments",
-     {"json": GOOD, "headers": {"Authorization": "Bearer abc.def.ghi"}}, 401, "Authorization"),
-    ("wrong secret", "POST", "/api/v1/payments",
-     {"json": GOOD, "headers": {"Authorization": "Bearer " + mint("z" * 40, "u", ["accountant"], "fac-1")}},
-     401, "Authorization"),
-    ("wrong role to create", "POST", "/api/v1/payments",
-     {"json": GOOD, "headers": auth("patient")}, 403, "roles"),
-    ("other facility", "POST", "/api/v1/payments",
-     {"json": _json(facility_id="fac-2")}, 403, "facility_id"),
-    ("oversized body", "POST", "/api/v1/payments",
-     {"json": _json(description="x" * 70000)}, 413, "body"),
-    ("long idempotency key", "POST", "/api/v1/payments",
-     {"json": GOOD, "headers": {**auth(), "Idempotency-Key": "k" * 300}}, 422, "Idempotency-Key"),
+    (
+        "missing token",
+        "POST",
+        "/api/v1/payments",
+        {"json": GOOD, "headers": {}},
+        401,
+        "Authorization",
+    ),
+    (
+        "garbage token",
+        "POST",
+        "/api/v1/payments",
+        {"json": GOOD, "headers": {"Authorization": "Bearer abc.def.ghi"}},
+        401,
+        "Authorization",
+    ),
+    (
+        "wrong secret",
+        "POST",
+        "/api/v1/payments",
+        {
+            "json": GOOD,
+            "headers": {"Authorization": "Bearer " + mint("z" * 40, "u", ["accountant"], "fac-1")},
+        },
+        401,
+        "Authorization",
+    ),
+    (
+        "wrong role to create",
+        "POST",
+        "/api/v1/payments",
+        {"json": GOOD, "headers": auth("patient")},
+        403,
+        "roles",
+    ),
+    (
+        "other facility",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(facility_id="fac-2")},
+        403,
+        "facility_id",
+    ),
+    (
+        "oversized body",
+        "POST",
+        "/api/v1/payments",
+        {"json": _json(description="x" * 70000)},
+        413,
+        "body",
+    ),
+    (
+        "long idempotency key",
+        "POST",
+        "/api/v1/payments",
+        {"json": GOOD, "headers": {**auth(), "Idempotency-Key": "k" * 300}},
+        422,
+        "Idempotency-Key",
+    ),
     ("bad list status", "GET", "/api/v1/payments?status=paid", {}, 422, "status"),
     ("bad list limit", "GET", "/api/v1/payments?limit=1000", {}, 400, "limit"),
     ("bad list date", "GET", "/api/v1/payments?created_from=yesterday", {}, 400, "created_from"),
     ("unknown payment", "GET", "/api/v1/payments/pay_nope", {}, 404, "payment_id"),
-    ("unsigned webhook", "POST", "/api/v1/webhooks/zain_cash", {"json": {"id": "e"}}, 401,
-     "X-NileCare-Signature"),
+    (
+        "unsigned webhook",
+        "POST",
+        "/api/v1/webhooks/zain_cash",
+        {"json": {"id": "e"}},
+        401,
+        "X-NileCare-Signature",
+    ),
     ("webhook for cash", "POST", "/api/v1/webhooks/cash", {"json": {}}, 404, "provider"),
 ]
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, mysql_server: str) -> Iterator[TestClient[Any]]:
-    from tests.conftest import base_environ
+def client(
+    tmp_path_factory: pytest.TempPathFactory, mysql_server: str
+) -> Iterator[TestClient[Any]]:
     from service.settings import load
+    from tests.conftest import base_environ
 
     name = "nc_badinput"
     admin = create_engine(mysql_server)
     with admin.begin() as c:
         c.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         c.execute(text(f"CREATE DATABASE {name}"))
-    settings = load(base_environ(DATABASE_URL=f"{mysql_server}/{name}",
-                                 DATA_DIR=str(tmp_path_factory.mktemp("d")),
-                                 # Configured but never reached: every case fails validation.
-                                 PROVIDER_SIMULATOR_URL="http://127.0.0.1:9"))
+    settings = load(
+        base_environ(
+            DATABASE_URL=f"{mysql_server}/{name}",
+            DATA_DIR=str(tmp_path_factory.mktemp("d")),
+            # Configured but never reached: every case fails validation.
+            PROVIDER_SIMULATOR_URL="http://127.0.0.1:9",
+        )
+    )
     engine = create_engine(settings.sqlalchemy_url())
     migrate.prepare(engine)
     with TestClient(create_app(settings)) as test_client:
@@ -101,12 +216,24 @@ def _counts(client: TestClient[Any]) -> dict[str, int]:
         return {t: int(c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in TABLES}
 
 
-@pytest.mark.parametrize(("name", "method", "path", "kwargs", "status", "field"), CASES,
-                         ids=[c[0] for c in CASES])
-def test_bad_input(client: TestClient[Any], name: str, method: str, path: str,
-                   kwargs: dict[str, Any], status: int, field: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "method", "path", "kwargs", "status", "field"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_input(
+    client: TestClient[Any],
+    name: str,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    field: str,
+) -> None:
     kwargs = dict(kwargs)
-    kwargs["headers"] = {**auth(), **kwargs.get("headers", {})} if "headers" not in kwargs or kwargs["headers"] else {}
+    kwargs["headers"] = (
+        {**auth(), **kwargs.get("headers", {})}
+        if "headers" not in kwargs or kwargs["headers"]
+        else {}
+    )
     before = _counts(client)
     response = client.request(method, path, **kwargs)
     assert response.status_code == status, response.text
@@ -118,13 +245,19 @@ def test_bad_input(client: TestClient[Any], name: str, method: str, path: str,
 
 
 def test_another_facilitys_payment_is_invisible_and_untouchable(client: TestClient[Any]) -> None:
-    theirs = client.post("/api/v1/payments", json=_json(facility_id="fac-9"),
-                         headers=auth(facility="fac-9")).json()
+    theirs = client.post(
+        "/api/v1/payments", json=_json(facility_id="fac-9"), headers=auth(facility="fac-9")
+    ).json()
     before = _counts(client)
-    for method, path, payload in [("GET", "", None), ("POST", "/verify", {}),
-                                  ("POST", "/cancel", None), ("POST", "/refunds", {})]:
-        response = client.request(method, f"/api/v1/payments/{theirs['id']}{path}",
-                                  json=payload, headers=auth())
+    for method, path, payload in [
+        ("GET", "", None),
+        ("POST", "/verify", {}),
+        ("POST", "/cancel", None),
+        ("POST", "/refunds", {}),
+    ]:
+        response = client.request(
+            method, f"/api/v1/payments/{theirs['id']}{path}", json=payload, headers=auth()
+        )
         assert response.status_code == 404 and response.json()["field"] == "payment_id"
     assert _counts(client) == before
 

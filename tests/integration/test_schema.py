@@ -33,20 +33,41 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def _payment(engine: Engine, amount: str = "100.00", fees: str = "2.50") -> int:
     now = utcnow()
     with engine.begin() as c:
-        c.execute(Payment.__table__.insert().values(
-            public_id=f"pay_{now.timestamp()}", reference=f"NC-{now.timestamp()}",
-            provider_code="visa", facility_id="f1", patient_id="p1", amount=Decimal(amount),
-            currency="SDG", total_fees=Decimal(fees), net_amount=Decimal("0"),
-            refunded_amount=Decimal("0"), status="confirmed", created_by="alice",
-            updated_by="alice", created_at=now, updated_at=now, check_attempts=0))
+        c.execute(
+            Payment.__table__.insert().values(
+                public_id=f"pay_{now.timestamp()}",
+                reference=f"NC-{now.timestamp()}",
+                provider_code="visa",
+                facility_id="f1",
+                patient_id="p1",
+                amount=Decimal(amount),
+                currency="SDG",
+                total_fees=Decimal(fees),
+                net_amount=Decimal("0"),
+                refunded_amount=Decimal("0"),
+                status="confirmed",
+                created_by="alice",
+                updated_by="alice",
+                created_at=now,
+                updated_at=now,
+                check_attempts=0,
+            )
+        )
         return int(c.execute(select(Payment.id).order_by(Payment.id.desc())).scalar_one())
 
 
 def _refund(engine: Engine, payment_id: int, amount: str, status: str = "completed") -> None:
     with engine.begin() as c:
-        c.execute(PaymentRefund.__table__.insert().values(
-            public_id=f"re_{utcnow().timestamp()}_{amount}", payment_id=payment_id,
-            amount=Decimal(amount), status=status, requested_by="bob", created_at=utcnow()))
+        c.execute(
+            PaymentRefund.__table__.insert().values(
+                public_id=f"re_{utcnow().timestamp()}_{amount}",
+                payment_id=payment_id,
+                amount=Decimal(amount),
+                status=status,
+                requested_by="bob",
+                created_at=utcnow(),
+            )
+        )
 
 
 def test_ten_tables_at_head(engine: Engine) -> None:
@@ -60,25 +81,46 @@ def test_ten_tables_at_head(engine: Engine) -> None:
 def test_net_amount_is_kept_by_the_database(engine: Engine) -> None:
     pid = _payment(engine, "100.10", "2.50")
     with engine.begin() as c:
-        assert c.execute(select(Payment.net_amount).where(Payment.id == pid)).scalar() == Decimal("97.60")
-        c.execute(Payment.__table__.update().where(Payment.id == pid)
-                  .values(total_fees=Decimal("1.10"), net_amount=Decimal("5")))
-        assert c.execute(select(Payment.net_amount).where(Payment.id == pid)).scalar() == Decimal("99.00")
+        assert c.execute(select(Payment.net_amount).where(Payment.id == pid)).scalar() == Decimal(
+            "97.60"
+        )
+        c.execute(
+            Payment.__table__.update()
+            .where(Payment.id == pid)
+            .values(total_fees=Decimal("1.10"), net_amount=Decimal("5"))
+        )
+        assert c.execute(select(Payment.net_amount).where(Payment.id == pid)).scalar() == Decimal(
+            "99.00"
+        )
 
 
 def test_status_changes_are_audited_with_actor(engine: Engine) -> None:
     pid = _payment(engine)
     with engine.begin() as c:
-        c.execute(Payment.__table__.update().where(Payment.id == pid)
-                  .values(status="refunded", updated_by="carol"))
-        c.execute(Payment.__table__.update().where(Payment.id == pid)
-                  .values(description="no status change", updated_by="dave"))
-        rows = c.execute(select(PaymentAuditLog.action, PaymentAuditLog.old_value,
-                                PaymentAuditLog.new_value, PaymentAuditLog.actor)
-                         .where(PaymentAuditLog.entity_id == pid)
-                         .order_by(PaymentAuditLog.id)).all()
-    assert [tuple(r) for r in rows] == [("created", None, "confirmed", "alice"),
-                                        ("status_change", "confirmed", "refunded", "carol")]
+        c.execute(
+            Payment.__table__.update()
+            .where(Payment.id == pid)
+            .values(status="refunded", updated_by="carol")
+        )
+        c.execute(
+            Payment.__table__.update()
+            .where(Payment.id == pid)
+            .values(description="no status change", updated_by="dave")
+        )
+        rows = c.execute(
+            select(
+                PaymentAuditLog.action,
+                PaymentAuditLog.old_value,
+                PaymentAuditLog.new_value,
+                PaymentAuditLog.actor,
+            )
+            .where(PaymentAuditLog.entity_id == pid)
+            .order_by(PaymentAuditLog.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("created", None, "confirmed", "alice"),
+        ("status_change", "confirmed", "refunded", "carol"),
+    ]
 
 
 def test_audit_log_is_append_only(engine: Engine) -> None:
@@ -88,7 +130,10 @@ def test_audit_log_is_append_only(engine: Engine) -> None:
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as c:
         c.execute(text("DELETE FROM payment_audit_log"))
     with engine.connect() as c:
-        assert c.execute(text("SELECT COUNT(*) FROM payment_audit_log WHERE actor='mallory'")).scalar() == 0
+        assert (
+            c.execute(text("SELECT COUNT(*) FROM payment_audit_log WHERE actor='mallory'")).scalar()
+            == 0
+        )
 
 
 def test_refunds_cannot_exceed_the_payment(engine: Engine) -> None:
@@ -99,7 +144,9 @@ def test_refunds_cannot_exceed_the_payment(engine: Engine) -> None:
     _refund(engine, pid, "50.00", status="failed")  # failed refunds do not count
     _refund(engine, pid, "39.90")
     with engine.connect() as c:
-        row = c.execute(select(Payment.status, Payment.refunded_amount).where(Payment.id == pid)).one()
+        row = c.execute(
+            select(Payment.status, Payment.refunded_amount).where(Payment.id == pid)
+        ).one()
     assert (row.status, row.refunded_amount) == ("refunded", Decimal("100.00"))
 
 
@@ -109,11 +156,23 @@ def test_completed_refund_moves_the_payment(engine: Engine) -> None:
     with engine.connect() as c:
         assert c.execute(select(Payment.status).where(Payment.id == pid)).scalar() == "confirmed"
     with engine.begin() as c:
-        c.execute(PaymentRefund.__table__.update().where(PaymentRefund.payment_id == pid)
-                  .values(status="completed"))
+        c.execute(
+            PaymentRefund.__table__.update()
+            .where(PaymentRefund.payment_id == pid)
+            .values(status="completed")
+        )
     with engine.connect() as c:
-        row = c.execute(select(Payment.status, Payment.refunded_amount).where(Payment.id == pid)).one()
-        actors = c.execute(select(PaymentAuditLog.actor).where(
-            PaymentAuditLog.entity_id == pid, PaymentAuditLog.action == "status_change")).scalars().all()
+        row = c.execute(
+            select(Payment.status, Payment.refunded_amount).where(Payment.id == pid)
+        ).one()
+        actors = (
+            c.execute(
+                select(PaymentAuditLog.actor).where(
+                    PaymentAuditLog.entity_id == pid, PaymentAuditLog.action == "status_change"
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert (row.status, row.refunded_amount) == ("partially_refunded", Decimal("30.00"))
     assert actors == ["bob"]

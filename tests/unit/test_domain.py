@@ -15,18 +15,31 @@ from service.domain.status import advance
 from service.providers import signing
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("150", "150.00"), ("0.01", "0.01"),
-                                               (" 99.9 ", "99.90"), ("1000000000", "1000000000.00")])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("150", "150.00"), ("0.01", "0.01"), (" 99.9 ", "99.90"), ("1000000000", "1000000000.00")],
+)
 def test_amounts_parse_to_cents(raw: str, expected: str) -> None:
     assert str(parse_amount(raw)) == expected
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (150, "string"), ("0", "greater than zero"), ("-5", "greater than zero"),
-    ("1.005", "two decimal places"), ("1000000000.01", "exceed"), ("1" + "0" * 40, "exceed"),
-    ("1.10000", "two decimal places"), ("1e-9", "two decimal places"), ("abc", "not a decimal"),
-    ("NaN", "not a decimal"), ("Infinity", "not a decimal"), (None, "string"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (150, "string"),
+        ("0", "greater than zero"),
+        ("-5", "greater than zero"),
+        ("1.005", "two decimal places"),
+        ("1000000000.01", "exceed"),
+        ("1" + "0" * 40, "exceed"),
+        ("1.10000", "two decimal places"),
+        ("1e-9", "two decimal places"),
+        ("abc", "not a decimal"),
+        ("NaN", "not a decimal"),
+        ("Infinity", "not a decimal"),
+        (None, "string"),
+    ],
+)
 def test_bad_amounts_say_why(raw: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_amount(raw)
@@ -54,19 +67,34 @@ def test_twelve_providers_with_brief_fees() -> None:
     assert len(catalog.PROVIDERS) == 12
     percent = {p.code: p.fees.percent for p in catalog.PROVIDERS}
     assert percent == {
-        "visa": Decimal("2.5"), "mastercard": Decimal("2.5"),
-        "bank_of_khartoum": Decimal("1.5"), "faisal_islamic": Decimal("1.5"),
-        "omdurman_national": Decimal("1.5"), "zain_cash": Decimal("1.0"),
-        "mtn_money": Decimal("1.0"), "sudani_cash": Decimal("1.0"), "bankak": Decimal("1.5"),
-        "cash": Decimal("0"), "cheque": Decimal("0"), "bank_transfer": Decimal("1.0"),
+        "visa": Decimal("2.5"),
+        "mastercard": Decimal("2.5"),
+        "bank_of_khartoum": Decimal("1.5"),
+        "faisal_islamic": Decimal("1.5"),
+        "omdurman_national": Decimal("1.5"),
+        "zain_cash": Decimal("1.0"),
+        "mtn_money": Decimal("1.0"),
+        "sudani_cash": Decimal("1.0"),
+        "bankak": Decimal("1.5"),
+        "cash": Decimal("0"),
+        "cheque": Decimal("0"),
+        "bank_transfer": Decimal("1.0"),
     }
     assert {p.code for p in catalog.PROVIDERS if not p.electronic} == {
-        "cash", "cheque", "bank_transfer"}
+        "cash",
+        "cheque",
+        "bank_transfer",
+    }
 
 
-@pytest.mark.parametrize(("raw", "normal"), [("+249912345678", "+249912345678"),
-                                             ("0912345678", "+249912345678"),
-                                             ("00249 99 123 4567", "+249991234567")])
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("+249912345678", "+249912345678"),
+        ("0912345678", "+249912345678"),
+        ("00249 99 123 4567", "+249991234567"),
+    ],
+)
 def test_phone_numbers_normalise(raw: str, normal: str) -> None:
     assert catalog.normalise_phone(raw) == normal
 
@@ -100,14 +128,17 @@ def _stored(hash_: str = "h", completed: bool = False, lock: int = 30) -> Stored
     return StoredKey(hash_, completed, NOW + timedelta(seconds=lock), NOW + timedelta(hours=24))
 
 
-@pytest.mark.parametrize(("stored", "decision"), [
-    (None, Decision.NEW),
-    (_stored(completed=True), Decision.REPLAY),
-    (_stored("other", completed=True), Decision.MISMATCH),
-    (_stored(), Decision.CONFLICT),
-    (_stored(lock=-1), Decision.RECOVER),
-    (StoredKey("h", True, NOW, NOW - timedelta(seconds=1)), Decision.NEW),
-])
+@pytest.mark.parametrize(
+    ("stored", "decision"),
+    [
+        (None, Decision.NEW),
+        (_stored(completed=True), Decision.REPLAY),
+        (_stored("other", completed=True), Decision.MISMATCH),
+        (_stored(), Decision.CONFLICT),
+        (_stored(lock=-1), Decision.RECOVER),
+        (StoredKey("h", True, NOW, NOW - timedelta(seconds=1)), Decision.NEW),
+    ],
+)
 def test_idempotency_decisions(stored: StoredKey | None, decision: Decision) -> None:
     assert decide(stored, "h", NOW) == decision
 

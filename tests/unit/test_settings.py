@@ -14,8 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_env_example_lists_exactly_what_settings_read() -> None:
-    listed = {line.split("=", 1)[0] for line in (ROOT / "env.example").read_text().splitlines()
-              if re.match(r"^[A-Z][A-Z0-9_]*=", line)}
+    listed = {
+        line.split("=", 1)[0]
+        for line in (ROOT / "env.example").read_text().splitlines()
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line)
+    }
     assert listed == Settings.env_names()
 
 
@@ -28,8 +31,7 @@ def test_missing_secrets_are_named() -> None:
 
 
 def test_malformed_values_are_named_and_secrets_not_echoed() -> None:
-    env = base_environ(GATEWAY_PORT="seventy", TIMEZONE="Mars/Olympus",
-                       ENCRYPTION_KEY="zz" * 32)
+    env = base_environ(GATEWAY_PORT="seventy", TIMEZONE="Mars/Olympus", ENCRYPTION_KEY="zz" * 32)
     with pytest.raises(SettingsError) as caught:
         load(env)
     message = str(caught.value)

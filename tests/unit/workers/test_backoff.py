@@ -13,8 +13,14 @@ from service.workers.backoff import Backoff
 def test_processing_backs_off_to_daily() -> None:
     backoff = Backoff()
     delays = [backoff.delay(PaymentStatus.PROCESSING, n) for n in range(1, 7)]
-    assert delays == [timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10),
-                      timedelta(hours=1), timedelta(days=1), timedelta(days=1)]
+    assert delays == [
+        timedelta(seconds=30),
+        timedelta(minutes=2),
+        timedelta(minutes=10),
+        timedelta(hours=1),
+        timedelta(days=1),
+        timedelta(days=1),
+    ]
 
 
 def test_unknown_is_asked_sooner_than_processing() -> None:
