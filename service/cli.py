@@ -220,6 +220,32 @@ def worker(
     _run_until_signal("worker", body)
 
 
+@app.command()
+def exporter(
+    host: Annotated[str | None, typer.Option(help="Default: EXPORTER_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: EXPORTER_PORT")] = None,
+) -> None:
+    """Run the metrics exporter: business gauges from the database on :9101/metrics."""
+    from service.db.engine import make_engine
+    from service.workers.exporter import Exporter, serve
+
+    def body(stop: threading.Event) -> None:
+        settings = _settings()
+        engine = make_engine(settings)
+        server = serve(Exporter(engine, settings.zone), host or settings.exporter_host,
+                       port or settings.exporter_port)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        import structlog
+
+        structlog.get_logger().info("exporter.started", address=server.server_address[:2])
+        stop.wait()
+        server.shutdown()
+        engine.dispose()
+
+    _run_until_signal("exporter", body)
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
