@@ -425,7 +425,7 @@ def build(
         ),
         _app_service(
             name="payment-provider-simulator",
-            command=("nilecare", "simulator"),
+            command=("nilecare", "simulator", "--host", ALL_INTERFACES),
             environment={**app_env_vars, "GATEWAY_HOST": ALL_INTERFACES},
             secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS),
             healthcheck=Healthcheck(

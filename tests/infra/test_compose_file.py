@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
+from pulumi_harness import REPO
 
 from infra import compose, topology
 

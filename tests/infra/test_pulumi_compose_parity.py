@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from conftest import REPO, StackRun
+from pulumi_harness import REPO, StackRun
 
 from infra import topology
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import REPO, StackRun, operator_secrets, run_stack
+from pulumi_harness import REPO, StackRun, operator_secrets, run_stack
 
 from infra import topology
 from infra.components.secrets import MissingSecretError
