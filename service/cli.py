@@ -246,6 +246,50 @@ def exporter(
     _run_until_signal("exporter", body)
 
 
+@app.command()
+def reconcile() -> None:
+    """Run one reconciliation now (import new statements, match, record), with progress."""
+    from rich.progress import Progress
+
+    from service import logs
+    from service.db.engine import make_engine, session_factory
+    from service.workers import reconciliation
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    engine = make_engine(settings)
+    try:
+        with Progress(console=err) as progress:
+            task = progress.add_task("matching statement lines", total=None)
+            result = reconciliation.run(
+                session_factory(engine), settings.statement_dir,
+                progress=lambda done, total: progress.update(task, completed=done, total=total))
+    finally:
+        engine.dispose()
+    typer.echo(f"{result.run_id}: {result.lines} lines, {result.matched} matched, "
+               f"issues {result.issues or 'none'}")
+
+
+@app.command("reconciliation-worker")
+def reconciliation_worker(
+    heartbeat: Annotated[Path, typer.Option(help="Heartbeat file for `healthcheck --worker`")]
+    = Path("/tmp/nilecare-reconciliation.heartbeat"),  # noqa: S108 - container-local
+) -> None:
+    """Run reconciliation daily at RECONCILIATION_TIME (TIMEZONE)."""
+    from service.db.engine import make_engine, session_factory
+    from service.workers.reconciliation_schedule import run_daily
+
+    def body(stop: threading.Event) -> None:
+        settings = _settings()
+        engine = make_engine(settings)
+        try:
+            run_daily(settings, session_factory(engine), stop, heartbeat)
+        finally:
+            engine.dispose()
+
+    _run_until_signal("reconciliation_worker", body)
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310

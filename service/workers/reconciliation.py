@@ -1,0 +1,197 @@
+"""A reconciliation run: import new statements, match their lines to payments in chunks,
+record every match and discrepancy in payment_reconciliation, confirm matched transfers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.clock import utcnow
+from service.db.models import BankStatement, BankStatementLine, Payment, PaymentReconciliation
+from service.domain.reconciliation import Candidate, Finding, Line, Matcher
+from service.domain.status import SETTLED, PaymentStatus
+from service.workers import statements
+
+log = structlog.get_logger()
+S = PaymentStatus
+# Payments a bank statement settles or should show.
+SCOPE_PROVIDERS = ("bank_transfer",)
+SCOPE_STATUSES = [S.AWAITING_VERIFICATION.value, *(s.value for s in SETTLED)]
+CHUNK = 1000
+LINES_TABLE = cast(Table, BankStatementLine.__table__)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    statements: int
+    lines: int
+    matched: int
+    issues: dict[str, int]
+
+
+def new_run_id() -> str:
+    return f"run_{uuid.uuid4().hex[:20]}"
+
+
+def run(sessions: sessionmaker[Session], directory: Path, *, run_id: str | None = None,
+        window: timedelta = timedelta(days=2), progress: Progress | None = None) -> RunResult:
+    run_id = run_id or new_run_id()
+    statements.import_directory(sessions, directory)
+    with sessions() as session:
+        pending = list(session.execute(
+            select(BankStatement.id, BankStatement.line_count)
+            .where(BankStatement.status == "imported").order_by(BankStatement.id)))
+    total = sum(count for _, count in pending)
+    done = 0
+    matcher = Matcher(window)
+    counts: dict[str, int] = {}
+    matched = 0
+    first: date | None = None
+    last: date | None = None
+    for statement_id, _count in pending:
+        after = 0
+        while True:
+            with sessions() as session:
+                chunk = [Line(r.id, r.value_date, r.amount, r.currency, r.reference)
+                         for r in session.execute(
+                             select(BankStatementLine.id, BankStatementLine.value_date,
+                                    BankStatementLine.amount, BankStatementLine.currency,
+                                    BankStatementLine.reference)
+                             .where(BankStatementLine.statement_id == statement_id,
+                                    BankStatementLine.id > after)
+                             .order_by(BankStatementLine.id).limit(CHUNK))]
+            if not chunk:
+                break
+            after = chunk[-1].id
+            first = min([first, *(ln.value_date for ln in chunk)] if first else
+                        [ln.value_date for ln in chunk])
+            last = max([last, *(ln.value_date for ln in chunk)] if last else
+                       [ln.value_date for ln in chunk])
+            findings = _match_chunk(sessions, matcher, chunk, window)
+            matched += _record(sessions, run_id, findings, counts)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        with sessions.begin() as session:
+            session.execute(update(BankStatement).where(BankStatement.id == statement_id)
+                            .values(status="reconciled"))
+    if first is not None and last is not None:
+        _record(sessions, run_id, _unrecorded(sessions, matcher, first, last, window), counts)
+    result = RunResult(run_id, len(pending), total, matched, counts)
+    log.info("reconciliation.finished", run_id=run_id, statements=len(pending), lines=total,
+             matched=matched, issues=counts)
+    return result
+
+
+def _candidates(session: Session, where: Any) -> list[Candidate]:
+    return [Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date())
+            for r in session.execute(
+                select(Payment.id, Payment.reference, Payment.amount, Payment.currency,
+                       Payment.created_at)
+                .where(Payment.provider_code.in_(SCOPE_PROVIDERS),
+                       Payment.status.in_(SCOPE_STATUSES), where))]
+
+
+def _match_chunk(sessions: sessionmaker[Session], matcher: Matcher, chunk: Sequence[Line],
+                 window: timedelta) -> list[Finding]:
+    references = {ln.reference for ln in chunk if ln.reference}
+    with sessions() as session:
+        by_reference = {c.reference: c for c in _candidates(
+            session, Payment.reference.in_(references))} if references else {}
+        findings = []
+        for line in chunk:
+            payment = by_reference.get(line.reference or "")
+            if payment is not None:
+                findings.append(matcher.by_reference(line, payment))
+                continue
+            low = datetime.combine(line.value_date - window, time())
+            high = datetime.combine(line.value_date + window + timedelta(days=1), time())
+            nearby = _candidates(session, Payment.created_at.between(low, high)
+                                 & (Payment.amount == line.amount))
+            findings.append(matcher.by_amount(line, nearby))
+    return findings
+
+
+def _unrecorded(sessions: sessionmaker[Session], matcher: Matcher, first: date, last: date,
+                window: timedelta) -> list[Finding]:
+    low = datetime.combine(first, time())
+    high = datetime.combine(last - window + timedelta(days=1), time())
+    with sessions() as session:
+        already = select(BankStatementLine.matched_payment_id).where(
+            BankStatementLine.matched_payment_id.is_not(None))
+        payments = _candidates(session, Payment.created_at.between(low, high)
+                               & Payment.id.not_in(already))
+    return matcher.unrecorded(payments, last)
+
+
+def _record(sessions: sessionmaker[Session], run_id: str, findings: Sequence[Finding],
+            counts: dict[str, int]) -> int:
+    now = utcnow()
+    rows = []
+    confirm: list[int] = []
+    links: list[dict[str, int]] = []
+    for f in findings:
+        rows.append({"run_id": run_id, "statement_line_id": f.line_id, "payment_id": f.payment_id,
+                     "result": "matched" if f.matched else "issue",
+                     "issue_type": f.issue.value if f.issue else None,
+                     "expected_amount": f.expected, "actual_amount": f.actual,
+                     "detail": f.detail, "status": "closed" if f.matched else "open",
+                     "created_at": now})
+        if f.issue is not None:
+            counts[f.issue.value] = counts.get(f.issue.value, 0) + 1
+        if f.matched and f.payment_id is not None and f.line_id is not None:
+            confirm.append(f.payment_id)
+            links.append({"line_id": f.line_id, "payment_id": f.payment_id})
+    if not rows:
+        return 0
+    with sessions.begin() as session:
+        session.execute(insert(PaymentReconciliation), rows)
+        if links:
+            session.execute(
+                update(LINES_TABLE)
+                .where(LINES_TABLE.c.id == bindparam("line_id"))
+                .values(matched_payment_id=bindparam("payment_id")), links)
+        if confirm:
+            # awaiting_verification -> confirmed is a legal move; the WHERE keeps it so.
+            session.execute(
+                update(Payment)
+                .where(Payment.id.in_(confirm),
+                       Payment.status == S.AWAITING_VERIFICATION.value)
+                .values(status=S.CONFIRMED.value, updated_by="reconciliation",
+                        updated_at=now, completed_at=now, next_check_at=None)
+                .execution_options(synchronize_session=False))
+    return len(confirm)
+
+
+def summary(session: Session, run_id: str) -> dict[str, Any] | None:
+    rows = session.execute(
+        select(PaymentReconciliation.result, PaymentReconciliation.issue_type,
+               PaymentReconciliation.status, func.count(),
+               func.min(PaymentReconciliation.created_at))
+        .where(PaymentReconciliation.run_id == run_id)
+        .group_by(PaymentReconciliation.result, PaymentReconciliation.issue_type,
+                  PaymentReconciliation.status)).all()
+    if not rows:
+        return None
+    issues: dict[str, dict[str, int]] = {}
+    matched = 0
+    for result, issue_type, status, count, _ in rows:
+        if result == "matched":
+            matched += count
+        else:
+            issues.setdefault(issue_type, {}).setdefault(status, 0)
+            issues[issue_type][status] += count
+    started = min(r[4] for r in rows)
+    return {"run_id": run_id, "started_at": started.isoformat() + "Z", "matched": matched,
+            "issues": issues,
+            "open_issues": sum(v.get("open", 0) for v in issues.values())}
