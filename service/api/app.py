@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from service.api.controllers.payments import PaymentController
 from service.api.controllers.public import health, list_providers, metrics, ready, receive_webhook
+from service.api.controllers.reconciliation import ReconciliationController
 from service.api.deps import Services, provide_services
 from service.api.problems import HANDLERS
 from service.services.context import Context
@@ -91,8 +92,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         identifier_for_request=client_identity, store="rate_limit",
     )
     return Litestar(
-        route_handlers=[PaymentController, list_providers, receive_webhook, health, ready,
-                        metrics],
+        route_handlers=[PaymentController, ReconciliationController, list_providers,
+                        receive_webhook, health, ready, metrics],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,
         middleware=[http_metrics(context), rate_limit.middleware],
