@@ -404,7 +404,11 @@ def build(
             environment={**app_env_vars, "STATEMENT_DIR": STATEMENT_DIR},
             secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS, "aws_secret_access_key",
                                  "smtp_password"),
-            healthcheck=worker_health,
+            # The reconciliation worker beats its own file (a daily job with a waiting loop).
+            healthcheck=Healthcheck(
+                ("CMD", "nilecare", "healthcheck", "--worker", "--heartbeat",
+                 f"{TMP}/nilecare-reconciliation.heartbeat"), 15, 5, 5, 30
+            ),
             limits=limits["payment-reconciliation-worker"],
             networks=both,
             volumes=(VolumeMount("statements", STATEMENT_DIR),),
@@ -473,7 +477,8 @@ def build(
             networks=("frontend",),
             volumes=(VolumeMount("alertmanager-data", "/alertmanager"),),
             files=(FileMount("alertmanager/alertmanager.yml",
-                             "/etc/alertmanager/alertmanager.yml"),),
+                             "/etc/alertmanager/alertmanager.yml"),
+                   FileMount("alertmanager/templates", "/etc/alertmanager/templates")),
             profile="monitoring",
         ),
         Service(

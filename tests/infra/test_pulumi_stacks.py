@@ -63,7 +63,8 @@ def test_healthchecks_and_restart_policies(dev: StackRun, prod: StackRun) -> Non
         "payment-gateway-service": ["CMD", "nilecare", "healthcheck", "http://127.0.0.1:7001/health"],
         "payment-metrics-exporter": ["CMD", "nilecare", "healthcheck", "http://127.0.0.1:9101/health"],
         "payment-worker": ["CMD", "nilecare", "healthcheck", "--worker"],
-        "payment-reconciliation-worker": ["CMD", "nilecare", "healthcheck", "--worker"],
+        "payment-reconciliation-worker": ["CMD", "nilecare", "healthcheck", "--worker",
+                                          "--heartbeat", "/tmp/nilecare-reconciliation.heartbeat"],
     }
     for run in (dev, prod):
         for name, container in run.containers().items():

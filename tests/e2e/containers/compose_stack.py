@@ -28,11 +28,13 @@ HEALTHY_WITHIN_S = 300
 
 
 def sh(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None,
-       check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+       check: bool = True, timeout: float = 900, quiet: bool = False,
+       ) -> subprocess.CompletedProcess[str]:
     started = time.monotonic()
     result = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True,
                             check=False, timeout=timeout)
-    print(f"[{time.monotonic() - started:6.1f}s] {' '.join(args)[:120]} -> {result.returncode}")
+    if not quiet:
+        print(f"[{time.monotonic() - started:6.1f}s] {' '.join(args)[:120]} -> {result.returncode}")
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n"
                              f"{result.stderr[-3000:]}")
@@ -60,7 +62,7 @@ class Stack:
         return (self.workdir / "secrets" / name).read_text(encoding="utf-8").strip()
 
     def inspect(self, container: str) -> dict[str, object]:
-        out = sh("docker", "inspect", container).stdout
+        out = sh("docker", "inspect", container, quiet=True).stdout
         data: list[dict[str, object]] = json.loads(out)
         return data[0]
 
