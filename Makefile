@@ -1,7 +1,9 @@
 # NileCare Payments. `make run` starts the embedded default; `make test` runs everything.
 SHELL := /bin/bash
 PY := .venv/bin/python
-VENV_STAMP := .venv/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+DEPS_HASH := $(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+VENV_STAMP := .venv/.installed-dev-$(DEPS_HASH)
+RUN_STAMP := .venv/.installed-run-$(DEPS_HASH)
 
 .PHONY: help install run test lint typecheck pytest unit integration render render-check clean
 
@@ -13,14 +15,22 @@ help:
 install: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml constraints.txt
-	@python3 -m venv --help >/dev/null 2>&1 || { echo "python3 venv is missing: apt-get install -y python3-venv" >&2; exit 1; }
+	@python3 -c 'import ensurepip' 2>/dev/null || { echo "python3 venv is missing: apt-get install -y python3-venv" >&2; exit 1; }
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip==25.3
 	$(PY) -m pip install -q -c constraints.txt -e '.[infra,dev]'
-	rm -f .venv/.installed-* && touch $@
+	rm -f .venv/.installed-* && touch $@ $(RUN_STAMP)
+
+# `make run` needs only the service's own dependencies, not Pulumi or the test tools.
+$(RUN_STAMP): pyproject.toml constraints.txt
+	@python3 -c 'import ensurepip' 2>/dev/null || { echo "python3 venv is missing: apt-get install -y python3-venv" >&2; exit 1; }
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip==25.3
+	$(PY) -m pip install -q -c constraints.txt -e .
+	touch $@
 
 ## Run the product on its embedded default (SQLite, in-process cache, provider simulator)
-run: install
+run: $(RUN_STAMP)
 	.venv/bin/nilecare dev
 
 ## The whole suite: lint, types, unit/integration/e2e/infra/monitoring tests, drift checks
