@@ -123,7 +123,9 @@ def config(spec: Spec) -> dict[str, Any]:
             {"source_matchers": ['severity="critical"', PROVIDER_ALERTS],
              "target_matchers": ['severity=~"high|medium"', PROVIDER_ALERTS],
              "equal": ["provider"]},
-            {"source_matchers": ['severity="critical"'],
+            # A service-wide critical (no provider label) silences the whole service; a
+            # provider's critical only that provider, by the rule above.
+            {"source_matchers": ['severity="critical"', 'provider=""'],
              "target_matchers": ['severity=~"high|medium"'], "equal": ["service"]},
             # Every provider looks broken while the gateway that calls them is down.
             {"source_matchers": [f'alertname="{_gateway_down(spec)}"'],
