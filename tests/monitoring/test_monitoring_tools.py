@@ -106,3 +106,16 @@ def test_design_routing_table(root: Path, which: Any, labels: list[str], receive
                  f"--verify.receivers={receiver}", *labels)
     assert result.returncode == 0, result.stdout
     assert result.stdout.strip() == receiver
+
+
+def test_promtool_check_config(tmp_path: Path, root: Path, spec: Spec, which: Any) -> None:
+    """The generated prometheus.yml, with rule paths pointed at the repo instead of /etc."""
+    from infra.monitoring.prometheus_config import prometheus_config
+
+    committed = yaml.safe_load((root / "monitoring/prometheus.yml").read_text())
+    local = prometheus_config(spec, rules_dir=str(root / "monitoring/rules"))
+    assert {k: v for k, v in local.items() if k != "rule_files"} == \
+        {k: v for k, v in committed.items() if k != "rule_files"}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(local))
+    result = run(which.tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
