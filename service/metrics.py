@@ -101,7 +101,7 @@ SCRAPE_DURATION = MetricSpec(
 PAYMENTS_TOTAL = MetricSpec(
     "nilecare_payments",
     "gauge",
-    "Payments in the database by provider and status.",
+    "Payments created in the last 24 hours by provider and status.",
     ("provider", "status"),
     process="exporter",
 )
