@@ -76,10 +76,15 @@ class Payment(Base):
         CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount",
                         name="refunds_within_amount"),
         Index("ix_payments_facility_created", "facility_id", "created_at"),
-        Index("ix_payments_provider_created", "provider_code", "created_at"),
+        # The exporter and the daily summary read these without touching the table rows
+        # (migration 0002): created in a window by provider and status, waiting payments
+        # by status and provider, settled money by completion time.
+        Index("ix_payments_provider_created_status", "provider_code", "created_at", "status"),
         Index("ix_payments_status_next_check", "status", "next_check_at"),
+        Index("ix_payments_status_provider_created", "status", "provider_code", "created_at"),
         Index("ix_payments_patient", "patient_id"),
-        Index("ix_payments_completed", "completed_at"),
+        Index("ix_payments_completed_revenue", "completed_at", "status", "provider_code",
+              "currency", "amount", "total_fees"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -141,6 +146,7 @@ class PaymentRefund(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
         Index("ix_payment_refunds_payment", "payment_id"),
+        Index("ix_payment_refunds_status_completed", "status", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
