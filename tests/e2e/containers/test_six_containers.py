@@ -72,7 +72,16 @@ def test_secrets_are_files_and_absent_from_the_environment(stack: Stack, name: s
     mounted = h.file(f"/run/secrets/{secret}")
     assert mounted.is_file
     assert mounted.content_string.strip() == stack.secret(secret)
-    environ = h.file("/proc/1/environ").content_string.split("\0")
+    # What the container was given, and what its main process holds now: a server that
+    # changed uid (mysqld) is not dumpable, so its /proc environ is closed even to root.
+    config = stack.inspect(name)["Config"]
+    assert isinstance(config, dict)
+    environ = list(config["Env"])
+    process = h.run("cat /proc/1/environ")
+    if process.rc == 0:
+        environ += process.stdout.split("\0")
+    elif name not in ("mysql-payment",):
+        pytest.fail(f"cannot read {name}'s process environment: {process.stderr}")
     names = {entry.partition("=")[0] for entry in environ}
     values = [stack.secret(s) for s in ("database_password", "redis_password", "jwt_secret",
                                         "encryption_key", "webhook_secret")]
