@@ -212,7 +212,8 @@ class PaymentService:
             payment.description,
             f"{self.ctx.settings.gateway_public_url.rstrip('/')}/api/v1/webhooks/{spec.code}",
         )
-        self.move(payment.id, S.PROCESSING, "system")
+        # Scheduled before the call: if this process dies mid-call, the worker still asks.
+        self.move(payment.id, S.PROCESSING, "system", next_check_at=utcnow() + FIRST_CHECK)
         reply, error = self.call(
             payment.id, spec.code, "initiate", lambda: adapter.initiate(request)
         )
@@ -303,6 +304,11 @@ class PaymentService:
             current = S(payment.status)
             target = advance(current, new)
             if target is None:
+                if new == current and fields:
+                    # Same status, new facts (provider reference, next check): keep them, or
+                    # a charge the provider left pending would never be polled.
+                    session.execute(update(Payment).where(Payment.id == payment_id).values(
+                        updated_by=actor, updated_at=utcnow(), **fields))
                 return False
             now = utcnow()
             values: dict[str, Any] = {

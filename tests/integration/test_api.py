@@ -302,3 +302,17 @@ def test_rate_limit_uses_the_redis_store(
         assert c.execute(select(func.count(PaymentAttempt.id))).scalar() == 0
         c.execute(text("SELECT 1"))
     engine.dispose()
+
+
+def test_a_pending_charge_is_scheduled_for_the_worker(stack: Any, mysql_url: str) -> None:
+    client, sim, _ = stack
+    control(sim, "sudani_cash", settle_after_seconds=60, send_webhooks=False)
+    created = client.post("/api/v1/payments", json=body("sudani_cash"), headers=auth()).json()
+    assert created["status"] == "processing" and created["provider_reference"]
+    engine = create_engine(mysql_url)
+    with engine.connect() as c:
+        due = c.execute(
+            select(Payment.next_check_at).where(Payment.public_id == created["id"])
+        ).scalar_one()
+    engine.dispose()
+    assert due is not None
