@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -206,13 +207,18 @@ def worker(
     """Run the payment worker: verify open payments with the providers, expire pending
     ones, purge idempotency keys, send the daily summary."""
     from service.services.context import Context
+    from service.workers import daily_summary
     from service.workers.tasks import Scheduler
     from service.workers.verification import PaymentWorker
 
     def body(stop: threading.Event) -> None:
         ctx = Context.build(_settings())
+
+        def summary_of(day: date) -> None:
+            daily_summary.deliver(ctx.settings, ctx.sessions, day)
+
         try:
-            scheduler = None if no_tasks else Scheduler(ctx)
+            scheduler = None if no_tasks else Scheduler(ctx, daily_summary=summary_of)
             PaymentWorker(ctx, heartbeat_path=heartbeat, scheduler=scheduler).run(stop)
         finally:
             ctx.close()
@@ -268,6 +274,43 @@ def reconcile() -> None:
         engine.dispose()
     typer.echo(f"{result.run_id}: {result.lines} lines, {result.matched} matched, "
                f"issues {result.issues or 'none'}")
+
+
+@app.command()
+def summary(
+    day: Annotated[str | None, typer.Option(
+        "--date", help="Local day (YYYY-MM-DD in TIMEZONE); default: yesterday")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the text part instead of sending it")] = False,
+) -> None:
+    """Send the daily summary email for one day now (or print it with --dry-run)."""
+    from service import logs
+    from service.db.engine import make_engine, session_factory
+    from service.workers import daily_summary
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        wanted = date.fromisoformat(day) if day else daily_summary.yesterday(settings.zone)
+    except ValueError:
+        raise typer.BadParameter(f"{day!r} is not a date like 2025-01-31",
+                                 param_hint="--date") from None
+    engine = make_engine(settings)
+    try:
+        sessions = session_factory(engine)
+        if dry_run:
+            with sessions() as session:
+                found = daily_summary.gather(session, wanted, settings.zone)
+            text, _html = daily_summary.render(found)
+            typer.echo(f"Subject: {daily_summary.subject(found)}\n\n{text}")
+            return
+        reason = daily_summary.deliver(settings, sessions, wanted)
+    finally:
+        engine.dispose()
+    if reason is not None:
+        err.print(f"[red]daily summary for {wanted} not sent: {reason}[/red]")
+        raise typer.Exit(1)
+    err.print(f"daily summary for {wanted} sent to {settings.summary_recipients}")
 
 
 @app.command("reconciliation-worker")

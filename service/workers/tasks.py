@@ -106,7 +106,9 @@ class Scheduler:
             expire_pending(self.ctx, timedelta(minutes=settings.pending_expiry_minutes))
         elif name == "purge_idempotency":
             purge_idempotency(self.ctx)
-        elif name == "daily_summary" and self.daily_summary and settings.feature_daily_summary:
+        elif name == "daily_summary" and self.daily_summary:
+            # FEATURE_DAILY_SUMMARY and the SMTP settings are checked by the sender, which
+            # logs the skip once for the day it claimed.
             local = datetime.now(settings.zone)
             if local.hour < self.summary_hour:
                 return
