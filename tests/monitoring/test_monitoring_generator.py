@@ -178,9 +178,9 @@ def test_digest_routes_look_often_enough_to_hit_the_daily_window(spec: Spec) -> 
 
 
 def test_every_runbook_link_has_a_section_in_the_docs(root: Path, spec: Spec) -> None:
-    doc = (root / "docs/monitoring.md").read_text()
+    doc = (root / "README.md").read_text()
     anchors = {a.runbook for a in (*spec.alerts, *spec.slo.burn_alerts, *spec.absent)}
     anchors |= {spec.daily_summary.runbook, "watchdog"}
     missing = [a for a in sorted(anchors) if f'<a id="{a}"></a>' not in doc]
     assert not missing
-    assert spec.runbook_base.endswith("docs/monitoring.md")
+    assert spec.runbook_base.endswith("README.md")
