@@ -259,7 +259,7 @@ def reconcile() -> None:
 
     from service import logs
     from service.db.engine import make_engine, session_factory
-    from service.workers import reconciliation
+    from service.workers import reconciliation, statements
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -268,7 +268,7 @@ def reconcile() -> None:
         with Progress(console=err) as progress:
             task = progress.add_task("matching statement lines", total=None)
             result = reconciliation.run(
-                session_factory(engine), settings.statement_dir,
+                session_factory(engine), statements.inbox_for(settings),
                 progress=lambda done, total: progress.update(task, completed=done, total=total))
     finally:
         engine.dispose()

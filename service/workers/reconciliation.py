@@ -19,6 +19,7 @@ from service.db.models import BankStatement, BankStatementLine, Payment, Payment
 from service.domain.reconciliation import Candidate, Finding, Line, Matcher
 from service.domain.status import SETTLED, PaymentStatus
 from service.workers import statements
+from service.workers.statement_sources import DirectoryInbox, Inbox
 
 log = structlog.get_logger()
 S = PaymentStatus
@@ -43,10 +44,12 @@ def new_run_id() -> str:
     return f"run_{uuid.uuid4().hex[:20]}"
 
 
-def run(sessions: sessionmaker[Session], directory: Path, *, run_id: str | None = None,
+def run(sessions: sessionmaker[Session], inbox: Inbox | Path, *, run_id: str | None = None,
         window: timedelta = timedelta(days=2), progress: Progress | None = None) -> RunResult:
+    """Import what is new in `inbox` (a statement directory, or statements.inbox_for(...)),
+    then match every imported, not yet reconciled statement."""
     run_id = run_id or new_run_id()
-    statements.import_directory(sessions, directory)
+    statements.import_all(sessions, DirectoryInbox(inbox) if isinstance(inbox, Path) else inbox)
     with sessions() as session:
         pending = list(session.execute(
             select(BankStatement.id, BankStatement.line_count)

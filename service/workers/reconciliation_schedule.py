@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
-from service.workers import heartbeat, reconciliation
+from service.workers import heartbeat, reconciliation, statements
 from service.workers.tasks import claim_once, unclaim
 
 log = structlog.get_logger()
@@ -29,7 +29,7 @@ def run_daily(settings: Settings, sessions: sessionmaker[Session], stop: threadi
         # Once per day across replicas: the first to claim the day runs it.
         if local >= due and claim_once(sessions, key, timedelta(days=3)):
             try:
-                reconciliation.run(sessions, settings.statement_dir)
+                reconciliation.run(sessions, statements.inbox_for(settings))
             except Exception:  # the process boundary: log and let tomorrow try again
                 log.exception("reconciliation.failed")
                 unclaim(sessions, key)

@@ -1,79 +1,70 @@
-"""Bank statement import: CSV files from a directory (or S3), mapped per bank, streamed
-into bank_statement_lines in chunks; a file already imported (same checksum) adds nothing.
+"""Bank statement import: each new statement (by checksum) is streamed into
+bank_statement_lines in chunks, mapped per bank (see statement_sources).
 
-Layout: STATEMENT_DIR/<bank_code>/*.csv. The default format has the header
-`value_date,amount,currency,reference,description` with ISO dates; another bank's format
-is described in STATEMENT_DIR/banks.json, e.g.
-`{"faisal_islamic": {"value_date": "Date", "amount": "Credit", "reference": "Ref",
-"date_format": "%d/%m/%Y", "delimiter": ";", "currency_default": "SDG"}}`.
+A statement becomes visible to reconciliation only when its status flips to `imported`
+in one UPDATE, after its last line. An import that failed (`failed`) or whose importer
+died (`importing` with no progress for `stale_after`) is taken over by the next attempt
+with a conditional UPDATE, its partial lines deleted in the same transaction, and imported
+again from the first line; a live import by another worker is left alone.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from datetime import datetime
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
 from service.db.models import BankStatement, BankStatementLine
+from service.settings import Settings
+from service.workers.statement_sources import (
+    BankFormat,
+    DirectoryInbox,
+    Inbox,
+    Source,
+    text,
+)
 
 log = structlog.get_logger()
 CHUNK = 1000
+# An importer writes a chunk every few milliseconds; this long without one, it is dead.
+STALE_AFTER = timedelta(minutes=10)
+DONE = ("imported", "reconciled")
 
 
-@dataclass(frozen=True)
-class BankFormat:
-    """Which CSV column holds what, for one bank."""
-
-    value_date: str = "value_date"
-    amount: str = "amount"
-    currency: str = "currency"
-    reference: str = "reference"
-    description: str = "description"
-    date_format: str = "%Y-%m-%d"
-    delimiter: str = ","
-    currency_default: str | None = None
-
-    @classmethod
-    def from_mapping(cls, bank: str, raw: dict[str, Any]) -> BankFormat:
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"banks.json: {bank} has unknown keys {sorted(unknown)}; "
-                             f"known are {sorted(known)}")
-        return cls(**raw)
+class TakenOver(Exception):
+    """Another worker took this import over (ours had stalled past STALE_AFTER)."""
 
 
-def formats(directory: Path) -> dict[str, BankFormat]:
-    path = directory / "banks.json"
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {bank: BankFormat.from_mapping(bank, raw) for bank, raw in data.items()}
+def inbox_for(settings: Settings) -> Inbox:
+    """S3 when AWS_S3_BUCKET is set, else STATEMENT_DIR."""
+    if settings.aws_s3_bucket:
+        from service.workers import statement_s3
+
+        return statement_s3.S3Inbox(statement_s3.client(settings), settings.aws_s3_bucket,
+                                    settings.aws_s3_prefix)
+    return DirectoryInbox(settings.statement_dir)
 
 
-def checksum(path: Path) -> str:
+def checksum(blocks: Iterable[bytes]) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in blocks:
+        digest.update(block)
     return digest.hexdigest()
 
 
-def rows(path: Path, fmt: BankFormat) -> Iterator[dict[str, Any]]:
+def rows(source: Source, fmt: BankFormat) -> Iterator[dict[str, Any]]:
     """Statement lines one at a time (the file is never held in memory)."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    name = source.location.rsplit("/", 1)[-1]
+    with text(source) as handle:
         reader = csv.DictReader(handle, delimiter=fmt.delimiter)
         for number, row in enumerate(reader, start=1):
             try:
@@ -89,60 +80,131 @@ def rows(path: Path, fmt: BankFormat) -> Iterator[dict[str, Any]]:
                     "description": (row.get(fmt.description) or "")[:255] or None,
                 }
             except (KeyError, ValueError, InvalidOperation, AttributeError) as exc:
-                raise ValueError(f"{path.name} line {number + 1}: cannot read {exc}") from None
+                raise ValueError(f"{name} line {number + 1}: cannot read {exc}") from None
 
 
-def import_file(sessions: sessionmaker[Session], path: Path, bank: str, fmt: BankFormat,
-                source: str | None = None) -> int | None:
-    """Import one statement; the new statement id, or None when already imported."""
-    digest = checksum(path)
-    with sessions() as session:
-        if session.scalar(select(BankStatement.id).where(BankStatement.checksum == digest)):
-            return None
-    try:
-        with sessions.begin() as session:
-            statement = BankStatement(bank_code=bank, source=source or str(path),
-                                      checksum=digest, status="importing", line_count=0,
-                                      imported_at=utcnow())
-            session.add(statement)
-            session.flush()
-            statement_id = statement.id
-    except IntegrityError:  # another worker took the same file at the same moment
+def import_statement(sessions: sessionmaker[Session], source: Source, fmt: BankFormat,
+                     stale_after: timedelta = STALE_AFTER) -> int | None:
+    """Import one statement; its id, or None when it is imported already (or in progress
+    elsewhere). A failure marks it `failed` and re-raises; the next attempt redoes it."""
+    digest = checksum(source.blocks())
+    claimed = _claim(sessions, source, digest, stale_after)
+    if claimed is None:
         return None
-    count, last = 0, None
-    chunk: list[dict[str, Any]] = []
-    for row in rows(path, fmt):
-        chunk.append({**row, "statement_id": statement_id})
-        last = row["value_date"] if last is None else max(last, row["value_date"])
-        if len(chunk) >= CHUNK:
-            count += _flush(sessions, chunk)
-    count += _flush(sessions, chunk)
-    with sessions.begin() as session:
-        session.execute(update(BankStatement).where(BankStatement.id == statement_id)
-                        .values(status="imported", line_count=count, statement_date=last))
-    log.info("statement.imported", bank=bank, source=source or str(path), lines=count)
+    statement_id, touched = claimed
+    try:
+        count, last = 0, None
+        chunk: list[dict[str, Any]] = []
+        for row in rows(source, fmt):
+            chunk.append({**row, "statement_id": statement_id})
+            last = row["value_date"] if last is None else max(last, row["value_date"])
+            if len(chunk) >= CHUNK:
+                count, touched = count + len(chunk), _flush(sessions, statement_id, touched,
+                                                            chunk)
+        count, touched = count + len(chunk), _flush(sessions, statement_id, touched, chunk)
+        _finish(sessions, statement_id, touched, count, last)
+    except TakenOver:
+        log.warning("statement.taken_over", source=source.location)
+        raise
+    except Exception as exc:
+        _fail(sessions, statement_id, touched)
+        log.warning("statement.import_failed", source=source.location, error=str(exc)[:300])
+        raise
+    log.info("statement.imported", bank=source.bank, source=source.location, lines=count)
     return statement_id
 
 
-def _flush(sessions: sessionmaker[Session], chunk: list[dict[str, Any]]) -> int:
-    if not chunk:
-        return 0
+def _claim(sessions: sessionmaker[Session], source: Source, digest: str,
+           stale_after: timedelta) -> tuple[int, datetime] | None:
+    now = utcnow()
+    with sessions() as session:
+        found = session.execute(select(BankStatement.id, BankStatement.status,
+                                       BankStatement.imported_at)
+                                .where(BankStatement.checksum == digest)).first()
+    if found is None:
+        try:
+            with sessions.begin() as session:
+                statement = BankStatement(bank_code=source.bank, source=source.location,
+                                          checksum=digest, status="importing", line_count=0,
+                                          imported_at=now)
+                session.add(statement)
+                session.flush()
+                return statement.id, now
+        except IntegrityError:  # another worker took the same file at the same moment
+            return None
+    statement_id, status, progress = found
+    if status in DONE or (status == "importing" and progress > now - stale_after):
+        return None
+    # Failed, or its importer died: take it over only if nobody else did since we looked,
+    # and start again from an empty statement in the same transaction.
     with sessions.begin() as session:
+        taken = _rows(session.execute(
+            update(BankStatement)
+            .where(BankStatement.id == statement_id, BankStatement.status == status,
+                   BankStatement.imported_at == progress)
+            .values(status="importing", imported_at=now, line_count=0, statement_date=None,
+                    bank_code=source.bank, source=source.location)))
+        if not taken:
+            return None
+        session.execute(delete(BankStatementLine)
+                        .where(BankStatementLine.statement_id == statement_id))
+    log.info("statement.retrying", source=source.location, previous=status)
+    return statement_id, now
+
+
+def _touch(session: Session, statement_id: int, touched: datetime, **values: Any) -> datetime:
+    """Record progress on our import; raises TakenOver when it is no longer ours."""
+    now = max(utcnow(), touched + timedelta(microseconds=1))
+    if not _rows(session.execute(
+            update(BankStatement)
+            .where(BankStatement.id == statement_id, BankStatement.status == "importing",
+                   BankStatement.imported_at == touched)
+            .values(imported_at=now, **values))):
+        raise TakenOver(f"statement {statement_id} was taken over by another importer")
+    return now
+
+
+def _flush(sessions: sessionmaker[Session], statement_id: int, touched: datetime,
+           chunk: list[dict[str, Any]]) -> datetime:
+    if not chunk:
+        return touched
+    with sessions.begin() as session:
+        touched = _touch(session, statement_id, touched)
         session.execute(insert(BankStatementLine), chunk)
-    count = len(chunk)
     chunk.clear()
-    return count
+    return touched
 
 
-def import_directory(sessions: sessionmaker[Session], directory: Path) -> list[int]:
-    """Import every new statement under directory/<bank_code>/*.csv."""
-    if not directory.is_dir():
-        return []
-    known = formats(directory)
+def _finish(sessions: sessionmaker[Session], statement_id: int, touched: datetime, count: int,
+            last: date | None) -> None:
+    with sessions.begin() as session:
+        _touch(session, statement_id, touched, status="imported", line_count=count,
+               statement_date=last)
+
+
+def _fail(sessions: sessionmaker[Session], statement_id: int, touched: datetime) -> None:
+    try:
+        with sessions.begin() as session:
+            _touch(session, statement_id, touched, status="failed")
+    except Exception:  # the database may be what failed: the stale rule covers that
+        log.exception("statement.mark_failed_failed", statement_id=statement_id)
+
+
+def _rows(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def import_all(sessions: sessionmaker[Session], inbox: Inbox) -> list[int]:
+    """Import every new statement in the inbox; a bad file is logged and skipped so the
+    others still arrive (it stays `failed` and is tried again on the next run)."""
+    known = inbox.formats()
     imported = []
-    for path in sorted(directory.glob("*/*.csv")):
-        bank = path.parent.name
-        statement_id = import_file(sessions, path, bank, known.get(bank, BankFormat()))
+    for source in inbox.sources():
+        try:
+            statement_id = import_statement(sessions, source, known.get(source.bank,
+                                                                        BankFormat()))
+        except (ValueError, TakenOver):
+            continue
         if statement_id is not None:
             imported.append(statement_id)
     return imported

@@ -17,7 +17,7 @@ from service.clock import utcnow
 from service.db.models import PaymentAuditLog, PaymentReconciliation
 from service.domain.caller import FINANCE_ROLES, Caller
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from service.workers import reconciliation
+from service.workers import reconciliation, statements
 
 ISSUE_TYPES = ("amount", "missing", "unrecorded", "duplicate", "timing", "currency")
 ACTIONS = ("accepted", "adjusted", "refunded", "written_off", "false_positive")
@@ -106,7 +106,8 @@ class ReconciliationController(Controller):
         run_id = reconciliation.new_run_id()
         ctx = services.ctx
         thread = threading.Thread(
-            target=reconciliation.run, args=(ctx.sessions, ctx.settings.statement_dir),
+            target=reconciliation.run,
+            args=(ctx.sessions, statements.inbox_for(ctx.settings)),
             kwargs={"run_id": run_id}, daemon=True, name=f"reconcile-{run_id}")
         thread.start()
         return Response({"run_id": run_id, "status": "started"}, status_code=202)

@@ -1,0 +1,53 @@
+"""Statements read as streams of byte blocks: the same rows whatever the block size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from service.workers.statement_sources import BankFormat, parse_formats
+from service.workers.statements import checksum, rows
+
+STATEMENT = (
+    "\ufeffvalue_date,amount,currency,reference,description\r\n"
+    "2025-01-30,\"1,250.50\",sdg,NC-1,\"تحويل من مستشفى\"\r\n"
+    "2025-01-31,99.00,SDG,,\"two\r\nlines\"\r\n"
+).encode()
+
+
+@dataclass(frozen=True)
+class Blocks:
+    data: bytes
+    size: int
+    bank: str = "bank_of_khartoum"
+    location: str = "memory://statement.csv"
+
+    def blocks(self) -> Iterator[bytes]:
+        for start in range(0, len(self.data), self.size):
+            yield self.data[start:start + self.size]
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 64, 1 << 20])
+def test_rows_do_not_depend_on_where_the_blocks_split(size: int) -> None:
+    found = list(rows(Blocks(STATEMENT, size), BankFormat()))
+    assert [(r["line_no"], r["value_date"], r["amount"], r["currency"], r["reference"])
+            for r in found] == [(1, date(2025, 1, 30), Decimal("1250.50"), "SDG", "NC-1"),
+                                (2, date(2025, 1, 31), Decimal("99.00"), "SDG", None)]
+    assert found[0]["description"] == "تحويل من مستشفى"
+    assert found[1]["description"] == "two\r\nlines"
+    assert checksum(Blocks(STATEMENT, size).blocks()) == checksum([STATEMENT])
+
+
+def test_a_bad_line_is_named_by_file_and_line() -> None:
+    bad = b"value_date,amount,currency,reference\n2025-01-30,12x,SDG,NC-1\n"
+    with pytest.raises(ValueError, match=r"statement.csv line 2: cannot read"):
+        list(rows(Blocks(bad, 4), BankFormat()))
+
+
+def test_banks_json_names_an_unknown_key() -> None:
+    with pytest.raises(ValueError, match="faisal_islamic has unknown keys"):
+        parse_formats('{"faisal_islamic": {"amount_column": "Credit"}}')
