@@ -159,6 +159,10 @@ class PaymentRefund(Base):
     requested_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # A pending refund (the provider did not answer) is asked again by the payment worker at
+    # next_attempt_at, with backoff over `attempts` provider calls (migration 0003).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class PaymentWebhook(Base):

@@ -51,6 +51,8 @@ class Charge:
     settle_at: float
     decline_reason: str | None = None
     refunded: Decimal = field(default_factory=lambda: Decimal("0"))
+    # By refund_reference: a retried refund gets the first answer, never a second refund.
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class SimulatorState:
@@ -219,14 +221,17 @@ async def refund_charge(
     charge = sim.charges.get((provider, reference))
     if charge is None or _view(charge, control)["status"] != "succeeded":
         return _error(409, "payment is not refundable")
-    amount = Decimal(str(json.loads(body)["amount"]))
+    request_body = json.loads(body)
+    known = charge.refunds.get(str(request_body.get("refund_reference")))
+    if known is not None:
+        return Response(known, status_code=201)
+    amount = Decimal(str(request_body["amount"]))
     if charge.refunded + amount > Decimal(charge.amount):
         return _error(409, "refund exceeds the payment")
     charge.refunded += amount
-    return Response(
-        {"id": f"sre_{uuid.uuid4().hex[:20]}", "status": "succeeded", "amount": str(amount)},
-        status_code=201,
-    )
+    reply = {"id": f"sre_{uuid.uuid4().hex[:20]}", "status": "succeeded", "amount": str(amount)}
+    charge.refunds[str(request_body.get("refund_reference"))] = reply
+    return Response(reply, status_code=201)
 
 
 @get("/_control")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,6 +27,7 @@ from service.providers.contract import (
     ProviderRefused,
     ProviderReply,
     ProviderUnavailable,
+    RefundReply,
 )
 from service.sealing import mask_phone
 from service.services import idempotency
@@ -33,6 +35,8 @@ from service.services.context import Context
 
 S = PaymentStatus
 FIRST_CHECK = timedelta(seconds=30)
+# A refund the provider did not answer is asked again by the payment worker after this.
+FIRST_REFUND_RETRY = timedelta(seconds=30)
 # An invoice with one of these payments may not be charged again: it is paid, or its
 # outcome is still open and a second charge could take the money twice.
 BLOCKS_NEW_CHARGE = frozenset(
@@ -261,7 +265,35 @@ class PaymentService:
         except ProviderError as exc:
             error = exc
         elapsed = time.perf_counter() - started
-        outcome = _outcome(reply, error)
+        self._record(payment_id, provider, operation, _outcome(reply, error),
+                     reply.status.value if reply else None,
+                     reply.http_status if reply else None, elapsed, error)
+        return reply, error
+
+    def call_refund(
+        self, payment_id: int, provider: str, fn: Callable[[], RefundReply]
+    ) -> tuple[RefundReply | None, ProviderError | None]:
+        """Run one refund call, recorded like every provider call (operation "refund")."""
+        started = time.perf_counter()
+        reply: RefundReply | None = None
+        error: ProviderError | None = None
+        try:
+            reply = fn()
+        except ProviderError as exc:
+            error = exc
+        elapsed = time.perf_counter() - started
+        if reply is not None:
+            outcome = "success" if reply.completed else "declined"
+            status = "succeeded" if reply.completed else "declined"
+        else:
+            outcome, status = _outcome(None, error), None
+        self._record(payment_id, provider, "refund", outcome, status,
+                     reply.http_status if reply else None, elapsed, error)
+        return reply, error
+
+    def _record(self, payment_id: int, provider: str, operation: str, outcome: str,
+                provider_status: str | None, http_status: int | None, elapsed: float,
+                error: ProviderError | None) -> None:
         self.ctx.metrics.provider_requests.labels(provider, operation, outcome).inc()
         self.ctx.metrics.provider_duration.labels(provider, operation).observe(elapsed)
         with self.ctx.sessions.begin() as session:
@@ -272,14 +304,13 @@ class PaymentService:
                     operation=operation,
                     request_id=str(uuid.uuid4()),
                     outcome=outcome,
-                    provider_status=reply.status.value if reply else None,
-                    http_status=reply.http_status if reply else None,
+                    provider_status=provider_status,
+                    http_status=http_status,
                     latency_ms=int(elapsed * 1000),
                     error=str(error)[:255] if error else None,
                     created_at=utcnow(),
                 )
             )
-        return reply, error
 
     def apply_reply(self, payment_id: int, reply: ProviderReply, actor: str) -> None:
         fields: dict[str, Any] = {}
@@ -431,6 +462,10 @@ class PaymentService:
             )
         adapter = self.ctx.providers.adapter(payment.provider_code)
         refund_id = f"re_{uuid.uuid4().hex}"
+        now = utcnow()
+        # Due for the worker only once this call has surely ended: if this process dies
+        # mid-call, the worker still asks the provider (refund_id makes a retry safe).
+        in_flight = timedelta(seconds=self.ctx.settings.provider_timeout_seconds)
         try:
             with self.ctx.sessions.begin() as session:
                 refund = PaymentRefund(
@@ -440,8 +475,10 @@ class PaymentService:
                     reason=reason,
                     status="pending" if adapter else "completed",
                     requested_by=caller.subject,
-                    created_at=utcnow(),
-                    completed_at=None if adapter else utcnow(),
+                    created_at=now,
+                    completed_at=None if adapter else now,
+                    attempts=0,
+                    next_attempt_at=now + in_flight + FIRST_REFUND_RETRY if adapter else None,
                 )
                 session.add(refund)
                 session.flush()
@@ -450,17 +487,20 @@ class PaymentService:
                 raise Conflict("refunds would exceed the payment amount", field="amount") from None
             raise
         if adapter is not None:
-            reply = None
-            try:
-                reply = adapter.refund(payment.reference, refund_id, wanted, payment.currency)
-            except ProviderUnavailable:
-                # The refund stays pending; the worker asks again. Nothing is lost.
+            reply, error = self.call_refund(
+                payment.id,
+                payment.provider_code,
+                lambda: adapter.refund(payment.reference, refund_id, wanted, payment.currency),
+            )
+            if isinstance(error, ProviderUnavailable):
+                # The refund stays pending; the payment worker asks again with backoff.
+                self._refund_pending(refund_id)
                 return Outcome(202, self._refund_view(refund_id))
-            except ProviderError as exc:
+            if reply is None:
                 self._refund_status(refund_id, "failed", None)
                 raise ProviderFailure(
-                    f"{payment.provider_code} refused the refund: {exc}", field="amount"
-                ) from None
+                    f"{payment.provider_code} refused the refund: {error}", field="amount"
+                )
             self._refund_status(
                 refund_id, "completed" if reply.completed else "failed", reply.provider_reference
             )
@@ -471,7 +511,17 @@ class PaymentService:
             session.execute(
                 update(PaymentRefund)
                 .where(PaymentRefund.public_id == refund_id)
-                .values(status=status, provider_reference=reference, completed_at=utcnow())
+                .values(status=status, provider_reference=reference, completed_at=utcnow(),
+                        attempts=PaymentRefund.attempts + 1, next_attempt_at=None)
+            )
+
+    def _refund_pending(self, refund_id: str) -> None:
+        with self.ctx.sessions.begin() as session:
+            session.execute(
+                update(PaymentRefund)
+                .where(PaymentRefund.public_id == refund_id)
+                .values(attempts=PaymentRefund.attempts + 1,
+                        next_attempt_at=utcnow() + FIRST_REFUND_RETRY)
             )
 
     def _refund_view(self, refund_id: str) -> dict[str, Any]:

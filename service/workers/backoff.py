@@ -25,6 +25,11 @@ DEFAULT_STEPS: Mapping[PaymentStatus, tuple[timedelta, ...]] = {
 }
 
 
+# A refund the provider did not answer: the patient waits for the money, so ask again soon,
+# then back off as for an unknown payment.
+REFUND_STEPS: tuple[timedelta, ...] = _seconds(30, 120, 600, 3600)
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Per-status delays after the n-th check; past the last step, `tail` (daily)."""
@@ -32,17 +37,26 @@ class Backoff:
     steps: Mapping[PaymentStatus, tuple[timedelta, ...]] = field(
         default_factory=lambda: dict(DEFAULT_STEPS))
     tail: timedelta = DAY
+    refund_steps: tuple[timedelta, ...] = REFUND_STEPS
 
     def __post_init__(self) -> None:
         for status, delays in self.steps.items():
             if any(d <= timedelta(0) for d in delays):
                 raise ValueError(f"backoff delays for {status} must be positive")
+        if any(d <= timedelta(0) for d in self.refund_steps):
+            raise ValueError("refund backoff delays must be positive")
         if self.tail <= timedelta(0):
             raise ValueError("the backoff tail must be positive")
 
     def delay(self, status: PaymentStatus, attempts: int) -> timedelta:
         """The wait after `attempts` checks (1 = the first check just happened)."""
-        delays = self.steps.get(status, ())
+        return self._pick(self.steps.get(status, ()), attempts)
+
+    def refund_delay(self, attempts: int) -> timedelta:
+        """The wait after `attempts` unanswered refund calls."""
+        return self._pick(self.refund_steps, attempts)
+
+    def _pick(self, delays: tuple[timedelta, ...], attempts: int) -> timedelta:
         index = max(attempts, 1) - 1
         return delays[index] if index < len(delays) else self.tail
 
@@ -51,4 +65,4 @@ class Backoff:
         if factor <= 0:
             raise ValueError(f"backoff scale must be positive, got {factor}")
         return Backoff({s: tuple(d * factor for d in ds) for s, ds in self.steps.items()},
-                       self.tail * factor)
+                       self.tail * factor, tuple(d * factor for d in self.refund_steps))

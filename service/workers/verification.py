@@ -1,5 +1,6 @@
 """The payment worker: asks providers about open payments it has leased, then schedules
-the next check with backoff; between batches it runs the scheduled tasks."""
+the next check with backoff; retries refunds the provider left unanswered; between batches
+it runs the scheduled tasks."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from service.services.context import Context
 from service.services.payments import PaymentService
 from service.workers import heartbeat, queue
 from service.workers.backoff import Backoff
+from service.workers.refunds import RefundRetrier
 from service.workers.tasks import Scheduler
 
 log = structlog.get_logger()
@@ -40,6 +42,7 @@ class PaymentWorker:
         self.heartbeat_path = heartbeat_path
         self.scheduler = scheduler
         self.lease = timedelta(seconds=ctx.settings.worker_lease_seconds)
+        self.refunds = RefundRetrier(ctx, self.backoff, self.lease)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; the item in hand is finished, the rest released."""
@@ -48,7 +51,7 @@ class PaymentWorker:
             try:
                 if self.scheduler is not None:
                     self.scheduler.run_due()
-                worked = self.run_once(stop)
+                worked = self.run_once(stop) + self.refunds.run_once(stop)
             except Exception:  # the process boundary: log, wait, carry on
                 log.exception("worker.loop_failed", worker=self.owner)
                 worked = 0

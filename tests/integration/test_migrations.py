@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from service.db import migrate
 from service.db.engine import sqlite_engine
@@ -39,12 +39,25 @@ def test_autogenerate_finds_nothing_to_add_at_head(engine: Engine) -> None:
     assert _diff(engine) == []
 
 
+def _triggers(engine: Engine) -> set[str]:
+    query = ("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+             if engine.dialect.name == "sqlite" else
+             "SELECT trigger_name FROM information_schema.triggers "
+             "WHERE trigger_schema = DATABASE()")
+    with engine.connect() as connection:
+        return set(connection.execute(text(query)).scalars())
+
+
 def test_downgrade_to_the_first_revision_and_back(engine: Engine) -> None:
     migrate.prepare(engine)
+    triggers = _triggers(engine)
+    assert len(triggers) == 10
     migrate.downgrade(engine, "0001")
+    assert _triggers(engine) == triggers  # no table rebuild lost its triggers
     assert migrate.current(engine) == "0001"
     indexes = {i["name"] for i in inspect(engine).get_indexes("payments")}
     assert "ix_payments_provider_created" in indexes
     migrate.upgrade(engine)
     assert migrate.current(engine) == migrate.head()
     assert _diff(engine) == []
+    assert _triggers(engine) == triggers

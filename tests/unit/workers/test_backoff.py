@@ -38,3 +38,11 @@ def test_scaled_keeps_the_shape() -> None:
 def test_a_non_positive_scale_is_refused(factor: float) -> None:
     with pytest.raises(ValueError, match="positive"):
         Backoff().scaled(factor)
+
+
+def test_unanswered_refunds_back_off_to_daily_and_scale_with_the_rest() -> None:
+    backoff = Backoff()
+    assert [backoff.refund_delay(n) for n in (1, 2, 4, 5, 30)] == [
+        timedelta(seconds=30), timedelta(minutes=2), timedelta(hours=1), timedelta(days=1),
+        timedelta(days=1)]
+    assert backoff.scaled(0.01).refund_delay(1) == timedelta(seconds=0.3)
