@@ -117,30 +117,53 @@ def healthcheck(
 @app.command()
 def dev(
     data_dir: Annotated[Path, typer.Option(
-        help="Where the SQLite file and dev secrets live")] = Path("var"),
+        help="Where the SQLite file, dev secrets and heartbeats live")] = Path("var"),
+    simulator_port: Annotated[int, typer.Option(
+        min=1, max=65535, help="Port of the provider simulator")] = 7002,
 ) -> None:
-    """Everything `make run` starts: migrations, the simulator and the gateway, on SQLite."""
-    from service.devenv import SIMULATOR_PORT, environment
+    """Everything `make run` starts, on SQLite: migrations, the simulator, the gateway
+    (GATEWAY_PORT), the payment worker, the reconciliation worker and the exporter
+    (EXPORTER_PORT)."""
+    from service.devenv import environment
 
-    env = environment(data_dir)
-    settings = config.load(env)
-    for port in (settings.gateway_port, SIMULATOR_PORT):
+    env = environment(data_dir, simulator_port)
+    try:
+        settings = config.load(env)
+    except config.SettingsError as exc:
+        err.print(f"[red]nilecare: {exc}[/red]")
+        raise typer.Exit(2) from None
+    ports = {"gateway": settings.gateway_port, "simulator": simulator_port,
+             "exporter": settings.exporter_port}
+    if len(set(ports.values())) < len(ports):
+        err.print(f"[red]the ports must differ: {ports}[/red]")
+        raise typer.Exit(2)
+    for name, port in ports.items():
         if _answers(f"http://127.0.0.1:{port}/health"):
-            err.print(f"[red]port {port} is already serving; stop the other instance first[/red]")
+            err.print(f"[red]port {port} ({name}) is already serving; stop the other instance "
+                      "first[/red]")
             raise typer.Exit(1)
     exe = [sys.executable, "-m", "service.cli"]
     if subprocess.run([*exe, "migrate"], env=env, check=False).returncode != 0:
         raise typer.Exit(1)
-    children = [
-        subprocess.Popen([*exe, "simulator", "--port", str(SIMULATOR_PORT)], env=env),
-        subprocess.Popen([*exe, "serve"], env=env),
-    ]
+    beats = data_dir / "heartbeats"
+    commands = {
+        "simulator": ["simulator", "--port", str(simulator_port)],
+        "gateway": ["serve"],
+        "payment worker": ["worker", "--heartbeat", str(beats / "payment-worker.heartbeat")],
+        "reconciliation worker": ["reconciliation-worker", "--heartbeat",
+                                  str(beats / "reconciliation-worker.heartbeat")],
+        "exporter": ["exporter"],
+    }
+    children = {name: subprocess.Popen([*exe, *args], env=env)
+                for name, args in commands.items()}
 
     def stop(*_: object) -> None:
-        for child in children:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut this short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for child in children.values():
             if child.poll() is None:
                 child.terminate()
-        for child in children:
+        for child in children.values():
             try:
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -150,10 +173,11 @@ def dev(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    exporter_url = f"http://{settings.exporter_host}:{settings.exporter_port}"
     deadline = time.monotonic() + 60
-    while not _answers(f"{base}/health/ready"):
-        if time.monotonic() > deadline or any(c.poll() is not None for c in children):
-            err.print("[red]the gateway did not become ready; see the log above[/red]")
+    while not (_answers(f"{base}/health/ready") and _answers(f"{exporter_url}/health")):
+        if time.monotonic() > deadline or any(c.poll() is not None for c in children.values()):
+            err.print("[red]the gateway or the exporter did not start; see the log above[/red]")
             stop()
         time.sleep(0.3)
     from service.api.auth import mint
@@ -164,7 +188,9 @@ def dev(
     typer.echo(
         f"\nNileCare Payments is running (embedded: SQLite + in-process cache)\n"
         f"  gateway    {base}   (OpenAPI: {base}/schema, metrics: {base}/metrics)\n"
-        f"  simulator  http://127.0.0.1:{SIMULATOR_PORT}/_control\n"
+        f"  simulator  http://127.0.0.1:{simulator_port}/_control\n"
+        f"  exporter   {exporter_url}/metrics\n"
+        f"  workers    payment worker and reconciliation worker (heartbeats in {beats})\n"
         f"  token      (accountant, facility fac-dev-1, 8 h):\n{token_value}\n\n"
         f"  try: curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' "
         f"-d '{{\"provider\":\"zain_cash\",\"amount\":\"150.00\",\"currency\":\"SDG\","
@@ -172,9 +198,10 @@ def dev(
         f"  Ctrl-C stops everything.\n",
         err=True,
     )
-    while all(c.poll() is None for c in children):
+    while all(c.poll() is None for c in children.values()):
         time.sleep(0.5)
-    err.print("[red]a process exited; stopping the rest[/red]")
+    gone = [name for name, c in children.items() if c.poll() is not None]
+    err.print(f"[red]{', '.join(gone)} exited; stopping the rest[/red]")
     stop()
 
 

@@ -35,14 +35,17 @@ def ensure_secrets(directory: Path) -> Path:
     return directory
 
 
-def environment(data_dir: Path) -> dict[str, str]:
+def environment(data_dir: Path, simulator_port: int = SIMULATOR_PORT) -> dict[str, str]:
     """What the embedded default runs with: SQLite, in-process cache, the simulator."""
     env = dict(os.environ)
     env.setdefault("APP_ENV", "development")
     env.setdefault("LOG_FORMAT", "console")
     env.setdefault("DATA_DIR", str(data_dir))
     env.setdefault("SECRETS_DIR", str(ensure_secrets(data_dir / "dev-secrets")))
-    env.setdefault("PROVIDER_SIMULATOR_URL", f"http://127.0.0.1:{SIMULATOR_PORT}")
+    env.setdefault("PROVIDER_SIMULATOR_URL", f"http://127.0.0.1:{simulator_port}")
+    # Provider webhooks must reach this gateway, wherever GATEWAY_PORT put it.
+    env.setdefault("GATEWAY_PUBLIC_URL",
+                   f"http://127.0.0.1:{env.get('GATEWAY_PORT') or '7001'}")
     env.setdefault("STATEMENT_DIR", str(data_dir / "statements"))
     for group in sorted(set(CREDENTIAL_GROUPS.values())):
         env.setdefault(f"{group.upper()}_MERCHANT_ID", f"NILECARE-{group.upper()}")
