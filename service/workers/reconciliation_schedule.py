@@ -29,7 +29,9 @@ def run_daily(settings: Settings, sessions: sessionmaker[Session], stop: threadi
         # Once per day across replicas: the first to claim the day runs it.
         if local >= due and claim_once(sessions, key, timedelta(days=3)):
             try:
-                reconciliation.run(sessions, statements.inbox_for(settings))
+                # Beat per chunk, so a long run does not look like a hung worker.
+                reconciliation.run(sessions, statements.inbox_for(settings),
+                                   progress=lambda _done, _total: heartbeat.beat(beat))
             except Exception:  # the process boundary: log and let tomorrow try again
                 log.exception("reconciliation.failed")
                 unclaim(sessions, key)
