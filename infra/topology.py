@@ -27,6 +27,9 @@ CORE_SERVICES = (
     "payment-metrics-exporter",
 )
 PROFILES = ("monitoring", "simulator")
+# Docker binds no published port of a container that is only on internal networks, so MySQL and
+# Redis join this one as well when their ports are published (and only then).
+HOST_ACCESS = "host-access"
 
 Sizing = Literal["small", "large"]
 
@@ -108,6 +111,20 @@ class Network:
     name: str
     internal: bool
     description: str
+    # Both off for a network that exists only so the host can reach published ports: nothing
+    # leaves the host under its address, and its members cannot talk to each other over it.
+    masquerade: bool = True
+    icc: bool = True
+
+    @property
+    def driver_options(self) -> Mapping[str, str]:
+        """The bridge driver options that differ from Docker's defaults, as Docker spells them."""
+        options = {}
+        if not self.masquerade:
+            options["com.docker.network.bridge.enable_ip_masquerade"] = "false"
+        if not self.icc:
+            options["com.docker.network.bridge.enable_icc"] = "false"
+        return MappingProxyType(options)
 
 
 @dataclass(frozen=True)
@@ -318,7 +335,9 @@ def build(
     limits = _SIZES[sizing]
     app_env_vars = _app_environment(app_env, log_level)
     worker_health = Healthcheck(("CMD", "nilecare", "healthcheck", "--worker"), 15, 5, 5, 30)
-    backend_only = ("backend",)
+    # The database and Redis stay off the frontend whatever happens; the host-access network
+    # only carries the host's connections to their 127.0.0.1 ports.
+    stores = ("backend", HOST_ACCESS) if publish_backend_ports else ("backend",)
     both = ("frontend", "backend")
 
     services = (
@@ -368,7 +387,7 @@ def build(
                 10, 5, 10, 90,
             ),
             limits=limits["mysql-payment"],
-            networks=backend_only,
+            networks=stores,
             volumes=(VolumeMount("mysql-data", "/var/lib/mysql"),),
             # The image's entrypoint starts as root to own the data directory, then drops to
             # the mysql user; the server process itself never runs as root.
@@ -392,7 +411,7 @@ def build(
                 10, 5, 5, 10,
             ),
             limits=limits["redis-payment"],
-            networks=backend_only,
+            networks=stores,
             volumes=(VolumeMount("redis-data", "/data"),),
             user="redis",
             read_only=True,
@@ -506,6 +525,10 @@ def build(
         networks=(
             Network("frontend", False, "the API, the workers' way out to providers, monitoring"),
             Network("backend", True, "MySQL and Redis; no route in or out of the host"),
+            *((Network(HOST_ACCESS, False,
+                       "the host to MySQL and Redis on 127.0.0.1 only: no NAT out, no "
+                       "container-to-container traffic", masquerade=False, icc=False),)
+              if publish_backend_ports else ()),
         ),
         volumes=("mysql-data", "redis-data", "statements", "prometheus-data",
                  "alertmanager-data", "grafana-data"),

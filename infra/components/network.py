@@ -1,4 +1,5 @@
-"""The stack's Docker networks; the internal backend gives MySQL and Redis no route out."""
+"""The stack's Docker networks: the internal backend, and the host-access bridge through which the
+host reaches MySQL and Redis on their loopback ports (no NAT out, no inter-container traffic)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Networks(pulumi.ComponentResource):
                 name=pulumi.Output.concat(args.name_prefix, "nilecare-", network.name),
                 driver="bridge",
                 internal=network.internal,
+                options=dict(network.driver_options) or None,
                 labels=[docker.NetworkLabelArgs(label="com.nilecare.network", value=network.name)],
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -59,6 +59,11 @@ def test_file_speaks_what_docker_compose_1_29_and_v2_both_accept() -> None:
             assert dependency == {"condition": "service_healthy"}
     for secret in doc["secrets"].values():
         assert set(secret) == {"file"}  # file secrets: no swarm needed
+    for name, network in doc["networks"].items():
+        # Keys both 1.29's bundled compose_spec.json and Compose v2's schema define; Docker takes
+        # driver options as strings, so they are quoted (YAML would read a bare false as bool).
+        assert set(network) <= {"driver", "internal", "driver_opts"}, name
+        assert all(isinstance(v, str) for v in network.get("driver_opts", {}).values()), name
 
 
 def test_every_image_is_overridable() -> None:
@@ -66,15 +71,36 @@ def test_every_image_is_overridable() -> None:
         assert service["image"].startswith("${") and ":-" in service["image"], name
 
 
-def test_mysql_and_redis_sit_only_on_the_internal_backend() -> None:
+def test_mysql_and_redis_reach_the_host_only_through_host_access() -> None:
     doc = document()
     assert doc["networks"]["backend"]["internal"] is True
     assert doc["networks"]["frontend"]["internal"] is False
-    assert doc["services"]["mysql-payment"]["networks"] == ["backend"]
-    assert doc["services"]["redis-payment"]["networks"] == ["backend"]
+    # Docker binds no published port of a container that is only on internal networks; this
+    # bridge makes 3307/6380 work without NAT out or traffic between its members.
+    assert doc["networks"][topology.HOST_ACCESS] == {
+        "driver": "bridge",
+        "internal": False,
+        "driver_opts": {"com.docker.network.bridge.enable_icc": "false",
+                        "com.docker.network.bridge.enable_ip_masquerade": "false"},
+    }
+    on_host_access = {n for n, s in doc["services"].items()
+                      if topology.HOST_ACCESS in s["networks"]}
+    assert on_host_access == {"mysql-payment", "redis-payment"}
+    assert doc["services"]["mysql-payment"]["networks"] == ["backend", topology.HOST_ACCESS]
+    assert doc["services"]["redis-payment"]["networks"] == ["backend", topology.HOST_ACCESS]
     assert doc["services"]["mysql-payment"]["ports"] == ["127.0.0.1:3307:3306"]
     assert doc["services"]["redis-payment"]["ports"] == ["127.0.0.1:6380:6379"]
     assert doc["services"]["payment-metrics-exporter"]["ports"] == ["127.0.0.1:9101:9101"]
+
+
+def test_unpublished_stores_get_no_host_access_network() -> None:
+    model = topology.build(publish_backend_ports=False)
+    assert topology.HOST_ACCESS not in {n.name for n in model.networks}
+    for name in ("mysql-payment", "redis-payment"):
+        assert model.service(name).networks == ("backend",)
+        assert model.service(name).ports == ()
+    text = compose.render(model)
+    assert topology.HOST_ACCESS not in text and "driver_opts" not in text
 
 
 def test_environment_names_are_ones_the_service_settings_read() -> None:

@@ -60,6 +60,12 @@ def test_same_networks_and_volumes(dev: StackRun) -> None:
                        for n in container.inputs["networksAdvanced"]}
         assert set(document["services"][name]["networks"]) == pulumi_nets, name
     assert document["networks"]["backend"]["internal"] is True
+    pulumi_networks = {r.inputs["name"].removeprefix("nilecare-"): r.inputs
+                       for r in dev.of_type("docker:index/network:Network")}
+    assert set(document["networks"]) == set(pulumi_networks)
+    for name, network in document["networks"].items():
+        assert network["internal"] == pulumi_networks[name]["internal"], name
+        assert network.get("driver_opts", {}) == pulumi_networks[name].get("options", {}), name
     pulumi_volumes = {r.inputs["name"].removeprefix("nilecare-")
                       for r in dev.of_type("docker:index/volume:Volume")
                       if "-secrets" not in r.inputs["name"]}

@@ -56,6 +56,11 @@ def test_prod_publishes_neither_mysql_nor_redis(prod: StackRun) -> None:
     assert ports(c["mysql-payment"]) == set()
     assert ports(c["redis-payment"]) == set()
     assert ports(c["payment-gateway-service"]) == {("0.0.0.0", 7001, 7001)}
+    # Nothing to publish, so no host-access network: the stores sit on the backend alone.
+    nets = {r.inputs["name"] for r in prod.of_type("docker:index/network:Network")}
+    assert nets == {"nilecare-frontend", "nilecare-backend"}
+    assert networks_of(c["mysql-payment"]) == {"nilecare-backend"}
+    assert networks_of(c["redis-payment"]) == {"nilecare-backend"}
 
 
 def test_healthchecks_and_restart_policies(dev: StackRun, prod: StackRun) -> None:
@@ -97,10 +102,20 @@ def test_limits_grow_to_prod_and_fit_redis_maxmemory(dev: StackRun, prod: StackR
 def test_the_backend_network_is_internal_and_holds_mysql_and_redis_alone(dev: StackRun) -> None:
     nets = {r.inputs["name"]: r.inputs for r in dev.of_type("docker:index/network:Network")}
     assert nets["nilecare-backend"]["internal"] is True
+    assert "options" not in nets["nilecare-backend"]
     assert not nets["nilecare-frontend"].get("internal", False)
+    # The published 3307/6380 need a non-internal network; this one gives the host a way in and
+    # the stores no NAT out and no traffic with each other or anything else attached to it.
+    host_access = nets["nilecare-host-access"]
+    assert host_access["internal"] is False
+    assert host_access["options"] == {"com.docker.network.bridge.enable_icc": "false",
+                                      "com.docker.network.bridge.enable_ip_masquerade": "false"}
     c = dev.containers()
-    assert networks_of(c["mysql-payment"]) == {"nilecare-backend"}
-    assert networks_of(c["redis-payment"]) == {"nilecare-backend"}
+    assert networks_of(c["mysql-payment"]) == {"nilecare-backend", "nilecare-host-access"}
+    assert networks_of(c["redis-payment"]) == {"nilecare-backend", "nilecare-host-access"}
+    assert {n for n, container in c.items()
+            if "nilecare-host-access" in networks_of(container)} == {"mysql-payment",
+                                                                    "redis-payment"}
     for name in ("payment-gateway-service", "payment-worker", "payment-reconciliation-worker",
                  "payment-metrics-exporter"):
         assert networks_of(c[name]) == {"nilecare-backend", "nilecare-frontend"}

@@ -27,6 +27,11 @@ SIX = topology.CORE_SERVICES
 HEALTHY_WITHIN_S = 300
 
 
+def network_name(name: str) -> str:
+    """The Docker name compose gives the topology's network `name` in the test project."""
+    return f"{PROJECT}_{name}"
+
+
 def sh(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None,
        check: bool = True, timeout: float = 900, quiet: bool = False,
        ) -> subprocess.CompletedProcess[str]:
@@ -65,6 +70,17 @@ class Stack:
         out = sh("docker", "inspect", container, quiet=True).stdout
         data: list[dict[str, object]] = json.loads(out)
         return data[0]
+
+    def networks(self, container: str) -> dict[str, dict[str, str]]:
+        """The container's attachments by the compose network name (backend, host-access …):
+        its address and the network's gateway, the host's own address on that bridge."""
+        settings = self.inspect(container)["NetworkSettings"]
+        assert isinstance(settings, dict)
+        prefix = f"{PROJECT}_"
+        return {
+            name.removeprefix(prefix): {"ip": str(net["IPAddress"]), "gateway": str(net["Gateway"])}
+            for name, net in settings["Networks"].items()
+        }
 
     def health(self, container: str) -> str:
         state = self.inspect(container)["State"]
