@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -123,6 +124,13 @@ def statuses(ctx: Context, ids: list[int]) -> dict[int, str]:
 class Process:
     popen: subprocess.Popen[bytes]
     log: Path
+
+    def terminate(self, seconds: float = 15) -> None:
+        """SIGTERM, then insist on a clean exit; a failure shows the process's own log."""
+        self.popen.send_signal(signal.SIGTERM)
+        code = self.popen.wait(seconds)
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        assert code == 0, f"exit code {code}; last log lines:\n{tail}"
 
     def events(self, name: str) -> list[dict[str, Any]]:
         found = []

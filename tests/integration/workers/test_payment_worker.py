@@ -108,8 +108,7 @@ def test_a_killed_worker_loses_nothing_and_nothing_is_processed_twice(
         confirmations = Counter(session.scalars(select(PaymentAuditLog.entity_id).where(
             PaymentAuditLog.entity_id.in_(ids), PaymentAuditLog.new_value == "confirmed")))
     assert all(confirmations[i] == 1 for i in ids)
-    second.popen.send_signal(signal.SIGTERM)
-    assert second.popen.wait(15) == 0
+    second.terminate()
     assert second.events("worker.stopped")
 
 
@@ -122,8 +121,7 @@ def test_two_workers_never_poll_the_same_payment_at_once(
     wait_for(lambda: set(statuses(ctx, ids).values()) == {"confirmed"}, 40,
              "every payment to be confirmed")
     for process in workers:
-        process.popen.send_signal(signal.SIGTERM)
-        assert process.popen.wait(15) == 0
+        process.terminate()
     checks = [e for process in workers for e in _checked(process)]
     by_worker = Counter(e["worker"] for e in checks)
     assert len(by_worker) == 2 and min(by_worker.values()) > 0  # both took part
