@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -34,6 +34,7 @@ from service.services import idempotency
 from service.services.context import Context
 
 S = PaymentStatus
+T = TypeVar("T")
 FIRST_CHECK = timedelta(seconds=30)
 # A refund the provider did not answer is asked again by the payment worker after this.
 FIRST_REFUND_RETRY = timedelta(seconds=30)
@@ -254,17 +255,10 @@ class PaymentService:
 
     # --- provider calls and status changes --------------------------------------------------
     def call(
-        self, payment_id: int, provider: str, operation: str, fn: Any
+        self, payment_id: int, provider: str, operation: str, fn: Callable[[], ProviderReply]
     ) -> tuple[ProviderReply | None, ProviderError | None]:
         """Run one provider call, recording it in payment_attempts and the metrics."""
-        started = time.perf_counter()
-        reply: ProviderReply | None = None
-        error: ProviderError | None = None
-        try:
-            reply = fn()
-        except ProviderError as exc:
-            error = exc
-        elapsed = time.perf_counter() - started
+        reply, error, elapsed = _timed(fn)
         self._record(payment_id, provider, operation, _outcome(reply, error),
                      reply.status.value if reply else None,
                      reply.http_status if reply else None, elapsed, error)
@@ -274,14 +268,7 @@ class PaymentService:
         self, payment_id: int, provider: str, fn: Callable[[], RefundReply]
     ) -> tuple[RefundReply | None, ProviderError | None]:
         """Run one refund call, recorded like every provider call (operation "refund")."""
-        started = time.perf_counter()
-        reply: RefundReply | None = None
-        error: ProviderError | None = None
-        try:
-            reply = fn()
-        except ProviderError as exc:
-            error = exc
-        elapsed = time.perf_counter() - started
+        reply, error, elapsed = _timed(fn)
         if reply is not None:
             outcome = "success" if reply.completed else "declined"
             status = "succeeded" if reply.completed else "declined"
@@ -585,6 +572,15 @@ class PaymentService:
 
 def _iso(value: datetime) -> str:
     return value.replace(microsecond=0).isoformat() + "Z"
+
+
+def _timed(fn: Callable[[], T]) -> tuple[T | None, ProviderError | None, float]:
+    """Call `fn`, keeping a provider error as a value: every outcome gets recorded."""
+    started = time.perf_counter()
+    try:
+        return fn(), None, time.perf_counter() - started
+    except ProviderError as exc:
+        return None, exc, time.perf_counter() - started
 
 
 def _outcome(reply: ProviderReply | None, error: ProviderError | None) -> str:
