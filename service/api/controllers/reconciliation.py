@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from anyio import to_thread
 from litestar import Controller, Response, get, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
@@ -51,9 +51,9 @@ class ReconciliationController(Controller):
     @get("/issues", summary="List reconciliation issues", sync_to_thread=True)
     def list_issues(
         self, caller: Caller, services: Services,
-        status: Annotated[str | None, Parameter(query="status")] = "open",
-        issue_type: Annotated[str | None, Parameter(query="type")] = None,
-        run_id: Annotated[str | None, Parameter(query="run_id")] = None,
+        status: Annotated[str | None, QueryParameter(name="status")] = "open",
+        issue_type: Annotated[str | None, QueryParameter(name="type")] = None,
+        run_id: Annotated[str | None, QueryParameter(name="run_id")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         _finance(caller)
