@@ -71,7 +71,7 @@ def run(sessions: sessionmaker[Session], inbox: Inbox | Path, *, run_id: str | N
                                     BankStatementLine.amount, BankStatementLine.currency,
                                     BankStatementLine.reference)
                              .where(BankStatementLine.statement_id == statement_id,
-                                    BankStatementLine.id > after)
+                                    BankStatementLine.id > after, ~_judged())
                              .order_by(BankStatementLine.id).limit(CHUNK))]
             if not chunk:
                 break
@@ -94,6 +94,14 @@ def run(sessions: sessionmaker[Session], inbox: Inbox | Path, *, run_id: str | N
     log.info("reconciliation.finished", run_id=run_id, statements=len(pending), lines=total,
              matched=matched, issues=counts)
     return result
+
+
+def _judged() -> Any:
+    """Lines some run already recorded a finding for: a run killed halfway resumes after
+    them instead of reporting them twice."""
+    return (select(PaymentReconciliation.id)
+            .where(PaymentReconciliation.statement_line_id == BankStatementLine.id)
+            .exists())
 
 
 def _candidates(session: Session, where: Any) -> list[Candidate]:
@@ -127,13 +135,21 @@ def _match_chunk(sessions: sessionmaker[Session], matcher: Matcher, chunk: Seque
 
 def _unrecorded(sessions: sessionmaker[Session], matcher: Matcher, first: date, last: date,
                 window: timedelta) -> list[Finding]:
-    low = datetime.combine(first, time())
+    # A payment may precede its bank line by up to the window, so the span starts that much
+    # before the statement's first value date; it ends a window before the last one, since
+    # later payments may still be on their way.
+    low = datetime.combine(first - window, time())
     high = datetime.combine(last - window + timedelta(days=1), time())
     with sessions() as session:
         already = select(BankStatementLine.matched_payment_id).where(
             BankStatementLine.matched_payment_id.is_not(None))
+        # Reported yesterday and still open: one issue per payment, not one per run.
+        reported = select(PaymentReconciliation.payment_id).where(
+            PaymentReconciliation.issue_type == "unrecorded",
+            PaymentReconciliation.status == "open",
+            PaymentReconciliation.payment_id.is_not(None))
         payments = _candidates(session, Payment.created_at.between(low, high)
-                               & Payment.id.not_in(already))
+                               & Payment.id.not_in(already) & Payment.id.not_in(reported))
     return matcher.unrecorded(payments, last)
 
 

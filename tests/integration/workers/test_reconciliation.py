@@ -7,7 +7,9 @@ import csv
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from service.clock import utcnow
@@ -104,3 +106,61 @@ def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
     assert again.lines == 0
     with ctx.sessions() as session:
         assert session.scalar(select(func.count()).select_from(BankStatement)) == 1
+
+
+def _late_payment(ctx: Context, template: dict[str, object], day: date,
+                  name: str) -> dict[str, object]:
+    row = {**template, "public_id": f"pay_{name}", "reference": f"NC-{name}",
+           "created_at": datetime.combine(day, datetime.min.time()) + timedelta(hours=9)}
+    with ctx.sessions.begin() as session:
+        session.execute(insert(Payment), [row])
+    return row
+
+
+def _statement(directory: Path, day: date, lines: list[tuple[date, dict[str, object]]]) -> None:
+    (directory / "bank_of_khartoum").mkdir(parents=True, exist_ok=True)
+    with (directory / "bank_of_khartoum" / f"{day}.csv").open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["value_date", "amount", "currency", "reference", "description"])
+        for value_date, p in lines:
+            out.writerow([value_date, str(p["amount"]), "SDG", str(p["reference"]), "transfer"])
+
+
+def test_a_run_killed_halfway_resumes_without_reporting_twice(
+        ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    day = date.today() - timedelta(days=10)
+    payments = _seed_payments(ctx, day, 2 * reconciliation.CHUNK + 10)
+    late = _late_payment(ctx, payments[-1], day + timedelta(days=4), "LATE-1")
+    # payments[0] never reaches the bank; the late line puts it past its settlement window.
+    _statement(tmp_path, day, [(day + timedelta(days=1), p) for p in payments[1:]]
+               + [(day + timedelta(days=4), late)])
+    real_record = reconciliation._record
+    calls = {"n": 0}
+
+    def dying_record(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(reconciliation, "_record", dying_record)
+    with pytest.raises(RuntimeError, match="killed"):
+        reconciliation.run(ctx.sessions, tmp_path)
+    monkeypatch.setattr(reconciliation, "_record", real_record)
+    resumed = reconciliation.run(ctx.sessions, tmp_path)
+    # The next statement arrives; payments[0] is still missing from the bank but already
+    # has its open issue.
+    later_payment = _late_payment(ctx, payments[-1], day + timedelta(days=6), "LATE-2")
+    _statement(tmp_path, day + timedelta(days=6), [(day + timedelta(days=6), later_payment)])
+    later = reconciliation.run(ctx.sessions, tmp_path)
+    with ctx.sessions() as session:
+        per_line = session.execute(
+            select(PaymentReconciliation.statement_line_id, func.count())
+            .where(PaymentReconciliation.statement_line_id.is_not(None))
+            .group_by(PaymentReconciliation.statement_line_id)).all()
+        unrecorded = session.scalars(select(PaymentReconciliation.payment_id).where(
+            PaymentReconciliation.issue_type == "unrecorded")).all()
+    assert len(per_line) == len(payments) + 1 and all(n == 1 for _, n in per_line)
+    assert resumed.issues == {"unrecorded": 1} and later.issues == {}
+    first = str(payments[0]["reference"])
+    assert unrecorded == [_ids(ctx, [first])[first]]
