@@ -146,6 +146,13 @@ PROVIDER_TRANSACTIONS = MetricSpec(
     ("provider", "window"),
     process="exporter",
 )
+PROVIDER_CALLS = MetricSpec(
+    "nilecare_provider_calls",
+    "gauge",
+    "Calls made to the provider in the window (the volume behind its success ratio).",
+    ("provider", "window"),
+    process="exporter",
+)
 PROVIDER_UP = MetricSpec(
     "nilecare_provider_up",
     "gauge",
@@ -194,6 +201,7 @@ ALL: tuple[MetricSpec, ...] = (
     PROVIDER_SUCCESS_RATIO,
     PROVIDER_RESPONSE_AVG,
     PROVIDER_TRANSACTIONS,
+    PROVIDER_CALLS,
     PROVIDER_UP,
     REVENUE_TODAY,
     FEES_TODAY,

@@ -64,7 +64,7 @@ def recording_rules(spec: Spec) -> list[Rule]:
         {"record": "nilecare:provider_success_rate:ratio",
          "expr": "max by (provider, window) (nilecare_provider_success_ratio)"
                  " and on (provider, window)"
-                 f" (sum by (provider, window) (nilecare_provider_transactions) >= {n})"},
+                 f" (sum by (provider, window) (nilecare_provider_calls) >= {n})"},
         {"record": "nilecare:provider_response_seconds:avg",
          "expr": "max by (provider, window) (nilecare_provider_response_time_avg_seconds)"},
         {"record": "nilecare:provider_transactions:count",

@@ -132,7 +132,7 @@ SIGNALS: dict[str, Signal] = {
         series=lambda s, v, n: [
             _const(f'nilecare_provider_success_ratio{{provider="{TEST_PROVIDER}", window="5m"}}',
                    v, n),
-            _const(f'nilecare_provider_transactions{{provider="{TEST_PROVIDER}", window="5m"}}',
+            _const(f'nilecare_provider_calls{{provider="{TEST_PROVIDER}", window="5m"}}',
                    Decimal(s.min_events), n),
         ],
     ),

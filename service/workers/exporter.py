@@ -58,6 +58,7 @@ class ExporterMetrics:
         self.success_ratio = m.gauge(m.PROVIDER_SUCCESS_RATIO, registry)
         self.response_avg = m.gauge(m.PROVIDER_RESPONSE_AVG, registry)
         self.transactions = m.gauge(m.PROVIDER_TRANSACTIONS, registry)
+        self.calls = m.gauge(m.PROVIDER_CALLS, registry)
         self.provider_up = m.gauge(m.PROVIDER_UP, registry)
         self.revenue = m.gauge(m.REVENUE_TODAY, registry)
         self.fees = m.gauge(m.FEES_TODAY, registry)
@@ -159,6 +160,7 @@ class Exporter:
                     .where(PaymentAttempt.provider_code.in_(electronic),
                            PaymentAttempt.created_at >= since)
                     .group_by(PaymentAttempt.provider_code)):
+                yield g.calls, (provider, window), float(calls)
                 yield g.success_ratio, (provider, window), float(good or 0) / calls
                 yield g.response_avg, (provider, window), float(latency or 0) / 1000
                 if span == UP_WINDOW:

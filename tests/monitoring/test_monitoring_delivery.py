@@ -156,6 +156,7 @@ class Targets:
                 g["nilecare_provider_success_ratio"].labels(provider, window).set(0.99)
                 g["nilecare_provider_response_time_avg_seconds"].labels(provider, window).set(0.3)
                 g["nilecare_provider_transactions"].labels(provider, window).set(500)
+                g["nilecare_provider_calls"].labels(provider, window).set(520)
 
     def _drive(self) -> None:
         """Steady healthy traffic on the gateway counters: 1% failures, fast processing."""

@@ -50,6 +50,8 @@ def test_every_exporter_metric_is_exposed_with_values_from_the_database(
                   (("currency", "SDG"), ("provider", "zain_cash")))] == float(Decimal("6.00"))
     assert found[("nilecare_provider_transactions",
                   (("provider", "zain_cash"), ("window", "5m")))] == 3
+    assert found[("nilecare_provider_calls",
+                  (("provider", "zain_cash"), ("window", "5m")))] == 3  # one initiate each
     assert found[("nilecare_provider_success_ratio",
                   (("provider", "zain_cash"), ("window", "1h")))] == 1
     assert found[("nilecare_provider_up", (("provider", "zain_cash"),))] == 1
