@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -45,7 +46,9 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(config, revision)
 
 
+@cache
 def head() -> str:
+    """The newest revision shipped with this code (read once: it cannot change while we run)."""
     script = ScriptDirectory.from_config(_config_without_engine())
     return str(script.get_current_head())
 
