@@ -28,6 +28,7 @@ from service.api.deps import Services, provide_services
 from service.api.problems import HANDLERS
 from service.services.context import Context
 from service.services.payments import PaymentService
+from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 from service.settings import Settings
 
@@ -73,7 +74,8 @@ def http_metrics(ctx: Context) -> Any:
 def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     context = ctx or Context.build(settings)
     payments = PaymentService(context)
-    services = Services(context, payments, WebhookService(context, payments))
+    services = Services(context, payments, RefundService(payments),
+                        WebhookService(context, payments))
     dsn = settings.redis_dsn()
     redis = Redis.from_url(dsn) if dsn else None
     store: Store = RedisStore(redis, namespace="nilecare") if redis else MemoryStore()

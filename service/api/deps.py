@@ -12,6 +12,7 @@ from service.api.auth import caller_from_header
 from service.domain.caller import Caller
 from service.services.context import Context
 from service.services.payments import PaymentService
+from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 
 
@@ -19,6 +20,7 @@ from service.services.webhooks import WebhookService
 class Services:
     ctx: Context
     payments: PaymentService
+    refunds: RefundService
     webhooks: WebhookService
 
 

@@ -10,15 +10,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import select, update
 
 from service.clock import utcnow
-from service.db.models import Payment, PaymentAttempt, PaymentRefund
+from service.db.models import Payment, PaymentAttempt
 from service.domain.caller import CREATE_ROLES, FINANCE_ROLES, Caller
 from service.domain.catalog import BY_CODE, ProviderSpec, Verification, normalise_phone
 from service.domain.money import fmt
-from service.domain.status import OPEN, SETTLED, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
+from service.domain.status import OPEN, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
 from service.providers.contract import (
     ChargeRequest,
@@ -36,8 +35,6 @@ from service.services.context import Context
 S = PaymentStatus
 T = TypeVar("T")
 FIRST_CHECK = timedelta(seconds=30)
-# A refund the provider did not answer is asked again by the payment worker after this.
-FIRST_REFUND_RETRY = timedelta(seconds=30)
 # An invoice with one of these payments may not be charged again: it is paid, or its
 # outcome is still open and a second charge could take the money twice.
 BLOCKS_NEW_CHARGE = frozenset(
@@ -407,8 +404,8 @@ class PaymentService:
     def verify(
         self, caller: Caller, public_id: str, approve: bool, note: str | None
     ) -> dict[str, Any]:
-        _require_finance(caller)
-        payment = self._owned(caller, public_id)
+        require_finance(caller)
+        payment = self.owned(caller, public_id)
         spec = BY_CODE[payment.provider_code]
         if spec.verification == Verification.AUTOMATIC:
             raise Conflict(
@@ -426,109 +423,15 @@ class PaymentService:
         return self._view_by_id(payment.id)
 
     def cancel(self, caller: Caller, public_id: str) -> dict[str, Any]:
-        _require_finance(caller)
-        payment = self._owned(caller, public_id)
+        require_finance(caller)
+        payment = self.owned(caller, public_id)
         if payment.status not in (S.PENDING, S.AWAITING_VERIFICATION):
             raise Conflict(f"a {payment.status} payment cannot be cancelled", field="payment_id")
         if not self.move(payment.id, S.CANCELLED, caller.subject):
             raise Conflict("payment changed while cancelling; reload and retry", field="payment_id")
         return self._view_by_id(payment.id)
 
-    def refund(
-        self, caller: Caller, public_id: str, amount: Decimal | None, reason: str | None
-    ) -> Outcome:
-        _require_finance(caller)
-        payment = self._owned(caller, public_id)
-        if payment.status not in SETTLED:
-            raise Conflict(f"a {payment.status} payment cannot be refunded", field="payment_id")
-        remaining = payment.amount - payment.refunded_amount
-        wanted = remaining if amount is None else amount
-        if wanted > remaining:
-            raise InvalidInput(
-                f"at most {fmt(remaining)} {payment.currency} can still be refunded", field="amount"
-            )
-        adapter = self.ctx.providers.adapter(payment.provider_code)
-        refund_id = f"re_{uuid.uuid4().hex}"
-        now = utcnow()
-        # Due for the worker only once this call has surely ended: if this process dies
-        # mid-call, the worker still asks the provider (refund_id makes a retry safe).
-        in_flight = timedelta(seconds=self.ctx.settings.provider_timeout_seconds)
-        try:
-            with self.ctx.sessions.begin() as session:
-                refund = PaymentRefund(
-                    public_id=refund_id,
-                    payment_id=payment.id,
-                    amount=wanted,
-                    reason=reason,
-                    status="pending" if adapter else "completed",
-                    requested_by=caller.subject,
-                    created_at=now,
-                    completed_at=None if adapter else now,
-                    attempts=0,
-                    next_attempt_at=now + in_flight + FIRST_REFUND_RETRY if adapter else None,
-                )
-                session.add(refund)
-                session.flush()
-        except (IntegrityError, DBAPIError) as exc:
-            if "exceed" in str(exc.orig):
-                raise Conflict("refunds would exceed the payment amount", field="amount") from None
-            raise
-        if adapter is not None:
-            reply, error = self.call_refund(
-                payment.id,
-                payment.provider_code,
-                lambda: adapter.refund(payment.reference, refund_id, wanted, payment.currency),
-            )
-            if isinstance(error, ProviderUnavailable):
-                # The refund stays pending; the payment worker asks again with backoff.
-                self._refund_pending(refund_id)
-                return Outcome(202, self._refund_view(refund_id))
-            if reply is None:
-                self._refund_status(refund_id, "failed", None)
-                raise ProviderFailure(
-                    f"{payment.provider_code} refused the refund: {error}", field="amount"
-                )
-            self._refund_status(
-                refund_id, "completed" if reply.completed else "failed", reply.provider_reference
-            )
-        return Outcome(201, self._refund_view(refund_id))
-
-    def _refund_status(self, refund_id: str, status: str, reference: str | None) -> None:
-        with self.ctx.sessions.begin() as session:
-            session.execute(
-                update(PaymentRefund)
-                .where(PaymentRefund.public_id == refund_id)
-                .values(status=status, provider_reference=reference, completed_at=utcnow(),
-                        attempts=PaymentRefund.attempts + 1, next_attempt_at=None)
-            )
-
-    def _refund_pending(self, refund_id: str) -> None:
-        with self.ctx.sessions.begin() as session:
-            session.execute(
-                update(PaymentRefund)
-                .where(PaymentRefund.public_id == refund_id)
-                .values(attempts=PaymentRefund.attempts + 1,
-                        next_attempt_at=utcnow() + FIRST_REFUND_RETRY)
-            )
-
-    def _refund_view(self, refund_id: str) -> dict[str, Any]:
-        with self.ctx.sessions() as session:
-            refund = session.scalars(
-                select(PaymentRefund).where(PaymentRefund.public_id == refund_id)
-            ).one()
-            payment = session.get(Payment, refund.payment_id)
-            assert payment is not None
-            return {
-                "id": refund.public_id,
-                "payment_id": payment.public_id,
-                "amount": fmt(refund.amount),
-                "currency": payment.currency,
-                "status": refund.status,
-                "reason": refund.reason,
-                "payment": self.view(payment),
-            }
-
-    def _owned(self, caller: Caller, public_id: str) -> Payment:
+    def owned(self, caller: Caller, public_id: str) -> Payment:
         with self.ctx.sessions() as session:
             payment = session.scalars(select(Payment).where(Payment.public_id == public_id)).first()
         if payment is None or not caller.may_see(payment.facility_id):
@@ -565,10 +468,6 @@ class PaymentService:
             "completed_at": _iso(p.completed_at) if p.completed_at else None,
         }
 
-    def count(self) -> int:
-        with self.ctx.sessions() as session:
-            return int(session.scalar(select(func.count(Payment.id))) or 0)
-
 
 def _iso(value: datetime) -> str:
     return value.replace(microsecond=0).isoformat() + "Z"
@@ -596,7 +495,7 @@ def _outcome(reply: ProviderReply | None, error: ProviderError | None) -> str:
     return "pending" if reply.status in OPEN else "success"
 
 
-def _require_finance(caller: Caller) -> None:
+def require_finance(caller: Caller) -> None:
     if not caller.has_any(FINANCE_ROLES):
         raise Forbidden(
             "this action needs a finance role (" + ", ".join(sorted(FINANCE_ROLES)) + ")",

@@ -96,7 +96,7 @@ class PaymentController(Controller):
     async def refund(self, payment_id: str, data: RefundPayment, caller: Caller,
                      services: Services) -> Response[dict[str, Any]]:
         amount = Decimal(data.amount) if data.amount is not None else None
-        outcome = await to_thread.run_sync(services.payments.refund, caller, payment_id,
+        outcome = await to_thread.run_sync(services.refunds.refund, caller, payment_id,
                                            amount, data.reason)
         return Response(outcome.body, status_code=outcome.status)
 

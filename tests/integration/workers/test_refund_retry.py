@@ -15,6 +15,7 @@ from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt, PaymentRefund
 from service.services.context import Context
 from service.services.payments import PaymentService
+from service.services.refunds import RefundService
 from service.workers.backoff import Backoff
 from service.workers.refunds import RefundRetrier
 from service.workers.verification import PaymentWorker
@@ -24,7 +25,8 @@ from tests.integration.workers.conftest import ACCOUNTANT, create_payments, wait
 def _refund(ctx: Context, pid: int) -> tuple[int, str]:
     with ctx.sessions() as session:
         public_id = session.scalars(select(Payment.public_id).where(Payment.id == pid)).one()
-    outcome = PaymentService(ctx).refund(ACCOUNTANT, public_id, None, "patient discharged")
+    outcome = RefundService(PaymentService(ctx)).refund(ACCOUNTANT, public_id, None,
+                                                         "patient discharged")
     return outcome.status, outcome.body["id"]
 
 

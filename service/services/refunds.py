@@ -1,0 +1,124 @@
+"""Refunds: full or partial, bounded by the database, retried by the worker when unanswered."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from service.clock import utcnow
+from service.db.models import Payment, PaymentRefund
+from service.domain.caller import Caller
+from service.domain.money import fmt
+from service.domain.status import SETTLED
+from service.errors import Conflict, InvalidInput, ProviderFailure
+from service.providers.contract import ProviderUnavailable
+from service.services.payments import Outcome, PaymentService, require_finance
+
+# A refund the provider did not answer is asked again by the payment worker after this.
+FIRST_REFUND_RETRY = timedelta(seconds=30)
+
+
+class RefundService:
+    def __init__(self, payments: PaymentService) -> None:
+        self.payments = payments
+        self.ctx = payments.ctx
+
+    def refund(
+        self, caller: Caller, public_id: str, amount: Decimal | None, reason: str | None
+    ) -> Outcome:
+        require_finance(caller)
+        payment = self.payments.owned(caller, public_id)
+        if payment.status not in SETTLED:
+            raise Conflict(f"a {payment.status} payment cannot be refunded", field="payment_id")
+        remaining = payment.amount - payment.refunded_amount
+        wanted = remaining if amount is None else amount
+        if wanted > remaining:
+            raise InvalidInput(
+                f"at most {fmt(remaining)} {payment.currency} can still be refunded", field="amount"
+            )
+        adapter = self.ctx.providers.adapter(payment.provider_code)
+        refund_id = f"re_{uuid.uuid4().hex}"
+        now = utcnow()
+        # Due for the worker only once this call has surely ended: if this process dies
+        # mid-call, the worker still asks the provider (refund_id makes a retry safe).
+        in_flight = timedelta(seconds=self.ctx.settings.provider_timeout_seconds)
+        try:
+            with self.ctx.sessions.begin() as session:
+                refund = PaymentRefund(
+                    public_id=refund_id,
+                    payment_id=payment.id,
+                    amount=wanted,
+                    reason=reason,
+                    status="pending" if adapter else "completed",
+                    requested_by=caller.subject,
+                    created_at=now,
+                    completed_at=None if adapter else now,
+                    attempts=0,
+                    next_attempt_at=now + in_flight + FIRST_REFUND_RETRY if adapter else None,
+                )
+                session.add(refund)
+                session.flush()
+        except (IntegrityError, DBAPIError) as exc:
+            if "exceed" in str(exc.orig):
+                raise Conflict("refunds would exceed the payment amount", field="amount") from None
+            raise
+        if adapter is not None:
+            reply, error = self.payments.call_refund(
+                payment.id,
+                payment.provider_code,
+                lambda: adapter.refund(payment.reference, refund_id, wanted, payment.currency),
+            )
+            if isinstance(error, ProviderUnavailable):
+                # The refund stays pending; the payment worker asks again with backoff.
+                self._refund_pending(refund_id)
+                return Outcome(202, self._refund_view(refund_id))
+            if reply is None:
+                self._refund_status(refund_id, "failed", None)
+                raise ProviderFailure(
+                    f"{payment.provider_code} refused the refund: {error}", field="amount"
+                )
+            self._refund_status(
+                refund_id, "completed" if reply.completed else "failed", reply.provider_reference
+            )
+        return Outcome(201, self._refund_view(refund_id))
+
+    def _refund_status(self, refund_id: str, status: str, reference: str | None) -> None:
+        with self.ctx.sessions.begin() as session:
+            session.execute(
+                update(PaymentRefund)
+                .where(PaymentRefund.public_id == refund_id)
+                .values(status=status, provider_reference=reference, completed_at=utcnow(),
+                        attempts=PaymentRefund.attempts + 1, next_attempt_at=None)
+            )
+
+    def _refund_pending(self, refund_id: str) -> None:
+        with self.ctx.sessions.begin() as session:
+            session.execute(
+                update(PaymentRefund)
+                .where(PaymentRefund.public_id == refund_id)
+                .values(attempts=PaymentRefund.attempts + 1,
+                        next_attempt_at=utcnow() + FIRST_REFUND_RETRY)
+            )
+
+    def _refund_view(self, refund_id: str) -> dict[str, Any]:
+        with self.ctx.sessions() as session:
+            refund = session.scalars(
+                select(PaymentRefund).where(PaymentRefund.public_id == refund_id)
+            ).one()
+            payment = session.get(Payment, refund.payment_id)
+            assert payment is not None
+            return {
+                "id": refund.public_id,
+                "payment_id": payment.public_id,
+                "amount": fmt(refund.amount),
+                "currency": payment.currency,
+                "status": refund.status,
+                "reason": refund.reason,
+                "payment": self.payments.view(payment),
+            }
+
