@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.errors import Forbidden
+
 FINANCE_ROLES = frozenset(
     {"super_admin", "hospital_admin", "accountant", "finance_manager", "billing_staff"}
 )
@@ -32,3 +34,11 @@ class Caller:
 
     def may_see(self, facility_id: str) -> bool:
         return self.is_admin or facility_id == self.facility_id
+
+
+def require_finance(caller: Caller) -> None:
+    if not caller.has_any(FINANCE_ROLES):
+        raise Forbidden(
+            "this action needs a finance role (" + ", ".join(sorted(FINANCE_ROLES)) + ")",
+            field="roles",
+        )

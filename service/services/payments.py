@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt
-from service.domain.caller import CREATE_ROLES, FINANCE_ROLES, Caller
+from service.domain.caller import CREATE_ROLES, Caller, require_finance
 from service.domain.catalog import BY_CODE, ProviderSpec, Verification, normalise_phone
 from service.domain.money import fmt
 from service.domain.status import OPEN, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
@@ -493,11 +493,3 @@ def _outcome(reply: ProviderReply | None, error: ProviderError | None) -> str:
     if reply.status in UNSUCCESSFUL:
         return "declined"
     return "pending" if reply.status in OPEN else "success"
-
-
-def require_finance(caller: Caller) -> None:
-    if not caller.has_any(FINANCE_ROLES):
-        raise Forbidden(
-            "this action needs a finance role (" + ", ".join(sorted(FINANCE_ROLES)) + ")",
-            field="roles",
-        )

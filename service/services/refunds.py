@@ -12,12 +12,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from service.clock import utcnow
 from service.db.models import Payment, PaymentRefund
-from service.domain.caller import Caller
+from service.domain.caller import Caller, require_finance
 from service.domain.money import fmt
 from service.domain.status import SETTLED
 from service.errors import Conflict, InvalidInput, ProviderFailure
 from service.providers.contract import ProviderUnavailable
-from service.services.payments import Outcome, PaymentService, require_finance
+from service.services.payments import Outcome, PaymentService
 
 # A refund the provider did not answer is asked again by the payment worker after this.
 FIRST_REFUND_RETRY = timedelta(seconds=30)

@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from service.api.deps import Services, provide_caller
 from service.clock import utcnow
 from service.db.models import PaymentAuditLog, PaymentReconciliation
-from service.domain.caller import FINANCE_ROLES, Caller
-from service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from service.domain.caller import Caller, require_finance
+from service.errors import Conflict, InvalidInput, NotFound
 from service.workers import reconciliation, statements
 
 ISSUE_TYPES = ("amount", "missing", "unrecorded", "duplicate", "timing", "currency")
@@ -26,11 +26,6 @@ ACTIONS = ("accepted", "adjusted", "refunded", "written_off", "false_positive")
 class Resolve(BaseModel):
     action: str = Field(description="One of: " + ", ".join(ACTIONS))
     note: str = Field(min_length=1, max_length=1000)
-
-
-def _finance(caller: Caller) -> None:
-    if not caller.has_any(FINANCE_ROLES):
-        raise Forbidden("reconciliation needs a finance role", field="roles")
 
 
 def _view(r: PaymentReconciliation) -> dict[str, Any]:
@@ -56,7 +51,7 @@ class ReconciliationController(Controller):
         run_id: Annotated[str | None, QueryParameter(name="run_id")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
-        _finance(caller)
+        require_finance(caller)
         if issue_type is not None and issue_type not in ISSUE_TYPES:
             raise InvalidInput("type must be one of " + ", ".join(ISSUE_TYPES), field="type")
         query = select(PaymentReconciliation).where(PaymentReconciliation.result == "issue")
@@ -74,7 +69,7 @@ class ReconciliationController(Controller):
           status_code=200, sync_to_thread=True)
     def resolve(self, issue_id: int, data: Resolve, caller: Caller,
                 services: Services) -> dict[str, Any]:
-        _finance(caller)
+        require_finance(caller)
         if data.action not in ACTIONS:
             raise InvalidInput("action must be one of " + ", ".join(ACTIONS), field="action")
         now = utcnow()
@@ -102,7 +97,7 @@ class ReconciliationController(Controller):
 
     @post("/runs", summary="Start a reconciliation run now", status_code=202)
     async def start_run(self, caller: Caller, services: Services) -> Response[dict[str, Any]]:
-        _finance(caller)
+        require_finance(caller)
         run_id = reconciliation.new_run_id()
         ctx = services.ctx
         thread = threading.Thread(
@@ -115,7 +110,7 @@ class ReconciliationController(Controller):
     @get("/runs/{run_id:str}", summary="A run's summary")
     async def run_summary(self, run_id: str, caller: Caller,
                           services: Services) -> dict[str, Any]:
-        _finance(caller)
+        require_finance(caller)
 
         def read() -> dict[str, Any] | None:
             with services.ctx.sessions() as session:
