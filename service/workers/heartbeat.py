@@ -5,14 +5,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import structlog
+
 DEFAULT_PATH = Path("/tmp/nilecare-worker.heartbeat")  # noqa: S108 - container-local
+log = structlog.get_logger("nilecare.heartbeat")
 
 
 def beat(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{time.time():.3f}\n", encoding="utf-8")
-    tmp.replace(path)
+    """Touch `path`. Only its mtime is read, so a touch is atomic and two workers sharing a
+    path cannot trip over each other; a failure is logged, and the stale file then tells
+    the healthcheck, which is what should act on it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        log.warning("heartbeat.failed", path=str(path), error=str(exc))
 
 
 def fresh(path: Path, max_age_seconds: float) -> bool:
