@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from service import settings as config
+from service.workers.heartbeat import DEFAULT_PATH as WORKER_HEARTBEAT
 
 app = typer.Typer(help="NileCare payment service.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -96,8 +97,8 @@ def healthcheck(
     timeout: float = 3.0,
     worker: Annotated[bool, typer.Option(
         "--worker", help="Check a worker's heartbeat file instead of a URL")] = False,
-    heartbeat: Annotated[Path, typer.Option(help="Heartbeat file (with --worker)")] = Path(
-        "/tmp/nilecare-worker.heartbeat"),  # noqa: S108 - container-local
+    heartbeat: Annotated[Path, typer.Option(help="Heartbeat file (with --worker)")] = (
+        WORKER_HEARTBEAT),
     max_age: Annotated[float, typer.Option(help="Seconds (with --worker)")] = 120.0,
 ) -> None:
     """Exit 0 when URL answers 2xx, or with --worker when the heartbeat is fresh
@@ -227,7 +228,7 @@ def _run_until_signal(name: str, body: Callable[[threading.Event], None]) -> Non
 @app.command()
 def worker(
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file for `healthcheck --worker`")]
-    = Path("/tmp/nilecare-worker.heartbeat"),  # noqa: S108 - container-local
+    = WORKER_HEARTBEAT,
     no_tasks: Annotated[bool, typer.Option(
         "--no-tasks", help="Only verify payments; skip the scheduled tasks")] = False,
 ) -> None:
