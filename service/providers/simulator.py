@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 import httpx
 from litestar import Litestar, Request, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath, JSONBody
 
 from service.domain.catalog import BY_CODE
 from service.providers import signing
@@ -122,7 +124,7 @@ def _view(charge: Charge, control: Control) -> dict[str, Any]:
 
 @post("/{provider:str}/v1/payments", status_code=201)
 async def create_charge(
-    provider: str, request: Request[Any, Any, Any], sim: SimulatorState
+    provider: FromPath[str], request: Request[Any, Any, Any], sim: NamedDependency[SimulatorState]
 ) -> Response[dict[str, Any]]:
     control = sim.control(provider)
     body = await _authenticate(request, sim, provider)
@@ -161,7 +163,7 @@ async def create_charge(
     return Response(_view(charge, control), status_code=201)
 
 
-async def _settle_later(sim: SimulatorState, charge: Charge, delay: float) -> None:
+async def _settle_later(sim: NamedDependency[SimulatorState], charge: Charge, delay: float) -> None:
     await asyncio.sleep(delay)
     charge.status = "succeeded"
     event = {
@@ -196,7 +198,10 @@ async def _settle_later(sim: SimulatorState, charge: Charge, delay: float) -> No
 
 @get("/{provider:str}/v1/payments/{reference:str}")
 async def get_charge(
-    provider: str, reference: str, request: Request[Any, Any, Any], sim: SimulatorState
+    provider: FromPath[str],
+    reference: FromPath[str],
+    request: Request[Any, Any, Any],
+    sim: NamedDependency[SimulatorState],
 ) -> Response[dict[str, Any]]:
     control = sim.control(provider)
     await _authenticate(request, sim, provider)
@@ -211,7 +216,10 @@ async def get_charge(
 
 @post("/{provider:str}/v1/payments/{reference:str}/refunds", status_code=201)
 async def refund_charge(
-    provider: str, reference: str, request: Request[Any, Any, Any], sim: SimulatorState
+    provider: FromPath[str],
+    reference: FromPath[str],
+    request: Request[Any, Any, Any],
+    sim: NamedDependency[SimulatorState],
 ) -> Response[dict[str, Any]]:
     control = sim.control(provider)
     body = await _authenticate(request, sim, provider)
@@ -235,12 +243,14 @@ async def refund_charge(
 
 
 @get("/_control")
-async def list_controls(sim: SimulatorState) -> dict[str, dict[str, Any]]:
+async def list_controls(sim: NamedDependency[SimulatorState]) -> dict[str, dict[str, Any]]:
     return {code: asdict(control) for code, control in sorted(sim.controls.items())}
 
 
 @put("/_control/{provider:str}")
-async def set_control(provider: str, data: dict[str, Any], sim: SimulatorState) -> dict[str, Any]:
+async def set_control(
+    provider: FromPath[str], data: JSONBody[dict[str, Any]], sim: NamedDependency[SimulatorState]
+) -> dict[str, Any]:
     control = sim.control(provider)
     allowed = set(asdict(control))
     unknown = set(data) - allowed

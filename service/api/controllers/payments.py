@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from anyio import to_thread
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
-from litestar.params import HeaderParameter, Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 
 from service.api.deps import Services, provide_caller
 from service.api.schemas import CreatePayment, RefundPayment, VerifyPayment
@@ -28,36 +28,55 @@ class PaymentController(Controller):
     tags = ["payments"]
     dependencies = {"caller": Provide(provide_caller, sync_to_thread=False)}
 
-    @post("/", summary="Create a payment",
-          description="Honours Idempotency-Key: same key and body replay the first response; "
-                      "a different body is refused with 422; a request still in flight, 409.")
+    @post(
+        "/",
+        summary="Create a payment",
+        description="Honours Idempotency-Key: same key and body replay the first response; "
+        "a different body is refused with 422; a request still in flight, 409.",
+    )
     async def create(
-        self, request: Request[Any, Any, Any], data: CreatePayment, caller: Caller,
-        services: Services,
-        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key",
-                                                          required=False)] = None,
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[CreatePayment],
+        caller: NamedDependency[Caller],
+        services: NamedDependency[Services],
+        idempotency_key: Annotated[
+            str | None, HeaderParameter(name="Idempotency-Key", required=False)
+        ] = None,
     ) -> Response[dict[str, Any]]:
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
-            raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
-                               field="Idempotency-Key")
+            raise InvalidInput(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key"
+            )
         raw = await request.body()
         new = NewPayment(
-            provider=data.provider, amount=data.decimal_amount(), currency=data.currency,
+            provider=data.provider,
+            amount=data.decimal_amount(),
+            currency=data.currency,
             facility_id=data.facility_id or caller.facility_id or "",
-            patient_id=data.patient_id, invoice_id=data.invoice_id,
-            payer_phone=data.payer_phone, description=data.description,
+            patient_id=data.patient_id,
+            invoice_id=data.invoice_id,
+            payer_phone=data.payer_phone,
+            description=data.description,
         )
         if not new.facility_id:
-            raise InvalidInput("facility_id is required (your token names no facility)",
-                               field="facility_id")
+            raise InvalidInput(
+                "facility_id is required (your token names no facility)", field="facility_id"
+            )
         outcome = await to_thread.run_sync(
-            services.payments.create, caller, new, idempotency_key,
-            fingerprint("POST", request.url.path, raw))
+            services.payments.create,
+            caller,
+            new,
+            idempotency_key,
+            fingerprint("POST", request.url.path, raw),
+        )
         return Response(outcome.body, status_code=outcome.status)
 
     @get("/", summary="List payments (newest first)")
     async def list_payments(
-        self, caller: Caller, services: Services,
+        self,
+        caller: NamedDependency[Caller],
+        services: NamedDependency[Services],
         status: Annotated[str | None, Parameter(required=False)] = None,
         provider: Annotated[str | None, Parameter(required=False, max_length=32)] = None,
         facility_id: Annotated[str | None, Parameter(required=False, max_length=64)] = None,
@@ -68,36 +87,69 @@ class PaymentController(Controller):
         cursor: Annotated[int | None, Parameter(required=False, ge=1)] = None,
     ) -> dict[str, Any]:
         if status is not None and status not in STATUS_VALUES:
-            raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUS_VALUES)}",
-                               field="status")
-        return await to_thread.run_sync(lambda: services.payments.list(
-            caller, status=status, provider=provider, facility_id=facility_id,
-            patient_id=patient_id, created_from=_naive(created_from),
-            created_to=_naive(created_to), limit=limit, cursor=cursor))
+            raise InvalidInput(
+                f"unknown status {status!r}; one of {', '.join(STATUS_VALUES)}", field="status"
+            )
+        return await to_thread.run_sync(
+            lambda: services.payments.list(
+                caller,
+                status=status,
+                provider=provider,
+                facility_id=facility_id,
+                patient_id=patient_id,
+                created_from=_naive(created_from),
+                created_to=_naive(created_to),
+                limit=limit,
+                cursor=cursor,
+            )
+        )
 
     @get("/{payment_id:str}", summary="Get a payment")
-    async def get_payment(self, payment_id: str, caller: Caller,
-                          services: Services) -> dict[str, Any]:
+    async def get_payment(
+        self,
+        payment_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        services: NamedDependency[Services],
+    ) -> dict[str, Any]:
         return await to_thread.run_sync(services.payments.get, caller, payment_id)
 
-    @post("/{payment_id:str}/verify", status_code=200,
-          summary="Verify a manual payment (cash, cheque, bank transfer); finance roles")
-    async def verify(self, payment_id: str, data: VerifyPayment, caller: Caller,
-                     services: Services) -> dict[str, Any]:
-        return await to_thread.run_sync(services.payments.verify, caller, payment_id,
-                                        data.approve, data.note)
+    @post(
+        "/{payment_id:str}/verify",
+        status_code=200,
+        summary="Verify a manual payment (cash, cheque, bank transfer); finance roles",
+    )
+    async def verify(
+        self,
+        payment_id: FromPath[str],
+        data: JSONBody[VerifyPayment],
+        caller: NamedDependency[Caller],
+        services: NamedDependency[Services],
+    ) -> dict[str, Any]:
+        return await to_thread.run_sync(
+            services.payments.verify, caller, payment_id, data.approve, data.note
+        )
 
     @post("/{payment_id:str}/cancel", status_code=200, summary="Cancel a payment; finance roles")
-    async def cancel(self, payment_id: str, caller: Caller,
-                     services: Services) -> dict[str, Any]:
+    async def cancel(
+        self,
+        payment_id: FromPath[str],
+        caller: NamedDependency[Caller],
+        services: NamedDependency[Services],
+    ) -> dict[str, Any]:
         return await to_thread.run_sync(services.payments.cancel, caller, payment_id)
 
     @post("/{payment_id:str}/refunds", summary="Refund fully or partly; finance roles")
-    async def refund(self, payment_id: str, data: RefundPayment, caller: Caller,
-                     services: Services) -> Response[dict[str, Any]]:
+    async def refund(
+        self,
+        payment_id: FromPath[str],
+        data: JSONBody[RefundPayment],
+        caller: NamedDependency[Caller],
+        services: NamedDependency[Services],
+    ) -> Response[dict[str, Any]]:
         amount = Decimal(data.amount) if data.amount is not None else None
-        outcome = await to_thread.run_sync(services.refunds.refund, caller, payment_id,
-                                           amount, data.reason)
+        outcome = await to_thread.run_sync(
+            services.refunds.refund, caller, payment_id, amount, data.reason
+        )
         return Response(outcome.body, status_code=outcome.status)
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from anyio import to_thread
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -18,27 +20,43 @@ from service.providers.signing import HEADER
 
 
 @get("/api/v1/payment-providers", tags=["providers"], summary="The payment providers")
-async def list_providers(services: Services) -> dict[str, Any]:
+async def list_providers(services: NamedDependency[Services]) -> dict[str, Any]:
     registry = services.ctx.providers
-    return {"providers": [
-        {"name": p.code, "display_name": p.display_name, "type": p.type.value,
-         "currencies": list(p.currencies),
-         "fees": {"percent": str(p.fees.percent), "fixed": fmt(p.fees.fixed),
-                  "min": fmt(p.fees.minimum),
-                  "max": fmt(p.fees.maximum) if p.fees.maximum is not None else None},
-         "limits": {"min": fmt(p.min_amount), "max": fmt(p.max_amount)},
-         "verification": p.verification.value, "active": registry.available(p)}
-        for p in PROVIDERS
-    ]}
+    return {
+        "providers": [
+            {
+                "name": p.code,
+                "display_name": p.display_name,
+                "type": p.type.value,
+                "currencies": list(p.currencies),
+                "fees": {
+                    "percent": str(p.fees.percent),
+                    "fixed": fmt(p.fees.fixed),
+                    "min": fmt(p.fees.minimum),
+                    "max": fmt(p.fees.maximum) if p.fees.maximum is not None else None,
+                },
+                "limits": {"min": fmt(p.min_amount), "max": fmt(p.max_amount)},
+                "verification": p.verification.value,
+                "active": registry.available(p),
+            }
+            for p in PROVIDERS
+        ]
+    }
 
 
-@post("/api/v1/webhooks/{provider:str}", status_code=200, tags=["webhooks"],
-      summary="Provider webhook (HMAC-signed)")
-async def receive_webhook(provider: str, request: Request[Any, Any, Any],
-                          services: Services) -> dict[str, Any]:
+@post(
+    "/api/v1/webhooks/{provider:str}",
+    status_code=200,
+    tags=["webhooks"],
+    summary="Provider webhook (HMAC-signed)",
+)
+async def receive_webhook(
+    provider: FromPath[str], request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> dict[str, Any]:
     raw = await request.body()
-    return await to_thread.run_sync(services.webhooks.receive, provider,
-                                    request.headers.get(HEADER), raw)
+    return await to_thread.run_sync(
+        services.webhooks.receive, provider, request.headers.get(HEADER), raw
+    )
 
 
 @get("/health", tags=["ops"], summary="Liveness (no dependencies)")
@@ -47,7 +65,9 @@ async def health() -> dict[str, str]:
 
 
 @get("/health/ready", tags=["ops"], summary="Readiness: database, migrations, Redis")
-async def ready(services: Services, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def ready(
+    services: NamedDependency[Services], request: Request[Any, Any, Any]
+) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
 
     def database() -> None:
@@ -75,14 +95,17 @@ async def ready(services: Services, request: Request[Any, Any, Any]) -> Response
             checks["redis"] = f"failed: {type(exc).__name__}"
     failed = {k: v for k, v in checks.items() if v != "ok"}
     if failed:
-        body = {"type": "https://nilecare.sd/problems/not-ready", "title": "Not ready",
-                "status": 503, "detail": "failed checks: " + ", ".join(sorted(failed)),
-                "checks": checks}
+        body = {
+            "type": "https://nilecare.sd/problems/not-ready",
+            "title": "Not ready",
+            "status": 503,
+            "detail": "failed checks: " + ", ".join(sorted(failed)),
+            "checks": checks,
+        }
         return Response(body, status_code=503, media_type=PROBLEM)
     return Response({"status": "ready", "checks": checks})
 
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
-async def metrics(services: Services) -> Response[bytes]:
-    return Response(generate_latest(services.ctx.metrics.registry),
-                    media_type=CONTENT_TYPE_LATEST)
+async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
+    return Response(generate_latest(services.ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
