@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,11 +20,13 @@ from litestar.stores.redis import RedisStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
+from service.api.auth import caller_from_header
 from service.api.controllers.payments import PaymentController
 from service.api.controllers.public import health, list_providers, metrics, ready, receive_webhook
 from service.api.controllers.reconciliation import ReconciliationController
 from service.api.deps import Services, provide_services
 from service.api.problems import HANDLERS
+from service.errors import Unauthenticated
 from service.services.context import Context
 from service.services.payments import PaymentService
 from service.services.refunds import RefundService
@@ -35,12 +36,20 @@ from service.settings import Settings
 UNLIMITED = ["/health", "/metrics", "/schema", "/api/v1/webhooks"]
 
 
-def client_identity(request: Request[Any, Any, Any]) -> str:
-    """Rate-limit per caller: the bearer token when there is one, else the address."""
-    header = request.headers.get("authorization")
-    if header:
-        return "tok:" + hashlib.sha256(header.encode()).hexdigest()[:32]
-    return "ip:" + get_remote_address(request)
+def client_identity(jwt_secret: str) -> Callable[[Request[Any, Any, Any]], str]:
+    """Rate-limit per caller: the verified token subject, so minting fresh tokens buys no
+    extra quota; anything without a valid token is counted against its address."""
+
+    def identify(request: Request[Any, Any, Any]) -> str:
+        header = request.headers.get("authorization")
+        if header:
+            try:
+                return "sub:" + caller_from_header(header, jwt_secret).subject
+            except Unauthenticated:
+                pass
+        return "ip:" + get_remote_address(request)
+
+    return identify
 
 
 def http_metrics(ctx: Context) -> Any:
@@ -64,7 +73,8 @@ def http_metrics(ctx: Context) -> Any:
                 method = scope.get("method", "GET")
                 ctx.metrics.http_requests.labels(method, route, str(status[0])).inc()
                 ctx.metrics.http_duration.labels(method, route).observe(
-                    time.perf_counter() - started)
+                    time.perf_counter() - started
+                )
 
         return wrapped
 
@@ -74,8 +84,9 @@ def http_metrics(ctx: Context) -> Any:
 def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     context = ctx or Context.build(settings)
     payments = PaymentService(context)
-    services = Services(context, payments, RefundService(payments),
-                        WebhookService(context, payments))
+    services = Services(
+        context, payments, RefundService(payments), WebhookService(context, payments)
+    )
     dsn = settings.redis_dsn()
     redis = Redis.from_url(dsn) if dsn else None
     store: Store = RedisStore(redis, namespace="nilecare") if redis else MemoryStore()
@@ -90,12 +101,21 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
             context.close()
 
     rate_limit = RateLimitConfig(
-        rate_limit=("minute", settings.rate_limit_per_minute), exclude=UNLIMITED,
-        identifier_for_request=client_identity, store="rate_limit",
+        rate_limit=("minute", settings.rate_limit_per_minute),
+        exclude=UNLIMITED,
+        identifier_for_request=client_identity(settings.jwt_secret.get_secret_value()),
+        store="rate_limit",
     )
     return Litestar(
-        route_handlers=[PaymentController, ReconciliationController, list_providers,
-                        receive_webhook, health, ready, metrics],
+        route_handlers=[
+            PaymentController,
+            ReconciliationController,
+            list_providers,
+            receive_webhook,
+            health,
+            ready,
+            metrics,
+        ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,
         middleware=[http_metrics(context), rate_limit.middleware],
@@ -103,8 +123,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         state=State({"services": services, "redis": redis}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
-        openapi_config=OpenAPIConfig(title="NileCare Payments", version="1.0.0",
-                                     path="/schema"),
+        openapi_config=OpenAPIConfig(title="NileCare Payments", version="1.0.0", path="/schema"),
         on_app_init=[_no_debug],
         debug=False,
     )

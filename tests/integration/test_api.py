@@ -293,12 +293,17 @@ def test_rate_limit_uses_the_redis_store(
     )
     engine = create_engine(mysql_url)
     migrate.prepare(engine)
-    # A subject of its own: the Redis store outlives this test, and a token minted in the
-    # same second by another test would share this one's bucket.
-    headers = auth(sub=f"rate-{random_key()}")
+    # Buckets are per token subject and the Redis store outlives this test: fresh subjects.
+    subject, other = f"rate-{random_key()}", f"rate-{random_key()}"
     with TestClient(create_app(settings)) as client:
-        codes = [client.get("/api/v1/payments", headers=headers).status_code for _ in range(4)]
+        codes = [client.get("/api/v1/payments", headers=auth(sub=subject)).status_code
+                 for _ in range(3)]
+        # A freshly minted token for the same subject buys no extra quota ...
+        fresh = auth("billing_staff", sub=subject)
+        codes.append(client.get("/api/v1/payments", headers=fresh).status_code)
         assert codes == [200, 200, 200, 429]
+        # ... while another caller is not held back by it.
+        assert client.get("/api/v1/payments", headers=auth(sub=other)).status_code == 200
         assert client.get("/health").status_code == 200
     with engine.connect() as c:
         assert c.execute(select(func.count(Payment.id))).scalar() == 0
