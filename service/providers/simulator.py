@@ -98,12 +98,17 @@ async def _authenticate(
     return body
 
 
-async def _behave(control: Control) -> Response[dict[str, str]] | None:
+async def _admit(request: Request[Any, Any, Any], sim: SimulatorState,
+                 provider: str) -> tuple[Control, bytes]:
+    """What every provider call goes through: authentication, then the provider's mood
+    (down answers 503, slow sleeps first)."""
+    control = sim.control(provider)
+    body = await _authenticate(request, sim, provider)
     if control.mode == "down":
-        return _error(503, "service unavailable")
+        raise HTTPException(status_code=503, detail="service unavailable")
     if control.mode == "slow" or control.latency_ms:
         await asyncio.sleep(control.latency_ms / 1000)
-    return None
+    return control, body
 
 
 def _view(charge: Charge, control: Control) -> dict[str, Any]:
@@ -126,11 +131,7 @@ def _view(charge: Charge, control: Control) -> dict[str, Any]:
 async def create_charge(
     provider: FromPath[str], request: Request[Any, Any, Any], sim: NamedDependency[SimulatorState]
 ) -> Response[dict[str, Any]]:
-    control = sim.control(provider)
-    body = await _authenticate(request, sim, provider)
-    failure = await _behave(control)
-    if failure is not None:
-        return failure
+    control, body = await _admit(request, sim, provider)
     try:
         data = json.loads(body)
         reference = str(data["reference"])
@@ -203,11 +204,7 @@ async def get_charge(
     request: Request[Any, Any, Any],
     sim: NamedDependency[SimulatorState],
 ) -> Response[dict[str, Any]]:
-    control = sim.control(provider)
-    await _authenticate(request, sim, provider)
-    failure = await _behave(control)
-    if failure is not None:
-        return failure
+    control, _body = await _admit(request, sim, provider)
     charge = sim.charges.get((provider, reference))
     if charge is None:
         return _error(404, "no such payment")
@@ -221,11 +218,7 @@ async def refund_charge(
     request: Request[Any, Any, Any],
     sim: NamedDependency[SimulatorState],
 ) -> Response[dict[str, Any]]:
-    control = sim.control(provider)
-    body = await _authenticate(request, sim, provider)
-    failure = await _behave(control)
-    if failure is not None:
-        return failure
+    control, body = await _admit(request, sim, provider)
     charge = sim.charges.get((provider, reference))
     if charge is None or _view(charge, control)["status"] != "succeeded":
         return _error(409, "payment is not refundable")
