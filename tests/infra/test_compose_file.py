@@ -127,7 +127,7 @@ def test_profiles_hold_the_helpers_and_leave_the_six_unprofiled() -> None:
 def _docker_compose() -> str:
     path = shutil.which("docker-compose")
     if path is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+        pytest.fail("docker-compose is not installed: apt-get install -y docker-compose")
     return path
 
 
