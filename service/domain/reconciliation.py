@@ -18,6 +18,9 @@ class Issue(StrEnum):
     CURRENCY = "currency"  # same reference, different currency
 
 
+ISSUE_TYPES: tuple[str, ...] = tuple(issue.value for issue in Issue)
+
+
 @dataclass(frozen=True)
 class Line:
     id: int

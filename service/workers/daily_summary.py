@@ -16,16 +16,16 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import BankStatement, Payment, PaymentReconciliation, PaymentRefund
+from service.db.models import BankStatement, Payment, PaymentRefund
 from service.domain.catalog import BY_CODE, PROVIDERS
 from service.domain.status import OPEN, SETTLED, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus
 from service.settings import Settings
 from service.workers import mailer
+from service.workers.reconciliation import open_issue_counts
 
 log = structlog.get_logger()
 S = PaymentStatus
 PROVIDER_CODES = [p.code for p in PROVIDERS]
-ISSUE_TYPES = ("amount", "missing", "unrecorded", "duplicate", "timing", "currency")
 # The on-call spec routes more than this many unresolved issues to email (medium).
 ISSUES_THRESHOLD = 50
 REVENUE_STATUSES = [s.value for s in SETTLED | {S.REFUNDED}]
@@ -164,13 +164,7 @@ def gather(session: Session, day: date, zone: ZoneInfo) -> DailySummary:
                              BankStatement.line_count, BankStatement.status)
                       .where(BankStatement.imported_at >= start, BankStatement.imported_at < end)
                       .order_by(BankStatement.id))]
-    issues = dict.fromkeys(ISSUE_TYPES, 0)
-    for issue_type, count in session.execute(
-            select(PaymentReconciliation.issue_type, func.count())
-            .where(PaymentReconciliation.status == "open",
-                   PaymentReconciliation.issue_type.in_(ISSUE_TYPES))
-            .group_by(PaymentReconciliation.issue_type)):
-        issues[issue_type] = count
+    issues = open_issue_counts(session)
     return DailySummary(day, zone.key, providers, revenue, refunds, failed_refunds,
                         pending_count, pending_amount, statements, issues)
 

@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from service import metrics as m
 from service.clock import utcnow
-from service.db.models import Payment, PaymentAttempt, PaymentReconciliation, PaymentRefund
+from service.db.models import Payment, PaymentAttempt, PaymentRefund
 from service.domain.catalog import BY_CODE, PROVIDERS
 from service.domain.status import SETTLED, PaymentStatus
+from service.workers.reconciliation import open_issue_counts
 
 log = structlog.get_logger()
 S = PaymentStatus
@@ -39,7 +40,6 @@ WINDOWS: dict[str, timedelta] = {"5m": timedelta(minutes=5), "1h": timedelta(hou
 UP_WINDOW = timedelta(minutes=5)
 WAITING = [S.AWAITING_VERIFICATION.value, S.PROCESSING.value, S.UNKNOWN.value]
 PROVIDER_CODES = [p.code for p in PROVIDERS]
-ISSUE_TYPES = ("amount", "missing", "unrecorded", "duplicate", "timing", "currency")
 # Calls where the provider answered: a decline is a working provider saying no.
 ANSWERED = ("success", "pending", "declined")
 
@@ -125,15 +125,8 @@ class Exporter:
         for provider, count in pending.items():
             yield g.pending, (provider,), count
         yield g.pending_oldest, (), (now - oldest).total_seconds() if oldest else 0.0
-        issues = dict.fromkeys(ISSUE_TYPES, 0.0)
-        for issue_type, count in session.execute(
-                select(PaymentReconciliation.issue_type, func.count())
-                .where(PaymentReconciliation.status == "open",
-                       PaymentReconciliation.issue_type.in_(ISSUE_TYPES))
-                .group_by(PaymentReconciliation.issue_type)):
-            issues[issue_type] = float(count)
-        for issue_type, count in issues.items():
-            yield g.issues, (issue_type,), count
+        for issue_type, count in open_issue_counts(session).items():
+            yield g.issues, (issue_type,), float(count)
         yield from self._providers(session, now)
         yield from self._today(session, now)
 

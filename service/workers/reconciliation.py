@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
 from service.db.models import BankStatement, BankStatementLine, Payment, PaymentReconciliation
-from service.domain.reconciliation import Candidate, Finding, Line, Matcher
+from service.domain.reconciliation import ISSUE_TYPES, Candidate, Finding, Line, Matcher
 from service.domain.status import SETTLED, PaymentStatus
 from service.workers import statements
 from service.workers.statement_sources import DirectoryInbox, Inbox
@@ -190,6 +190,18 @@ def _record(sessions: sessionmaker[Session], run_id: str, findings: Sequence[Fin
                         updated_at=now, completed_at=now, next_check_at=None)
                 .execution_options(synchronize_session=False))
     return len(confirm)
+
+
+def open_issue_counts(session: Session) -> dict[str, int]:
+    """Unresolved issues by type, every type present (zero when none)."""
+    counts = dict.fromkeys(ISSUE_TYPES, 0)
+    for issue_type, count in session.execute(
+            select(PaymentReconciliation.issue_type, func.count())
+            .where(PaymentReconciliation.status == "open",
+                   PaymentReconciliation.issue_type.in_(ISSUE_TYPES))
+            .group_by(PaymentReconciliation.issue_type)):
+        counts[issue_type] = count
+    return counts
 
 
 def summary(session: Session, run_id: str) -> dict[str, Any] | None:

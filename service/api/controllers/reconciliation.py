@@ -16,10 +16,10 @@ from service.api.deps import Services, provide_caller
 from service.clock import utcnow
 from service.db.models import PaymentAuditLog, PaymentReconciliation
 from service.domain.caller import Caller, require_finance
+from service.domain.reconciliation import ISSUE_TYPES
 from service.errors import Conflict, InvalidInput, NotFound
 from service.workers import reconciliation, statements
 
-ISSUE_TYPES = ("amount", "missing", "unrecorded", "duplicate", "timing", "currency")
 ACTIONS = ("accepted", "adjusted", "refunded", "written_off", "false_positive")
 
 
