@@ -16,6 +16,79 @@ class Trigger:
     sqlite: str
 
 
+# The refund triggers come in insert/update pairs that must say the same thing, so each pair
+# is written once. On update the row's own old amount is left out of the sum.
+_EXCEED = "refunds would exceed the payment amount"
+
+
+def _refund_bound(event: str) -> Trigger:
+    others = " AND id <> NEW.id" if event == "update" else ""
+    columns = " OF amount, status" if event == "update" else ""
+    return Trigger(
+        f"trg_refunds_bound_{event}",
+        mysql=f"""
+CREATE TRIGGER trg_refunds_bound_{event} BEFORE {event.upper()} ON payment_refunds
+FOR EACH ROW
+BEGIN
+  IF NEW.status <> 'failed' AND
+     (SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+       WHERE payment_id = NEW.payment_id AND status <> 'failed'{others}) + NEW.amount
+     > (SELECT amount FROM payments WHERE id = NEW.payment_id) THEN
+    SIGNAL SQLSTATE '45000'
+      SET MESSAGE_TEXT = '{_EXCEED}';
+  END IF;
+END""",
+        sqlite=f"""
+CREATE TRIGGER trg_refunds_bound_{event} BEFORE {event.upper()}{columns} ON payment_refunds
+WHEN NEW.status <> 'failed' AND
+     ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+             WHERE payment_id = NEW.payment_id AND status <> 'failed'{others})
+           + NEW.amount, 2)
+     > ROUND((SELECT amount FROM payments WHERE id = NEW.payment_id), 2)
+BEGIN
+  SELECT RAISE(ABORT, '{_EXCEED}');
+END""",
+    )
+
+
+def _refund_completion(event: str) -> Trigger:
+    """A refund that is (or becomes) completed moves its payment to refunded or
+    partially_refunded, with the refund's requester as the actor."""
+    became = " AND OLD.status <> 'completed'" if event == "update" else ""
+    columns = " OF status" if event == "update" else ""
+    return Trigger(
+        f"trg_refunds_complete_{event}",
+        mysql=f"""
+CREATE TRIGGER trg_refunds_complete_{event} AFTER {event.upper()} ON payment_refunds
+FOR EACH ROW
+BEGIN
+  IF NEW.status = 'completed'{became} THEN
+    UPDATE payments p
+       SET p.refunded_amount = (SELECT COALESCE(SUM(r.amount), 0) FROM payment_refunds r
+                                 WHERE r.payment_id = p.id AND r.status = 'completed'),
+           p.status = IF(p.refunded_amount >= p.amount, 'refunded', 'partially_refunded'),
+           p.updated_by = NEW.requested_by,
+           p.updated_at = UTC_TIMESTAMP(6)
+     WHERE p.id = NEW.payment_id;
+  END IF;
+END""",
+        sqlite=f"""
+CREATE TRIGGER trg_refunds_complete_{event} AFTER {event.upper()}{columns} ON payment_refunds
+WHEN NEW.status = 'completed'{became}
+BEGIN
+  UPDATE payments
+     SET refunded_amount = ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+                                   WHERE payment_id = NEW.payment_id AND status = 'completed'), 2),
+         updated_by = NEW.requested_by, updated_at = datetime('now')
+   WHERE id = NEW.payment_id;
+  UPDATE payments
+     SET status = CASE WHEN refunded_amount >= ROUND(amount, 2) THEN 'refunded'
+                       ELSE 'partially_refunded' END
+   WHERE id = NEW.payment_id;
+END""",
+    )
+
+
 # MySQL: ROUND is exact on DECIMAL. SQLite stores NUMERIC as REAL, so every comparison of
 # sums is rounded to cents there to keep 0.1 + 0.2 equal to 0.3.
 TRIGGERS: tuple[Trigger, ...] = (
@@ -106,117 +179,10 @@ BEGIN
   SELECT RAISE(ABORT, 'payment_audit_log is append-only: DELETE is not allowed');
 END""",
     ),
-    Trigger(
-        "trg_refunds_bound_insert",
-        mysql="""
-CREATE TRIGGER trg_refunds_bound_insert BEFORE INSERT ON payment_refunds
-FOR EACH ROW
-BEGIN
-  IF NEW.status <> 'failed' AND
-     (SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
-       WHERE payment_id = NEW.payment_id AND status <> 'failed') + NEW.amount
-     > (SELECT amount FROM payments WHERE id = NEW.payment_id) THEN
-    SIGNAL SQLSTATE '45000'
-      SET MESSAGE_TEXT = 'refunds would exceed the payment amount';
-  END IF;
-END""",
-        sqlite="""
-CREATE TRIGGER trg_refunds_bound_insert BEFORE INSERT ON payment_refunds
-WHEN NEW.status <> 'failed' AND
-     ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
-             WHERE payment_id = NEW.payment_id AND status <> 'failed') + NEW.amount, 2)
-     > ROUND((SELECT amount FROM payments WHERE id = NEW.payment_id), 2)
-BEGIN
-  SELECT RAISE(ABORT, 'refunds would exceed the payment amount');
-END""",
-    ),
-    Trigger(
-        "trg_refunds_bound_update",
-        mysql="""
-CREATE TRIGGER trg_refunds_bound_update BEFORE UPDATE ON payment_refunds
-FOR EACH ROW
-BEGIN
-  IF NEW.status <> 'failed' AND
-     (SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
-       WHERE payment_id = NEW.payment_id AND status <> 'failed' AND id <> NEW.id) + NEW.amount
-     > (SELECT amount FROM payments WHERE id = NEW.payment_id) THEN
-    SIGNAL SQLSTATE '45000'
-      SET MESSAGE_TEXT = 'refunds would exceed the payment amount';
-  END IF;
-END""",
-        sqlite="""
-CREATE TRIGGER trg_refunds_bound_update BEFORE UPDATE OF amount, status ON payment_refunds
-WHEN NEW.status <> 'failed' AND
-     ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
-             WHERE payment_id = NEW.payment_id AND status <> 'failed' AND id <> NEW.id)
-           + NEW.amount, 2)
-     > ROUND((SELECT amount FROM payments WHERE id = NEW.payment_id), 2)
-BEGIN
-  SELECT RAISE(ABORT, 'refunds would exceed the payment amount');
-END""",
-    ),
-    Trigger(
-        "trg_refunds_complete_insert",
-        mysql="""
-CREATE TRIGGER trg_refunds_complete_insert AFTER INSERT ON payment_refunds
-FOR EACH ROW
-BEGIN
-  IF NEW.status = 'completed' THEN
-    UPDATE payments p
-       SET p.refunded_amount = (SELECT COALESCE(SUM(r.amount), 0) FROM payment_refunds r
-                                 WHERE r.payment_id = p.id AND r.status = 'completed'),
-           p.status = IF(p.refunded_amount >= p.amount, 'refunded', 'partially_refunded'),
-           p.updated_by = NEW.requested_by,
-           p.updated_at = UTC_TIMESTAMP(6)
-     WHERE p.id = NEW.payment_id;
-  END IF;
-END""",
-        sqlite="""
-CREATE TRIGGER trg_refunds_complete_insert AFTER INSERT ON payment_refunds
-WHEN NEW.status = 'completed'
-BEGIN
-  UPDATE payments
-     SET refunded_amount = ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
-                                   WHERE payment_id = NEW.payment_id AND status = 'completed'), 2),
-         updated_by = NEW.requested_by, updated_at = datetime('now')
-   WHERE id = NEW.payment_id;
-  UPDATE payments
-     SET status = CASE WHEN refunded_amount >= ROUND(amount, 2) THEN 'refunded'
-                       ELSE 'partially_refunded' END
-   WHERE id = NEW.payment_id;
-END""",
-    ),
-    Trigger(
-        "trg_refunds_complete_update",
-        mysql="""
-CREATE TRIGGER trg_refunds_complete_update AFTER UPDATE ON payment_refunds
-FOR EACH ROW
-BEGIN
-  IF NEW.status = 'completed' AND OLD.status <> 'completed' THEN
-    UPDATE payments p
-       SET p.refunded_amount = (SELECT COALESCE(SUM(r.amount), 0) FROM payment_refunds r
-                                 WHERE r.payment_id = p.id AND r.status = 'completed'),
-           p.status = IF(p.refunded_amount >= p.amount, 'refunded', 'partially_refunded'),
-           p.updated_by = NEW.requested_by,
-           p.updated_at = UTC_TIMESTAMP(6)
-     WHERE p.id = NEW.payment_id;
-  END IF;
-END""",
-        sqlite="""
-CREATE TRIGGER trg_refunds_complete_update AFTER UPDATE OF status ON payment_refunds
-WHEN NEW.status = 'completed' AND OLD.status <> 'completed'
-BEGIN
-  UPDATE payments
-     SET refunded_amount = ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
-                                   WHERE payment_id = NEW.payment_id AND status = 'completed'), 2),
-         updated_by = NEW.requested_by, updated_at = datetime('now')
-   WHERE id = NEW.payment_id;
-  UPDATE payments
-     SET status = CASE WHEN refunded_amount >= ROUND(amount, 2) THEN 'refunded'
-                       ELSE 'partially_refunded' END
-   WHERE id = NEW.payment_id;
-END""",
-    ),
+    _refund_bound("insert"),
+    _refund_bound("update"),
+    _refund_completion("insert"),
+    _refund_completion("update"),
 )
 
 
