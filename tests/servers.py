@@ -43,6 +43,22 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, seconds: 
 
 
 @contextmanager
+def _serving(args: list[str], port: int, log: Path, start_seconds: float) -> Iterator[None]:
+    """Run a server until the block ends: ready once it listens, killed if it will not stop."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, process, log, start_seconds)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
 def mariadb(base: Path) -> Iterator[str]:
     """A fresh MariaDB on a free port; yields a SQLAlchemy URL (root, no password)."""
     datadir = base / "data"
@@ -62,7 +78,7 @@ def mariadb(base: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     port = free_port()
-    process = subprocess.Popen(
+    with _serving(
         [
             _binary("mariadbd", "mysqld"),
             "--no-defaults",
@@ -79,18 +95,11 @@ def mariadb(base: Path) -> Iterator[str]:
             "--max-connections=500",
             "--character-set-server=utf8mb4",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(port, process, log, 60)
+        port,
+        log,
+        start_seconds=60,
+    ):
         yield f"mysql+pymysql://root@127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @contextmanager
@@ -99,7 +108,7 @@ def redis(base: Path) -> Iterator[str]:
     base.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = base / "redis.log"
-    process = subprocess.Popen(
+    with _serving(
         [
             _binary("redis-server"),
             "--port",
@@ -119,12 +128,8 @@ def redis(base: Path) -> Iterator[str]:
             "--maxmemory-policy",
             "allkeys-lru",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(port, process, log, 20)
+        port,
+        log,
+        start_seconds=20,
+    ):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
