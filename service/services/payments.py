@@ -25,9 +25,9 @@ from service.providers.contract import (
     ProviderIntegrityError,
     ProviderRefused,
     ProviderReply,
-    ProviderUnavailable,
     RefundReply,
 )
+from service.providers.outcome import CallOutcome, classify
 from service.sealing import mask_phone
 from service.services import idempotency
 from service.services.context import Context
@@ -256,7 +256,7 @@ class PaymentService:
     ) -> tuple[ProviderReply | None, ProviderError | None]:
         """Run one provider call, recording it in payment_attempts and the metrics."""
         reply, error, elapsed = _timed(fn)
-        self._record(payment_id, provider, operation, _outcome(reply, error),
+        self._record(payment_id, provider, operation, classify(reply, error),
                      reply.status.value if reply else None,
                      reply.http_status if reply else None, elapsed, error)
         return reply, error
@@ -267,18 +267,18 @@ class PaymentService:
         """Run one refund call, recorded like every provider call (operation "refund")."""
         reply, error, elapsed = _timed(fn)
         if reply is not None:
-            outcome = "success" if reply.completed else "declined"
+            outcome = CallOutcome.SUCCESS if reply.completed else CallOutcome.DECLINED
             status = "succeeded" if reply.completed else "declined"
         else:
-            outcome, status = _outcome(None, error), None
+            outcome, status = classify(None, error), None
         self._record(payment_id, provider, "refund", outcome, status,
                      reply.http_status if reply else None, elapsed, error)
         return reply, error
 
-    def _record(self, payment_id: int, provider: str, operation: str, outcome: str,
+    def _record(self, payment_id: int, provider: str, operation: str, outcome: CallOutcome,
                 provider_status: str | None, http_status: int | None, elapsed: float,
                 error: ProviderError | None) -> None:
-        self.ctx.metrics.provider_requests.labels(provider, operation, outcome).inc()
+        self.ctx.metrics.provider_requests.labels(provider, operation, outcome.value).inc()
         self.ctx.metrics.provider_duration.labels(provider, operation).observe(elapsed)
         with self.ctx.sessions.begin() as session:
             session.add(
@@ -287,7 +287,7 @@ class PaymentService:
                     provider_code=provider,
                     operation=operation,
                     request_id=str(uuid.uuid4()),
-                    outcome=outcome,
+                    outcome=outcome.value,
                     provider_status=provider_status,
                     http_status=http_status,
                     latency_ms=int(elapsed * 1000),
@@ -480,16 +480,3 @@ def _timed(fn: Callable[[], T]) -> tuple[T | None, ProviderError | None, float]:
         return fn(), None, time.perf_counter() - started
     except ProviderError as exc:
         return None, exc, time.perf_counter() - started
-
-
-def _outcome(reply: ProviderReply | None, error: ProviderError | None) -> str:
-    if isinstance(error, ProviderUnavailable):
-        return "timeout" if "Timeout" in str(error) else "error"
-    if isinstance(error, ProviderIntegrityError):
-        return "integrity_error"
-    if error is not None:
-        return "error"
-    assert reply is not None
-    if reply.status in UNSUCCESSFUL:
-        return "declined"
-    return "pending" if reply.status in OPEN else "success"
