@@ -26,6 +26,7 @@ from service.api.controllers.public import health, list_providers, metrics, read
 from service.api.controllers.reconciliation import ReconciliationController
 from service.api.deps import Services, provide_services
 from service.api.problems import HANDLERS
+from service.api.rate_limit_store import FallbackStore
 from service.errors import Unauthenticated
 from service.services.context import Context
 from service.services.payments import PaymentService
@@ -88,8 +89,11 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         context, payments, RefundService(payments), WebhookService(context, payments)
     )
     dsn = settings.redis_dsn()
-    redis = Redis.from_url(dsn) if dsn else None
-    store: Store = RedisStore(redis, namespace="nilecare") if redis else MemoryStore()
+    # Short socket timeouts: a Redis that hangs must cost a request a second, not a minute.
+    redis = Redis.from_url(dsn, socket_connect_timeout=1, socket_timeout=1) if dsn else None
+    store: Store = (FallbackStore(RedisStore(redis, namespace="nilecare"),
+                                  context.metrics.rate_limit_fallback)
+                    if redis else MemoryStore())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
