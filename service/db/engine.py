@@ -10,11 +10,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, *, timeout: float | None = None) -> Engine:
+    """The engine for `settings`; `timeout` (seconds) bounds connecting and every read and
+    write on MySQL, for a process that must give up quickly on a hung server."""
     url = settings.sqlalchemy_url()
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return sqlite_engine(url)
+    limits = ({"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30} if timeout is None
+              else {"connect_timeout": timeout, "read_timeout": timeout,
+                    "write_timeout": timeout})
     return create_engine(
         url,
         pool_pre_ping=True,
@@ -24,7 +29,7 @@ def make_engine(settings: Settings) -> Engine:
         # READ COMMITTED: a worker polling for due payments must see rows committed by the
         # gateway since its transaction began, and SKIP LOCKED behaves best at this level.
         isolation_level="READ COMMITTED",
-        connect_args={"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30},
+        connect_args=limits,
     )
 
 

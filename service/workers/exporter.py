@@ -1,5 +1,5 @@
-"""The metrics exporter: business gauges read from the database at scrape time, served on
-its own small HTTP server (`/metrics`, `/health`).
+"""The metrics exporter: business gauges read from the database at scrape time, exposed by
+prometheus_client as a custom collector (served by service.workers.exposition).
 
 Every query is bounded: an indexed status range (open payments, open issues), or an
 indexed time window (attempts and payments by provider and created_at, settled payments
@@ -7,20 +7,27 @@ by completed_at, refunds by status and completed_at), so a scrape costs about th
 with ten thousand rows as with a million. The payments reads are answered from covering
 indexes alone (migration 0002); bench/exporter_scrape.py measures it and
 tests/integration/workers/test_exporter_plans.py guards the plans.
+
+A scrape never waits on the database longer than `timeout`: a database that refuses, or
+one that hangs with its sockets open, is reported as `nilecare_database_up 0` well inside
+Prometheus's scrape timeout, so the alert fires instead of the target going stale.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -28,92 +35,116 @@ from sqlalchemy.orm import Session
 from service import metrics as m
 from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt, PaymentRefund
-from service.domain.catalog import BY_CODE, PROVIDERS
+from service.domain.catalog import PROVIDERS
 from service.domain.status import SETTLED, PaymentStatus
+from service.providers.outcome import ANSWERED
 from service.workers.reconciliation import open_issue_counts
 
 log = structlog.get_logger()
 S = PaymentStatus
 WINDOWS: dict[str, timedelta] = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1)}
-# The window the up/down signal looks at: long enough to hold a few calls, short enough
-# that the alert fires within the critical response target.
-UP_WINDOW = timedelta(minutes=5)
+# A provider is down when its last DOWN_AFTER calls all went unanswered: one timeout among
+# answers is noise, three in a row is an outage, and the signal turns on the third call
+# instead of waiting for a window to drain. Calls older than UP_WINDOW say nothing of now.
+DOWN_AFTER = 3
+UP_WINDOW = timedelta(minutes=15)
 WAITING = [S.AWAITING_VERIFICATION.value, S.PROCESSING.value, S.UNKNOWN.value]
 PROVIDER_CODES = [p.code for p in PROVIDERS]
-# Calls where the provider answered: a decline is a working provider saying no.
-ANSWERED = ("success", "pending", "declined")
+ELECTRONIC = [p.code for p in PROVIDERS if p.electronic]
+ANSWERED_VALUES = [o.value for o in ANSWERED]
+DEFAULT_TIMEOUT = 3.0
+
+Sample = tuple[m.MetricSpec, tuple[str, ...], float]
 
 
-class ExporterMetrics:
-    """The exporter's gauges, built from the exporter specs in service.metrics."""
+@dataclass
+class Reading:
+    """One scrape's values, gathered before any of them is exposed."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.database_up = m.gauge(m.DATABASE_UP, registry)
-        self.scrape_duration = m.gauge(m.SCRAPE_DURATION, registry)
-        self.payments = m.gauge(m.PAYMENTS_TOTAL, registry)
-        self.pending = m.gauge(m.PENDING_VERIFICATIONS, registry)
-        self.pending_oldest = m.gauge(m.PENDING_OLDEST_AGE, registry)
-        self.issues = m.gauge(m.RECONCILIATION_ISSUES, registry)
-        self.success_ratio = m.gauge(m.PROVIDER_SUCCESS_RATIO, registry)
-        self.response_avg = m.gauge(m.PROVIDER_RESPONSE_AVG, registry)
-        self.transactions = m.gauge(m.PROVIDER_TRANSACTIONS, registry)
-        self.calls = m.gauge(m.PROVIDER_CALLS, registry)
-        self.provider_up = m.gauge(m.PROVIDER_UP, registry)
-        self.revenue = m.gauge(m.REVENUE_TODAY, registry)
-        self.fees = m.gauge(m.FEES_TODAY, registry)
-        self.refunds = m.gauge(m.REFUNDS_TODAY, registry)
-        self._business = (self.payments, self.pending, self.pending_oldest, self.issues,
-                          self.success_ratio, self.response_avg, self.transactions,
-                          self.provider_up, self.revenue, self.fees, self.refunds)
+    samples: list[Sample] = field(default_factory=list)
 
-    def clear(self) -> None:
-        for gauge in self._business:
-            gauge.clear()
+    def add(self, spec: m.MetricSpec, labels: tuple[str, ...], value: float) -> None:
+        self.samples.append((spec, labels, value))
 
 
-class Exporter:
+class Exporter(Collector):
+    """Reads the business state on every collect(), bounded by `timeout` seconds."""
+
     def __init__(self, engine: Engine, zone: Any, registry: CollectorRegistry | None = None,
-                 payments_window: timedelta = timedelta(days=1)) -> None:
+                 *, timeout: float = DEFAULT_TIMEOUT,
+                 payments_window: timedelta = timedelta(days=1),
+                 now: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.zone = zone
-        self.metrics = ExporterMetrics(registry or CollectorRegistry())
+        self.timeout = timeout
         self.payments_window = payments_window
+        self.now = now
+        # One reader thread: a read stuck on a hung database is waited for by later scrapes
+        # (each up to `timeout`), never joined by a second one piling onto the same server.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exporter-read")
+        self._inflight: Future[Reading] | None = None
         self._lock = threading.Lock()
+        self.registry = registry or CollectorRegistry()
+        self.registry.register(self)
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+                for spec in m.ALL if spec.process == "exporter"]
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        reading = self._read_bounded()
+        families = {spec.name: GaugeMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+                    for spec in m.ALL if spec.process == "exporter"}
+        if reading is not None:
+            for spec, labels, value in reading.samples:
+                families[spec.name].add_metric(list(labels), value)
+        families[m.DATABASE_UP.name].add_metric([], 1.0 if reading is not None else 0.0)
+        families[m.SCRAPE_DURATION.name].add_metric([], time.perf_counter() - started)
+        yield from families.values()
 
     def scrape(self) -> bytes:
-        """Refresh every gauge from the database and render the exposition text."""
+        """The exposition text of one scrape (what GET /metrics answers)."""
+        return generate_latest(self.registry)
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=False, cancel_futures=True)
+
+    def _read_bounded(self) -> Reading | None:
         with self._lock:
-            started = time.perf_counter()
-            try:
-                with Session(self.engine) as session:
-                    self._refresh(session, utcnow())
-                self.metrics.database_up.set(1)
-            except (SQLAlchemyError, OSError) as exc:
-                # Still answer: the up-gauge at 0 is what lets the alert fire.
-                log.warning("exporter.database_down", error=str(exc)[:300])
-                self.metrics.clear()
-                self.metrics.database_up.set(0)
-            self.metrics.scrape_duration.set(time.perf_counter() - started)
-            return generate_latest(self.metrics.registry)
+            if self._inflight is None or self._inflight.done():
+                self._inflight = self._reader.submit(self._read)
+            inflight = self._inflight
+        try:
+            return inflight.result(timeout=self.timeout)
+        except FutureTimeout:
+            # Still answer: the up-gauge at 0 is what lets the alert fire.
+            log.warning("exporter.database_timeout", waited_seconds=self.timeout)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("exporter.database_down", error=str(exc)[:300])
+        return None
 
-    def _refresh(self, session: Session, now: datetime) -> None:
-        values = list(self._read(session, now))
-        g = self.metrics
-        g.clear()
-        for gauge, labels, value in values:
-            (gauge.labels(*labels) if labels else gauge).set(value)
+    def _read(self) -> Reading:
+        reading = Reading()
+        with Session(self.engine) as session:
+            now = self.now()
+            self._payments(session, now, reading)
+            self._providers(session, now, reading)
+            self._today(session, now, reading)
+        return reading
 
-    def _read(self, session: Session, now: datetime) -> Iterator[tuple[Any, tuple[str, ...],
-                                                                         float]]:
-        g = self.metrics
-        # Payments by status over the recent window (indexed by provider and created_at).
+    def _payments(self, session: Session, now: datetime, out: Reading) -> None:
+        # Every provider and status is a series, zero when there is none: a panel shows 0,
+        # and a first failure is a change Prometheus sees rather than a series appearing.
+        counts = {(p, s.value): 0.0 for p in PROVIDER_CODES for s in PaymentStatus}
         since = now - self.payments_window
         for provider, status, count in session.execute(
                 select(Payment.provider_code, Payment.status, func.count())
                 .where(Payment.provider_code.in_(PROVIDER_CODES), Payment.created_at >= since)
                 .group_by(Payment.provider_code, Payment.status)):
-            yield g.payments, (provider, status), float(count)
+            counts[(provider, status)] = float(count)
+        for labels, count in counts.items():
+            out.add(m.PAYMENTS_TOTAL, labels, count)
         # Waiting for verification: a small indexed status range.
         pending = dict.fromkeys(PROVIDER_CODES, 0.0)
         oldest: datetime | None = None
@@ -123,18 +154,12 @@ class Exporter:
             pending[provider] = float(count)
             oldest = first if oldest is None or first < oldest else oldest
         for provider, count in pending.items():
-            yield g.pending, (provider,), count
-        yield g.pending_oldest, (), (now - oldest).total_seconds() if oldest else 0.0
+            out.add(m.PENDING_VERIFICATIONS, (provider,), count)
+        out.add(m.PENDING_OLDEST_AGE, (), (now - oldest).total_seconds() if oldest else 0.0)
         for issue_type, count in open_issue_counts(session).items():
-            yield g.issues, (issue_type,), float(count)
-        yield from self._providers(session, now)
-        yield from self._today(session, now)
+            out.add(m.RECONCILIATION_ISSUES, (issue_type,), float(count))
 
-    def _providers(self, session: Session, now: datetime) -> Iterator[tuple[Any, tuple[str, ...],
-                                                                            float]]:
-        g = self.metrics
-        electronic = [code for code, spec in BY_CODE.items() if spec.electronic]
-        called: set[str] = set()
+    def _providers(self, session: Session, now: datetime, out: Reading) -> None:
         for window, span in WINDOWS.items():
             since = now - span
             created = dict.fromkeys(PROVIDER_CODES, 0.0)
@@ -144,39 +169,45 @@ class Exporter:
                     .group_by(Payment.provider_code)):
                 created[provider] = float(count)
             for provider, count in created.items():
-                yield g.transactions, (provider, window), count
-            answered = case((PaymentAttempt.outcome.in_(ANSWERED), 1), else_=0)
-            succeeded = case((PaymentAttempt.outcome.in_(("success", "pending")), 1), else_=0)
-            for provider, calls, ok, good, latency in session.execute(
+                out.add(m.PROVIDER_TRANSACTIONS, (provider, window), count)
+            calls = dict.fromkeys(ELECTRONIC, 0.0)
+            answered = case((PaymentAttempt.outcome.in_(ANSWERED_VALUES), 1), else_=0)
+            for provider, count, good, latency in session.execute(
                     select(PaymentAttempt.provider_code, func.count(), func.sum(answered),
-                           func.sum(succeeded), func.avg(PaymentAttempt.latency_ms))
-                    .where(PaymentAttempt.provider_code.in_(electronic),
+                           func.avg(PaymentAttempt.latency_ms))
+                    .where(PaymentAttempt.provider_code.in_(ELECTRONIC),
                            PaymentAttempt.created_at >= since)
                     .group_by(PaymentAttempt.provider_code)):
-                yield g.calls, (provider, window), float(calls)
-                yield g.success_ratio, (provider, window), float(good or 0) / calls
-                yield g.response_avg, (provider, window), float(latency or 0) / 1000
-                if span == UP_WINDOW:
-                    yield g.provider_up, (provider,), 1.0 if ok else 0.0
-                    called.add(provider)
-            if span == UP_WINDOW:
-                for provider in set(electronic) - called:  # no calls: nothing says it is down
-                    yield g.provider_up, (provider,), 1.0
+                calls[provider] = float(count)
+                out.add(m.PROVIDER_SUCCESS_RATIO, (provider, window), float(good or 0) / count)
+                out.add(m.PROVIDER_RESPONSE_AVG, (provider, window), float(latency or 0) / 1000)
+            for provider, count in calls.items():
+                out.add(m.PROVIDER_CALLS, (provider, window), count)
+        since = now - UP_WINDOW
+        for provider in ELECTRONIC:
+            latest = list(session.scalars(
+                select(PaymentAttempt.outcome)
+                .where(PaymentAttempt.provider_code == provider,
+                       PaymentAttempt.created_at >= since)
+                .order_by(PaymentAttempt.created_at.desc(), PaymentAttempt.id.desc())
+                .limit(DOWN_AFTER)))
+            down = len(latest) == DOWN_AFTER and not set(latest) & set(ANSWERED_VALUES)
+            out.add(m.PROVIDER_UP, (provider,), 0.0 if down else 1.0)
 
-    def _today(self, session: Session, now: datetime) -> Iterator[tuple[Any, tuple[str, ...],
-                                                                        float]]:
-        g = self.metrics
+    def _today(self, session: Session, now: datetime, out: Reading) -> None:
         midnight = _local_midnight_utc(now, self.zone)
-        refunds: dict[tuple[str, str], float] = {}
-        for provider, currency, gross, fees in session.execute(
+        # Zero for every provider and currency it takes, so the revenue panels show 0.
+        gross = {(p.code, c): 0.0 for p in PROVIDERS for c in p.currencies}
+        fees = dict(gross)
+        refunds = dict(gross)
+        for provider, currency, amount, fee in session.execute(
                 select(Payment.provider_code, Payment.currency, func.sum(Payment.amount),
                        func.sum(Payment.total_fees))
                 .where(Payment.completed_at >= midnight,
                        Payment.status.in_([s.value for s in SETTLED | {S.REFUNDED}]))
                 .group_by(Payment.provider_code, Payment.currency)):
-            yield g.revenue, (provider, currency), float(gross or 0)
-            yield g.fees, (provider, currency), float(fees or 0)
-            refunds.setdefault((provider, currency), 0.0)
+            gross[(provider, currency)] = float(amount or 0)
+            fees[(provider, currency)] = float(fee or 0)
         for provider, currency, refunded in session.execute(
                 select(Payment.provider_code, Payment.currency, func.sum(PaymentRefund.amount))
                 .join(Payment, Payment.id == PaymentRefund.payment_id)
@@ -184,40 +215,13 @@ class Exporter:
                        PaymentRefund.completed_at >= midnight)
                 .group_by(Payment.provider_code, Payment.currency)):
             refunds[(provider, currency)] = float(refunded or 0)
-        # Zero where there was revenue but no refund, so the series exists for the panels.
-        for labels, value in refunds.items():
-            yield g.refunds, labels, value
+        for spec, values in ((m.REVENUE_TODAY, gross), (m.FEES_TODAY, fees),
+                             (m.REFUNDS_TODAY, refunds)):
+            for labels, value in values.items():
+                out.add(spec, labels, value)
 
 
 def _local_midnight_utc(now_utc: datetime, zone: Any) -> datetime:
     local = now_utc.replace(tzinfo=UTC).astimezone(zone)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight.astimezone(UTC).replace(tzinfo=None)
-
-
-def serve(exporter: Exporter, host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server for `/metrics` and `/health` (call serve_forever on it)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, exporter.scrape())
-            elif path == "/health":
-                self._send(200, "application/json", json.dumps({"status": "ok"}).encode())
-            else:
-                self._send(404, "application/json", b'{"error": "not found"}')
-
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # scrapes every 15 s would drown the log
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
