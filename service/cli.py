@@ -37,14 +37,17 @@ def _settings() -> config.Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: GATEWAY_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Default: GATEWAY_PORT")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Gateway processes")] = 1,
 ) -> None:
-    """Run the payment gateway (Litestar) on GATEWAY_HOST:GATEWAY_PORT."""
+    """Run the payment gateway (Litestar) on GATEWAY_HOST:GATEWAY_PORT.
+
+    One process per gateway: its counters are the ones its /metrics serves. Scale out with
+    more gateway containers (each its own scrape target), not with processes behind one port.
+    """
     import uvicorn
 
     settings = _settings()
     uvicorn.run("service.api.main:app_factory", factory=True, host=host or settings.gateway_host,
-                port=port or settings.gateway_port, workers=workers, access_log=False,
+                port=port or settings.gateway_port, access_log=False,
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=20)
 
 
@@ -134,7 +137,8 @@ def dev(
         err.print(f"[red]nilecare: {exc}[/red]")
         raise typer.Exit(2) from None
     ports = {"gateway": settings.gateway_port, "simulator": simulator_port,
-             "exporter": settings.exporter_port}
+             "exporter": settings.exporter_port, "worker metrics": settings.worker_metrics_port,
+             "reconciliation metrics": settings.reconciliation_metrics_port}
     if len(set(ports.values())) < len(ports):
         err.print(f"[red]the ports must differ: {ports}[/red]")
         raise typer.Exit(2)
@@ -175,10 +179,14 @@ def dev(
     signal.signal(signal.SIGINT, stop)
     base = f"http://{settings.gateway_host}:{settings.gateway_port}"
     exporter_url = f"http://{settings.exporter_host}:{settings.exporter_port}"
+    worker_urls = [f"http://{settings.metrics_host}:{port}" for port in
+                   (settings.worker_metrics_port, settings.reconciliation_metrics_port)]
     deadline = time.monotonic() + 60
-    while not (_answers(f"{base}/health/ready") and _answers(f"{exporter_url}/health")):
+    while not all(_answers(url) for url in (f"{base}/health/ready", f"{exporter_url}/health",
+                                            *(f"{u}/health" for u in worker_urls))):
         if time.monotonic() > deadline or any(c.poll() is not None for c in children.values()):
-            err.print("[red]the gateway or the exporter did not start; see the log above[/red]")
+            err.print("[red]the gateway, a worker or the exporter did not start; see the log "
+                      "above[/red]")
             stop()
         time.sleep(0.3)
     from service.api.auth import mint
@@ -191,7 +199,8 @@ def dev(
         f"  gateway    {base}   (OpenAPI: {base}/schema, metrics: {base}/metrics)\n"
         f"  simulator  http://127.0.0.1:{simulator_port}/_control\n"
         f"  exporter   {exporter_url}/metrics\n"
-        f"  workers    payment worker and reconciliation worker (heartbeats in {beats})\n"
+        f"  workers    payment worker {worker_urls[0]}/metrics, reconciliation worker "
+        f"{worker_urls[1]}/metrics (heartbeats in {beats})\n"
         f"  token      (accountant, facility fac-dev-1, 8 h):\n{token_value}\n\n"
         f"  try: curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' "
         f"-d '{{\"provider\":\"zain_cash\",\"amount\":\"150.00\",\"currency\":\"SDG\","
@@ -233,9 +242,10 @@ def worker(
         "--no-tasks", help="Only verify payments; skip the scheduled tasks")] = False,
 ) -> None:
     """Run the payment worker: verify open payments with the providers, expire pending
-    ones, purge idempotency keys, send the daily summary."""
+    ones, purge idempotency keys, send the daily summary. Its counters are served on
+    METRICS_HOST:WORKER_METRICS_PORT/metrics."""
     from service.services.context import Context
-    from service.workers import daily_summary
+    from service.workers import daily_summary, exposition
     from service.workers.tasks import Scheduler
     from service.workers.verification import PaymentWorker
 
@@ -246,8 +256,10 @@ def worker(
             daily_summary.deliver(ctx.settings, ctx.sessions, day)
 
         try:
-            scheduler = None if no_tasks else Scheduler(ctx, daily_summary=summary_of)
-            PaymentWorker(ctx, heartbeat_path=heartbeat, scheduler=scheduler).run(stop)
+            with exposition.serving(ctx.metrics.registry, ctx.settings.metrics_host,
+                                    ctx.settings.worker_metrics_port, "worker"):
+                scheduler = None if no_tasks else Scheduler(ctx, daily_summary=summary_of)
+                PaymentWorker(ctx, heartbeat_path=heartbeat, scheduler=scheduler).run(stop)
         finally:
             ctx.close()
 
@@ -259,23 +271,24 @@ def exporter(
     host: Annotated[str | None, typer.Option(help="Default: EXPORTER_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Default: EXPORTER_PORT")] = None,
 ) -> None:
-    """Run the metrics exporter: business gauges from the database on :9101/metrics."""
+    """Run the metrics exporter: business gauges from the database on :9101/metrics, each
+    scrape bounded by EXPORTER_TIMEOUT_SECONDS."""
     from service.db.engine import make_engine
-    from service.workers.exporter import Exporter, serve
+    from service.workers import exposition
+    from service.workers.exporter import Exporter
 
     def body(stop: threading.Event) -> None:
         settings = _settings()
-        engine = make_engine(settings)
-        server = serve(Exporter(engine, settings.zone), host or settings.exporter_host,
-                       port or settings.exporter_port)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        import structlog
-
-        structlog.get_logger().info("exporter.started", address=server.server_address[:2])
-        stop.wait()
-        server.shutdown()
-        engine.dispose()
+        timeout = settings.exporter_timeout_seconds
+        engine = make_engine(settings, timeout=timeout)
+        exporter = Exporter(engine, settings.zone, timeout=timeout)
+        try:
+            with exposition.serving(exporter.registry, host or settings.exporter_host,
+                                    port or settings.exporter_port, "exporter"):
+                stop.wait()
+        finally:
+            exporter.close()
+            engine.dispose()
 
     _run_until_signal("exporter", body)
 
@@ -346,15 +359,23 @@ def reconciliation_worker(
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file for `healthcheck --worker`")]
     = Path("/tmp/nilecare-reconciliation.heartbeat"),  # noqa: S108 - container-local
 ) -> None:
-    """Run reconciliation daily at RECONCILIATION_TIME (TIMEZONE)."""
+    """Run reconciliation daily at RECONCILIATION_TIME (TIMEZONE). Its counters are served
+    on METRICS_HOST:RECONCILIATION_METRICS_PORT/metrics."""
+    from prometheus_client import CollectorRegistry
+
     from service.db.engine import make_engine, session_factory
+    from service.metrics import EventMetrics
+    from service.workers import exposition
     from service.workers.reconciliation_schedule import run_daily
 
     def body(stop: threading.Event) -> None:
         settings = _settings()
         engine = make_engine(settings)
+        metrics = EventMetrics(CollectorRegistry())
         try:
-            run_daily(settings, session_factory(engine), stop, heartbeat)
+            with exposition.serving(metrics.registry, settings.metrics_host,
+                                    settings.reconciliation_metrics_port, "reconciliation_worker"):
+                run_daily(settings, session_factory(engine), stop, heartbeat, metrics)
         finally:
             engine.dispose()
 

@@ -7,7 +7,15 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from service.domain.catalog import PROVIDERS
+from service.domain.reconciliation import ISSUE_TYPES
+from service.domain.status import SUCCESSFUL, UNSUCCESSFUL, PaymentStatus
+from service.providers.outcome import OPERATIONS, CallOutcome
+
 Kind = Literal["counter", "gauge", "histogram"]
+# "events" are counted where they happen (gateway, payment worker, reconciliation worker) and
+# scraped from each of them; "exporter" families are business state read from the database.
+Process = Literal["events", "exporter"]
 
 # Processing and provider calls range from tens of milliseconds (wallets) to minutes
 # (a payment waiting on a bank), so the buckets span both.
@@ -23,7 +31,7 @@ class MetricSpec:
     kind: Kind
     help: str
     labels: tuple[str, ...] = ()
-    process: Literal["gateway", "exporter"] = "gateway"
+    process: Process = "events"
 
     @property
     def series(self) -> tuple[str, ...]:
@@ -35,7 +43,7 @@ class MetricSpec:
         return (self.name,)
 
 
-# --- gateway (and payment worker): events, counted where they happen ---------------------
+# --- events: counted where they happen, by every process that makes them ----------------
 HTTP_REQUESTS = MetricSpec(
     "nilecare_http_requests", "counter", "HTTP requests served.", ("method", "route", "status")
 )
@@ -63,7 +71,8 @@ PROCESSING_DURATION = MetricSpec(
 PROVIDER_REQUESTS = MetricSpec(
     "nilecare_provider_requests",
     "counter",
-    "Calls to payment providers by outcome (success, declined, error, timeout).",
+    "Calls to payment providers by outcome (success, pending, declined, refused, error, "
+    "timeout, integrity_error).",
     ("provider", "operation", "outcome"),
 )
 PROVIDER_DURATION = MetricSpec(
@@ -83,6 +92,24 @@ IDEMPOTENCY = MetricSpec(
     "counter",
     "POSTs carrying an Idempotency-Key by decision (new, replayed, conflict, mismatch).",
     ("decision",),
+)
+RATE_LIMIT_FALLBACK = MetricSpec(
+    "nilecare_rate_limit_fallback",
+    "counter",
+    "Rate-limit decisions taken on the gateway's local count because Redis did not answer.",
+)
+RECONCILIATION_RUNS = MetricSpec(
+    "nilecare_reconciliation_runs", "counter", "Reconciliation runs by result (completed, failed).",
+    ("result",),
+)
+RECONCILIATION_LINES = MetricSpec(
+    "nilecare_reconciliation_lines", "counter", "Bank statement lines a run judged.",
+)
+RECONCILIATION_FOUND = MetricSpec(
+    "nilecare_reconciliation_issues_found",
+    "counter",
+    "Discrepancies reconciliation runs recorded, by type.",
+    ("type",),
 )
 
 # --- exporter: business state read from the database at scrape time ---------------------
@@ -128,7 +155,8 @@ RECONCILIATION_ISSUES = MetricSpec(
 PROVIDER_SUCCESS_RATIO = MetricSpec(
     "nilecare_provider_success_ratio",
     "gauge",
-    "Share (0-1) of provider calls that succeeded in the window.",
+    "Share (0-1) of provider calls the provider answered in the window (declines count as "
+    "answers; transport errors, timeouts and 5xx do not).",
     ("provider", "window"),
     process="exporter",
 )
@@ -156,7 +184,7 @@ PROVIDER_CALLS = MetricSpec(
 PROVIDER_UP = MetricSpec(
     "nilecare_provider_up",
     "gauge",
-    "0 when every recent call to the provider failed with a transport error or timeout.",
+    "0 when the provider's last calls all went unanswered (transport error, timeout, 5xx).",
     ("provider",),
     process="exporter",
 )
@@ -192,6 +220,10 @@ ALL: tuple[MetricSpec, ...] = (
     PROVIDER_DURATION,
     WEBHOOKS,
     IDEMPOTENCY,
+    RATE_LIMIT_FALLBACK,
+    RECONCILIATION_RUNS,
+    RECONCILIATION_LINES,
+    RECONCILIATION_FOUND,
     DATABASE_UP,
     SCRAPE_DURATION,
     PAYMENTS_TOTAL,
@@ -214,8 +246,16 @@ def exposed_series() -> frozenset[str]:
     return frozenset(s for spec in ALL for s in spec.series)
 
 
-class GatewayMetrics:
-    """The event metrics of the gateway and payment worker, registered on `registry`."""
+# Statuses a payment is counted as completed in; every one of them exists as a series from
+# the start, so a first failure is a step from 0 that rate() sees, not a new series it misses.
+COMPLETED_STATUSES = tuple(sorted(SUCCESSFUL | UNSUCCESSFUL | {PaymentStatus.CANCELLED}))
+WEBHOOK_RESULTS = ("accepted", "duplicate", "unmatched", "rejected")
+IDEMPOTENCY_DECISIONS = ("new", "replayed", "conflict", "mismatch")
+
+
+class EventMetrics:
+    """The event counters of one process (gateway, payment worker or reconciliation worker),
+    registered on `registry`, with every provider's series present from the first scrape."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -228,6 +268,30 @@ class GatewayMetrics:
         self.provider_duration = _histogram(PROVIDER_DURATION, registry, LATENCY_BUCKETS)
         self.webhooks = _counter(WEBHOOKS, registry)
         self.idempotency = _counter(IDEMPOTENCY, registry)
+        self.rate_limit_fallback = _counter(RATE_LIMIT_FALLBACK, registry)
+        self.reconciliation_runs = _counter(RECONCILIATION_RUNS, registry)
+        self.reconciliation_lines = _counter(RECONCILIATION_LINES, registry)
+        self.reconciliation_found = _counter(RECONCILIATION_FOUND, registry)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        for spec in PROVIDERS:
+            for currency in spec.currencies:
+                self.payments_created.labels(spec.code, currency)
+            for status in COMPLETED_STATUSES:
+                self.payments_completed.labels(spec.code, status.value)
+            if spec.electronic:
+                for operation in OPERATIONS:
+                    for outcome in CallOutcome:
+                        self.provider_requests.labels(spec.code, operation, outcome.value)
+                for result in WEBHOOK_RESULTS:
+                    self.webhooks.labels(spec.code, result)
+        for decision in IDEMPOTENCY_DECISIONS:
+            self.idempotency.labels(decision)
+        for result in ("completed", "failed"):
+            self.reconciliation_runs.labels(result)
+        for issue_type in ISSUE_TYPES:
+            self.reconciliation_found.labels(issue_type)
 
 
 def _counter(spec: MetricSpec, registry: CollectorRegistry) -> Counter:

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     statement_dir: Path = Path("var/statements")
     exporter_host: str = "127.0.0.1"
     exporter_port: int = Field(9101, ge=1, le=65535)
+    # Well under Prometheus's 10 s scrape timeout: a hung database must read as down, not
+    # as a scrape that never answers.
+    exporter_timeout_seconds: float = Field(3.0, gt=0, le=8)
+    # Where the workers serve their own event counters (/metrics) for Prometheus.
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(9102, ge=1, le=65535)
+    reconciliation_metrics_port: int = Field(9103, ge=1, le=65535)
 
     # --- AWS S3 (bank statements) ---
     aws_s3_bucket: str | None = None

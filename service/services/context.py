@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.engine import make_engine, session_factory
-from service.metrics import GatewayMetrics
+from service.metrics import EventMetrics
 from service.providers.registry import Registry
 from service.sealing import Sealer
 from service.settings import Settings
@@ -21,7 +21,7 @@ class Context:
     engine: Engine
     sessions: sessionmaker[Session]
     providers: Registry
-    metrics: GatewayMetrics
+    metrics: EventMetrics
     sealer: Sealer
 
     @classmethod
@@ -33,7 +33,7 @@ class Context:
             engine=engine,
             sessions=session_factory(engine),
             providers=providers or Registry.from_settings(settings),
-            metrics=GatewayMetrics(registry or CollectorRegistry()),
+            metrics=EventMetrics(registry or CollectorRegistry()),
             sealer=Sealer(settings.encryption_key.get_secret_value()),
         )
 

@@ -18,6 +18,7 @@ from service.clock import utcnow
 from service.db.models import BankStatement, BankStatementLine, Payment, PaymentReconciliation
 from service.domain.reconciliation import ISSUE_TYPES, Candidate, Finding, Line, Matcher
 from service.domain.status import SETTLED, PaymentStatus
+from service.metrics import EventMetrics
 from service.workers import statements
 from service.workers.statement_sources import DirectoryInbox, Inbox
 
@@ -45,10 +46,26 @@ def new_run_id() -> str:
 
 
 def run(sessions: sessionmaker[Session], inbox: Inbox | Path, *, run_id: str | None = None,
-        window: timedelta = timedelta(days=2), progress: Progress | None = None) -> RunResult:
+        window: timedelta = timedelta(days=2), progress: Progress | None = None,
+        metrics: EventMetrics | None = None) -> RunResult:
     """Import what is new in `inbox` (a statement directory, or statements.inbox_for(...)),
-    then match every imported, not yet reconciled statement."""
-    run_id = run_id or new_run_id()
+    then match every imported, not yet reconciled statement; counted in `metrics`."""
+    try:
+        result = _run(sessions, inbox, run_id or new_run_id(), window, progress)
+    except Exception:
+        if metrics is not None:
+            metrics.reconciliation_runs.labels("failed").inc()
+        raise
+    if metrics is not None:
+        metrics.reconciliation_runs.labels("completed").inc()
+        metrics.reconciliation_lines.inc(result.lines)
+        for issue_type, count in result.issues.items():
+            metrics.reconciliation_found.labels(issue_type).inc(count)
+    return result
+
+
+def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, window: timedelta,
+         progress: Progress | None) -> RunResult:
     statements.import_all(sessions, DirectoryInbox(inbox) if isinstance(inbox, Path) else inbox)
     with sessions() as session:
         pending = list(session.execute(

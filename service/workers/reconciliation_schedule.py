@@ -9,6 +9,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.metrics import EventMetrics
 from service.settings import Settings
 from service.workers import heartbeat, reconciliation, statements
 from service.workers.tasks import claim_once, unclaim
@@ -17,7 +18,7 @@ log = structlog.get_logger()
 
 
 def run_daily(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event,
-              beat: Path) -> None:
+              beat: Path, metrics: EventMetrics | None = None) -> None:
     log.info("reconciliation_worker.started", at=str(settings.reconciliation_time),
              timezone=settings.timezone)
     while not stop.is_set():
@@ -31,7 +32,8 @@ def run_daily(settings: Settings, sessions: sessionmaker[Session], stop: threadi
             try:
                 # Beat per chunk, so a long run does not look like a hung worker.
                 reconciliation.run(sessions, statements.inbox_for(settings),
-                                   progress=lambda _done, _total: heartbeat.beat(beat))
+                                   progress=lambda _done, _total: heartbeat.beat(beat),
+                                   metrics=metrics)
             except Exception:  # the process boundary: log and let tomorrow try again
                 log.exception("reconciliation.failed")
                 unclaim(sessions, key)

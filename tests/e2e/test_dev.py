@@ -51,10 +51,13 @@ def _wait(what: str, seconds: float, check: object) -> object:
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, int]]]:
-    ports = {"gateway": free_port(), "exporter": free_port(), "simulator": free_port()}
+    ports = {"gateway": free_port(), "exporter": free_port(), "simulator": free_port(),
+             "worker": free_port(), "reconciliation": free_port()}
     # Only what this test sets: a developer's own settings must not leak in.
     env = {k: v for k, v in os.environ.items() if k.upper() not in Settings.env_names()}
     env.update(GATEWAY_PORT=str(ports["gateway"]), EXPORTER_PORT=str(ports["exporter"]),
+               WORKER_METRICS_PORT=str(ports["worker"]),
+               RECONCILIATION_METRICS_PORT=str(ports["reconciliation"]),
                LOG_LEVEL="INFO", WORKER_POLL_INTERVAL_SECONDS="0.5")
     log = tmp_path / "dev.log"
     with log.open("wb") as handle:

@@ -124,7 +124,7 @@ class Targets:
     def __init__(self) -> None:
         self.gateway_registry = CollectorRegistry()
         self.exporter_registry = CollectorRegistry()
-        self.gateway = metrics.GatewayMetrics(self.gateway_registry)
+        self.gateway = metrics.EventMetrics(self.gateway_registry)
         self.g = {spec.name: metrics.gauge(spec, self.exporter_registry)
                   for spec in metrics.ALL if spec.process == "exporter"}
         self.gateway_port = free_port()

@@ -141,7 +141,7 @@ class ReconciliationController(Controller):
         thread = threading.Thread(
             target=reconciliation.run,
             args=(ctx.sessions, statements.inbox_for(ctx.settings)),
-            kwargs={"run_id": run_id},
+            kwargs={"run_id": run_id, "metrics": ctx.metrics},
             daemon=True,
             name=f"reconcile-{run_id}",
         )

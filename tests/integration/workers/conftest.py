@@ -149,8 +149,11 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     def run(env: dict[str, str], *args: str) -> Process:
         log = tmp_path / f"proc-{len(started)}.log"
         handle = log.open("wb")
+        # Each worker serves its counters on a port of its own.
+        ports = {"WORKER_METRICS_PORT": str(free_port()),
+                 "RECONCILIATION_METRICS_PORT": str(free_port())}
         popen = subprocess.Popen([sys.executable, "-m", "service.cli", *args],
-                                 env={**os.environ, **env}, stdout=handle,
+                                 env={**os.environ, **ports, **env}, stdout=handle,
                                  stderr=subprocess.STDOUT)
         process = Process(popen, log)
         started.append(process)
