@@ -25,7 +25,8 @@ from service.domain.catalog import BY_CODE
 from service.providers import signing
 from service.settings import Settings
 
-Mode = Literal["healthy", "slow", "declining", "down"]
+Mode = Literal["healthy", "slow", "declining", "down", "flaky"]
+MODES = ("healthy", "slow", "declining", "down", "flaky")
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Control:
     # Fault drill: reply about a different amount than asked (an integrity error for us).
     tamper_amount: bool = False
     send_webhooks: bool = True
+    # Mode "flaky": this share of calls does its work (a charge is taken, a refund made) and
+    # then answers 503, as an overloaded provider does; the rest answer normally.
+    error_rate: float = 0.0
 
 
 @dataclass
@@ -111,6 +115,14 @@ async def _admit(request: Request[Any, Any, Any], sim: SimulatorState,
     return control, body
 
 
+def _answer(sim: SimulatorState, control: Control,
+            reply: Response[dict[str, Any]]) -> Response[dict[str, Any]]:
+    """The reply, or in flaky mode sometimes a 503 after the work was done."""
+    if control.mode == "flaky" and sim.rng.random() < control.error_rate:
+        return _error(503, "service unavailable")
+    return reply
+
+
 def _view(charge: Charge, control: Control) -> dict[str, Any]:
     if charge.status == "pending" and time.time() >= charge.settle_at:
         charge.status = "succeeded"
@@ -142,7 +154,7 @@ async def create_charge(
     existing = sim.charges.get((provider, reference))
     if existing is not None:
         # Providers deduplicate by merchant reference, so a retried charge is not taken twice.
-        return Response(_view(existing, control), status_code=200)
+        return _answer(sim, control, Response(_view(existing, control), status_code=200))
     declined = control.mode == "declining" and sim.rng.random() < control.decline_rate
     delay = control.settle_after_seconds
     charge = Charge(
@@ -161,7 +173,7 @@ async def create_charge(
         task = asyncio.create_task(_settle_later(sim, charge, delay))
         sim.tasks.add(task)
         task.add_done_callback(sim.tasks.discard)
-    return Response(_view(charge, control), status_code=201)
+    return _answer(sim, control, Response(_view(charge, control), status_code=201))
 
 
 async def _settle_later(sim: NamedDependency[SimulatorState], charge: Charge, delay: float) -> None:
@@ -208,7 +220,7 @@ async def get_charge(
     charge = sim.charges.get((provider, reference))
     if charge is None:
         return _error(404, "no such payment")
-    return Response(_view(charge, control))
+    return _answer(sim, control, Response(_view(charge, control)))
 
 
 @post("/{provider:str}/v1/payments/{reference:str}/refunds", status_code=201)
@@ -225,14 +237,14 @@ async def refund_charge(
     request_body = json.loads(body)
     known = charge.refunds.get(str(request_body.get("refund_reference")))
     if known is not None:
-        return Response(known, status_code=201)
+        return _answer(sim, control, Response(known, status_code=201))
     amount = Decimal(str(request_body["amount"]))
     if charge.refunded + amount > Decimal(charge.amount):
         return _error(409, "refund exceeds the payment")
     charge.refunded += amount
     reply = {"id": f"sre_{uuid.uuid4().hex[:20]}", "status": "succeeded", "amount": str(amount)}
     charge.refunds[str(request_body.get("refund_reference"))] = reply
-    return Response(reply, status_code=201)
+    return _answer(sim, control, Response(reply, status_code=201))
 
 
 @get("/_control")
@@ -249,8 +261,8 @@ async def set_control(
     unknown = set(data) - allowed
     if unknown:
         raise HTTPException(status_code=400, detail=f"unknown control fields: {sorted(unknown)}")
-    if "mode" in data and data["mode"] not in ("healthy", "slow", "declining", "down"):
-        raise HTTPException(status_code=400, detail="mode must be healthy, slow, declining or down")
+    if "mode" in data and data["mode"] not in MODES:
+        raise HTTPException(status_code=400, detail=f"mode must be one of {', '.join(MODES)}")
     for key, value in data.items():
         setattr(control, key, value)
     return asdict(control)
