@@ -45,7 +45,7 @@ ENV PATH=/opt/nilecare/bin:$PATH \
     EXPORTER_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /var/lib/nilecare
-EXPOSE 7001 9101
+EXPOSE 7001 9101 9102 9103
 # Python, not curl: the probe is part of the CLI.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["nilecare", "healthcheck", "http://127.0.0.1:7001/health"]

@@ -78,6 +78,15 @@ class Port:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """Where Prometheus scrapes a process: its job name, container port and path."""
+
+    job: str
+    port: int
+    path: str = "/metrics"
+
+
+@dataclass(frozen=True)
 class Healthcheck:
     test: tuple[str, ...]
     interval_s: int = 10
@@ -147,6 +156,12 @@ class Service:
     restart: str = "unless-stopped"
     profile: str | None = None
     aliases: tuple[str, ...] = ()
+    metrics: Metrics | None = None
+
+    @property
+    def scrape_target(self) -> str | None:
+        """`service:port` on the container networks, when the service has metrics."""
+        return f"{self.name}:{self.metrics.port}" if self.metrics else None
 
 
 @dataclass(frozen=True)
@@ -175,6 +190,10 @@ class Topology:
             if secret.name == name:
                 return secret
         raise KeyError(f"no secret named {name!r} in the topology")
+
+    def scraped(self, profiles: tuple[str, ...] = PROFILES) -> tuple[Service, ...]:
+        """The enabled services Prometheus scrapes, each with its job."""
+        return tuple(s for s in self.enabled(profiles) if s.metrics is not None)
 
     def images(self) -> tuple[Image, ...]:
         seen: dict[str, Image] = {}
@@ -222,6 +241,9 @@ PROVIDER_GROUPS = (
     "sudani_cash",
     "bankak",
 )
+
+WORKER_METRICS = Metrics("payment-worker", 9102)
+RECONCILIATION_METRICS = Metrics("payment-reconciliation-worker", 9103)
 
 NILECARE_IMAGE = Image("NILECARE_IMAGE", "nilecare-payments:latest")
 MYSQL_IMAGE = Image("MYSQL_IMAGE", "mysql:8.4")
@@ -355,16 +377,19 @@ def build(
             limits=limits["payment-gateway-service"],
             networks=both,
             depends_on=("mysql-payment", "redis-payment"),
+            metrics=Metrics("payment-gateway", 7001),
         ),
         _app_service(
             name="payment-worker",
             command=("nilecare", "worker"),
-            environment=dict(app_env_vars),
+            environment={**app_env_vars, "METRICS_HOST": ALL_INTERFACES,
+                         "WORKER_METRICS_PORT": str(WORKER_METRICS.port)},
             secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS, "smtp_password"),
             healthcheck=worker_health,
             limits=limits["payment-worker"],
             networks=both,
             depends_on=("payment-gateway-service",),
+            metrics=WORKER_METRICS,
         ),
         Service(
             name="mysql-payment",
@@ -420,7 +445,9 @@ def build(
         _app_service(
             name="payment-reconciliation-worker",
             command=("nilecare", "reconciliation-worker"),
-            environment={**app_env_vars, "STATEMENT_DIR": STATEMENT_DIR},
+            environment={**app_env_vars, "STATEMENT_DIR": STATEMENT_DIR,
+                         "METRICS_HOST": ALL_INTERFACES,
+                         "RECONCILIATION_METRICS_PORT": str(RECONCILIATION_METRICS.port)},
             secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS, "aws_secret_access_key",
                                  "smtp_password"),
             # The reconciliation worker beats its own file (a daily job with a waiting loop).
@@ -432,6 +459,7 @@ def build(
             networks=both,
             volumes=(VolumeMount("statements", STATEMENT_DIR),),
             depends_on=("payment-gateway-service",),
+            metrics=RECONCILIATION_METRICS,
         ),
         _app_service(
             name="payment-metrics-exporter",
@@ -445,6 +473,7 @@ def build(
             limits=limits["payment-metrics-exporter"],
             networks=both,
             depends_on=("payment-gateway-service",),
+            metrics=Metrics("payment-metrics-exporter", 9101),
         ),
         _app_service(
             name="payment-provider-simulator",
@@ -471,8 +500,11 @@ def build(
             limits=limits["prometheus"],
             networks=("frontend",),
             volumes=(VolumeMount("prometheus-data", "/prometheus"),),
+            # The generated config reads its scrape targets from file_sd files (one per job);
+            # these name the services on the compose and Pulumi networks.
             files=(FileMount("monitoring/prometheus.yml", "/etc/prometheus/prometheus.yml"),
-                   FileMount("monitoring/rules", "/etc/prometheus/rules")),
+                   FileMount("monitoring/rules", "/etc/prometheus/rules"),
+                   FileMount("monitoring/targets", "/etc/prometheus/targets")),
             depends_on=("alertmanager",),
             profile="monitoring",
         ),
@@ -494,6 +526,7 @@ def build(
             ),
             limits=limits["alertmanager"],
             networks=("frontend",),
+            metrics=Metrics("alertmanager", 9093),
             volumes=(VolumeMount("alertmanager-data", "/alertmanager"),),
             files=(FileMount("alertmanager/alertmanager.yml",
                              "/etc/alertmanager/alertmanager.yml"),
