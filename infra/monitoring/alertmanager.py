@@ -63,21 +63,26 @@ def _receivers(spec: Spec) -> list[dict[str, Any]]:
     slack: dict[str, Any] = {
         "channel": am.slack_channel, "send_resolved": routes["high"].send_resolved,
         "title": '{{ template "nilecare.title" . }}', "text": text,
+        "api_url_file": _secret(spec, "slack_webhook_url"),
     }
-    if am.slack_api_url:
-        slack["api_url"] = am.slack_api_url
-    else:
-        slack["api_url_file"] = _secret(spec, "slack_webhook_url")
+    tls: dict[str, Any] = {}
+    if am.smtp.tls is not None:
+        tls = {key: value for key, value in (
+            ("ca_file", am.smtp.tls.ca_file), ("server_name", am.smtp.tls.server_name),
+            ("insecure_skip_verify", am.smtp.tls.insecure_skip_verify)) if value is not None}
 
     def email(key: str, subject: str) -> dict[str, Any]:
-        return {"name": routes[key].receiver, "email_configs": [{
+        config: dict[str, Any] = {
             "to": am.smtp.to, "from": am.smtp.from_, "smarthost": am.smtp.smarthost,
             "auth_username": am.smtp.username,
             "auth_password_file": _secret(spec, "smtp_password"),
             "require_tls": am.smtp.require_tls, "send_resolved": routes[key].send_resolved,
             "headers": {"Subject": subject},
             "html": '{{ template "nilecare.html" . }}', "text": text,
-        }]}
+        }
+        if tls:
+            config["tls_config"] = tls
+        return {"name": routes[key].receiver, "email_configs": [config]}
 
     return [
         {"name": routes["critical"].receiver, "pagerduty_configs": [{
@@ -117,20 +122,7 @@ def config(spec: Spec) -> dict[str, Any]:
                 _route(spec, "medium", ['severity="medium"']),
             ],
         },
-        "inhibit_rules": [
-            # `equal` treats a label missing on both sides as equal, so both sides must
-            # carry a provider or one critical alert would silence every non-provider alert.
-            {"source_matchers": ['severity="critical"', PROVIDER_ALERTS],
-             "target_matchers": ['severity=~"high|medium"', PROVIDER_ALERTS],
-             "equal": ["provider"]},
-            # A service-wide critical (no provider label) silences the whole service; a
-            # provider's critical only that provider, by the rule above.
-            {"source_matchers": ['severity="critical"', 'provider=""'],
-             "target_matchers": ['severity=~"high|medium"'], "equal": ["service"]},
-            # Every provider looks broken while the gateway that calls them is down.
-            {"source_matchers": [f'alertname="{_gateway_down(spec)}"'],
-             "target_matchers": [PROVIDER_ALERTS]},
-        ],
+        "inhibit_rules": inhibit_rules(spec),
         "receivers": _receivers(spec),
         "time_intervals": [{"name": DIGEST_INTERVAL, "time_intervals": [{
             "times": [{"start_time": daily.start, "end_time": daily.end}],
@@ -138,11 +130,40 @@ def config(spec: Spec) -> dict[str, Any]:
     }
 
 
-def _gateway_down(spec: Spec) -> str:
+def _named(names: list[str]) -> str:
+    return f'alertname=~"{"|".join(names)}"'
+
+
+def _by_signal(spec: Spec, signal: str, job: str | None = None) -> str | None:
     for alert in spec.alerts:
-        if alert.signal == "gateway_up":
+        if alert.signal == signal and (job is None or alert.job == job):
             return alert.name
-    raise ValueError("the spec has no gateway_up alert, so nothing can silence provider alerts")
+    return None  # a cut-down drill spec: nothing to inhibit by
+
+
+def inhibit_rules(spec: Spec) -> list[dict[str, Any]]:
+    """Only what makes another alert meaningless may silence it: one outage pages once, and
+    no alert is hidden by an unrelated one."""
+    rules: list[dict[str, Any]] = [
+        # A provider's critical alert (down, failing payments) hides its own lesser alerts.
+        # `equal` treats a label missing on both sides as equal, so both sides must carry one.
+        {"source_matchers": ['severity="critical"', PROVIDER_ALERTS],
+         "target_matchers": ['severity=~"high|medium"', PROVIDER_ALERTS],
+         "equal": ["provider"]},
+    ]
+    gateway = _by_signal(spec, "target_up", "payment-gateway")
+    if gateway is not None:
+        # Every provider looks broken while the gateway that calls them is down.
+        rules.append({"source_matchers": [f'alertname="{gateway}"'],
+                      "target_matchers": [PROVIDER_ALERTS]})
+    database = _by_signal(spec, "database_up")
+    from_database = [a.name for a in spec.alerts
+                     if SIGNALS[a.signal].source == "exporter" and a.name != database]
+    if database is not None and from_database:
+        # What the exporter reads from the database says nothing while the database is down.
+        rules.append({"source_matchers": [f'alertname="{database}"'],
+                      "target_matchers": [_named(from_database)]})
+    return rules
 
 
 def route_cases(spec: Spec) -> list[dict[str, Any]]:
@@ -151,16 +172,13 @@ def route_cases(spec: Spec) -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = []
     for a in spec.alerts:
         labels = {"alertname": a.name, "severity": a.severity, "service": a.service,
-                  **SIGNALS[a.signal].labels(spec)}
+                  **SIGNALS[a.signal].labels(spec, a)}
         cases.append({"labels": labels, "receiver": routes[a.severity].receiver})
     for b in spec.slo.burn_alerts:
-        cases.append({"labels": {"alertname": b.name, "severity": b.severity,
-                                 "service": "payment-gateway-service"},
-                      "receiver": routes[b.severity].receiver})
-    for x in spec.absent:
-        cases.append({"labels": {"alertname": x.name, "severity": x.severity,
-                                 "service": x.service, **x.selector},
-                      "receiver": routes[x.severity].receiver})
+        for window in b.windows:
+            cases.append({"labels": {"alertname": b.name, "severity": b.severity,
+                                     "service": b.service, "window": str(window.long)},
+                          "receiver": routes[b.severity].receiver})
     cases.append({"labels": {"alertname": "Watchdog", "severity": "none", "service": "prometheus"},
                   "receiver": routes["heartbeat"].receiver})
     cases.append({"labels": {"alertname": spec.daily_summary.name, "severity": "info",

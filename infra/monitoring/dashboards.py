@@ -16,7 +16,8 @@ from infra.monitoring.spec import Dashboard, Panel, Spec
 
 DATASOURCE_VAR = "datasource"
 PROVIDER_VAR = "provider"
-PROVIDER_QUERY = "label_values(nilecare_provider_up, provider)"
+# Every provider, manual ones included: the exporter reports a queue for each of the twelve.
+PROVIDER_QUERY = "label_values(nilecare_pending_verifications, provider)"
 PanelBuilder = timeseries.Panel | stat.Panel | bargauge.Panel | table.Panel
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn
@@ -15,6 +16,19 @@ class SpecError(ValueError):
     """The spec is invalid; the message names the file position and the field."""
 
 
+def compose(text: str, source: str) -> yaml.Node:
+    """The YAML node tree of `text`, its marks naming `source`."""
+    stream = io.StringIO(text)
+    stream.name = source
+    try:
+        node = yaml.compose(stream, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}") from exc
+    if node is None:
+        raise SpecError(f"{source}: the document is empty")
+    return node
+
+
 class Cursor:
     """One node of the spec, with the dotted path that reached it."""
 
@@ -25,18 +39,13 @@ class Cursor:
 
     @classmethod
     def parse(cls, text: str, source: str) -> Cursor:
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{source}: not valid YAML: {exc}") from exc
-        if node is None:
-            raise SpecError(f"{source}: the spec is empty")
-        return cls(node, "", source)
+        return cls(compose(text, source), "", source)
 
     def fail(self, message: str) -> NoReturn:
         mark = self.node.start_mark
         where = self.path or "(top level)"
-        raise SpecError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {where}: {message}")
+        # The node's own file: an overlay's nodes name the overlay.
+        raise SpecError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}: {where}: {message}")
 
     def _entries(self) -> list[tuple[yaml.Node, yaml.Node]]:
         if not isinstance(self.node, yaml.MappingNode):

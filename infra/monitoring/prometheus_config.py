@@ -1,29 +1,72 @@
-"""prometheus.yml and the Grafana provisioning files for the compose `monitoring` profile."""
+"""prometheus.yml, the file_sd target files and the Grafana provisioning files.
+
+Scrape jobs come from the deployment model (infra/topology.py): every service that declares
+`metrics` is one job, and its targets are read from `<targets_dir>/<job>.yml`, so another
+network (a drill on 127.0.0.1, a swarm) brings its own target files, not its own config.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from infra import topology
 from infra.monitoring.rules import rule_files
 from infra.monitoring.spec import Spec
 
 DATASOURCE_UID = "nilecare-prometheus"
+ALERTMANAGER_JOB = "alertmanager"
+TARGETS = "monitoring/targets"
+# Discovery reacts to file changes at once; this re-reads them in case a change was missed.
+REFRESH = "30s"
 
 
-def prometheus_config(spec: Spec, rules_dir: str = "/etc/prometheus/rules") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Job:
+    name: str
+    path: str
+    target: str  # host:port on the deployment's networks
+
+
+def jobs(model: topology.Topology | None = None) -> tuple[Job, ...]:
+    """Every scrape job of the deployment model, monitoring profile included."""
+    model = model or topology.build()
+    return tuple(Job(s.metrics.job, s.metrics.path, str(s.scrape_target))
+                 for s in model.scraped() if s.metrics is not None)
+
+
+def check_jobs(spec: Spec, known: tuple[Job, ...]) -> None:
+    names = {j.name for j in known}
+    for alert in spec.alerts:
+        if alert.job is not None and alert.job not in names:
+            raise ValueError(f"{alert.name} watches job {alert.job!r}, which no service of "
+                             f"infra/topology.py declares (jobs: {', '.join(sorted(names))})")
+
+
+def _file_sd(spec: Spec, job: str) -> list[dict[str, Any]]:
+    return [{"files": [f"{spec.prometheus.targets_dir}/{job}.yml"], "refresh_interval": REFRESH}]
+
+
+def prometheus_config(spec: Spec, known: tuple[Job, ...]) -> dict[str, Any]:
     p = spec.prometheus
     return {
         "global": {"scrape_interval": str(p.scrape_interval),
+                   "scrape_timeout": str(p.scrape_timeout),
                    "evaluation_interval": str(p.evaluation_interval),
                    "external_labels": {"system": spec.service}},
-        "rule_files": [f"{rules_dir}/{name}" for name in rule_files(spec)],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [p.alertmanager]}]}]},
+        "rule_files": [f"{p.rules_dir}/{name}" for name in rule_files(spec)],
+        "alerting": {"alertmanagers": [{"file_sd_configs": _file_sd(spec, ALERTMANAGER_JOB)}]},
         "scrape_configs": [
-            {"job_name": job.job, "metrics_path": job.path,
-             "static_configs": [{"targets": [job.target]}]}
-            for _, job in sorted(p.jobs.items())
+            {"job_name": job.name, "metrics_path": job.path,
+             "file_sd_configs": _file_sd(spec, job.name)}
+            for job in sorted(known, key=lambda j: j.name)
         ],
     }
+
+
+def target_files(known: tuple[Job, ...]) -> dict[str, list[dict[str, Any]]]:
+    """`monitoring/targets/<job>.yml` for the compose and Pulumi networks."""
+    return {f"{TARGETS}/{job.name}.yml": [{"targets": [job.target]}] for job in known}
 
 
 def grafana_datasource(spec: Spec) -> dict[str, Any]:

@@ -8,22 +8,33 @@ from infra.monitoring.alertmanager import TEMPLATES, config, route_cases
 from infra.monitoring.dashboards import dashboards
 from infra.monitoring.generated import HEADER, json_file, text_file, yaml_file
 from infra.monitoring.prometheus_config import (
+    TARGETS,
+    check_jobs,
     grafana_dashboards,
     grafana_datasource,
+    jobs,
     prometheus_config,
+    target_files,
 )
 from infra.monitoring.rules import rule_files
 from infra.monitoring.ruletests import test_files
 from infra.monitoring.spec import Spec
+from infra.monitoring.timing import check
 
 SPEC_PATH = Path("monitoring/thresholds.yaml")
 # Folders the generator owns: a generated file there that it no longer produces is stale.
 OWNED = ("monitoring/rules", "monitoring/dashboards", "alertmanager",
-         "monitoring/grafana/provisioning", "monitoring/prometheus.yml")
+         "monitoring/grafana/provisioning", "monitoring/prometheus.yml", TARGETS)
 
 
-def render(spec: Spec) -> dict[str, str]:
-    """Repository-relative path → file text, for every file the spec generates."""
+def render(spec: Spec, *, check_timing: bool = True) -> dict[str, str]:
+    """Repository-relative path → file text, for every file the spec generates. Refuses
+    (SpecError, ValueError) a spec whose alerts cannot page in time or watch unknown jobs;
+    a time-scaled drill render, whose values are not scaled, skips the timing check."""
+    if check_timing:
+        check(spec)
+    known = jobs()
+    check_jobs(spec, known)
     files: dict[str, str] = {}
     for name, doc in rule_files(spec).items():
         files[f"monitoring/rules/{name}"] = yaml_file(doc, name)
@@ -35,7 +46,10 @@ def render(spec: Spec) -> dict[str, str]:
     files["alertmanager/tests/routes.yml"] = yaml_file({"cases": route_cases(spec)}, "routes.yml")
     for name, doc in dashboards(spec).items():
         files[f"monitoring/dashboards/{name}"] = json_file(doc, name)
-    files["monitoring/prometheus.yml"] = yaml_file(prometheus_config(spec), "prometheus.yml")
+    files["monitoring/prometheus.yml"] = yaml_file(prometheus_config(spec, known),
+                                                   "prometheus.yml")
+    for path, targets in target_files(known).items():
+        files[path] = yaml_file(targets, path)
     files["monitoring/grafana/provisioning/datasources/prometheus.yml"] = yaml_file(
         grafana_datasource(spec), "datasource")
     files["monitoring/grafana/provisioning/dashboards/nilecare.yml"] = yaml_file(

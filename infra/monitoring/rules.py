@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from infra.monitoring.duration import Duration
 from infra.monitoring.signals import FAILED, SIGNALS, SUCCEEDED
-from infra.monitoring.spec import AbsentAlert, BurnAlert, Spec, ThresholdAlert
-from infra.monitoring.text import decimal_text, show_threshold, to_template
+from infra.monitoring.spec import BurnAlert, BurnWindow, Spec, ThresholdAlert
+from infra.monitoring.text import decimal_text, show_duration, show_threshold, to_template
 
 Rule = dict[str, Any]
 
@@ -43,20 +44,21 @@ def recording_rules(spec: Spec) -> list[Rule]:
     hist = "nilecare_payment_processing_duration_seconds"
     by_cur = "sum by (provider, currency)"
     n = spec.min_events
+    w = spec.rate_window
     return [
         {"record": "nilecare:payments:total", "expr": "sum by (provider) (nilecare_payments)"},
         {"record": "nilecare:payments_failed:total",
          "expr": f'sum by (provider) (nilecare_payments{{status=~"{_re(FAILED)}"}})'},
         {"record": "nilecare:payments:rate5m",
-         "expr": "sum by (provider) (rate(nilecare_payments_created_total[5m]))"},
+         "expr": f"sum by (provider) (rate(nilecare_payments_created_total[{w}]))"},
         {"record": "nilecare:payment_failure_rate:ratio_rate5m",
-         "expr": guarded_ratio(f"sum by (provider) (rate({failed}[5m]))",
-                               f"sum by (provider) (rate({terminal}[5m]))", "provider",
-                               f"sum by (provider) (increase({terminal}[5m]))", n)},
+         "expr": guarded_ratio(f"sum by (provider) (rate({failed}[{w}]))",
+                               f"sum by (provider) (rate({terminal}[{w}]))", "provider",
+                               f"sum by (provider) (increase({terminal}[{w}]))", n)},
         {"record": "nilecare:payment_processing_seconds:avg5m",
-         "expr": guarded_ratio(f"sum by (provider) (rate({hist}_sum[5m]))",
-                               f"sum by (provider) (rate({hist}_count[5m]))", "provider",
-                               f"sum by (provider) (increase({hist}_count[5m]))", n)},
+         "expr": guarded_ratio(f"sum by (provider) (rate({hist}_sum[{w}]))",
+                               f"sum by (provider) (rate({hist}_count[{w}]))", "provider",
+                               f"sum by (provider) (increase({hist}_count[{w}]))", n)},
         {"record": "nilecare:pending_verifications:total",
          "expr": "sum by (provider) (nilecare_pending_verifications)"},
         {"record": "nilecare:reconciliation_issues:total",
@@ -93,22 +95,48 @@ def constants(alert: ThresholdAlert) -> dict[str, str]:
 
 def threshold_alert(spec: Spec, alert: ThresholdAlert) -> Rule:
     signal = SIGNALS[alert.signal]
-    expr = f"{signal.query(spec, alert)} {alert.op} {decimal_text(alert.threshold)}"
+    query = signal.query(spec, alert)
+    expr = f"{query} {alert.op} {decimal_text(alert.threshold)}{signal.unless(spec, alert)}"
     consts = constants(alert)
+    description = to_template(alert.description, signal.fmt, consts)
+    if alert.missing is not None:
+        # A job with no target at all is the same outage, said differently (absent() keeps
+        # the job label and has no instance).
+        expr = f"{expr} or absent({query})"
+        description = (f"{{{{ if $labels.instance }}}}{description}{{{{ else }}}}"
+                       f"{to_template(alert.missing, signal.fmt, consts)}{{{{ end }}}}")
     return _alert(spec, alert.name, expr, alert.for_, alert.severity, alert.service,
-                  to_template(alert.summary, signal.fmt, consts),
-                  to_template(alert.description, signal.fmt, consts), alert.runbook)
+                  to_template(alert.summary, signal.fmt, consts), description, alert.runbook)
 
 
-def slo_constants(spec: Spec) -> dict[str, str]:
-    return {"objective": show_threshold(spec.slo.objective, "percent")}
+def burn_constants(spec: Spec, window: BurnWindow) -> dict[str, str]:
+    """What a burn alert's text may name: the objective, the window pair that fired, and how
+    soon the budget is gone at exactly the pair's factor."""
+    exhaustion = Decimal(spec.slo.period.seconds) / window.factor
+    return {"objective": show_threshold(spec.slo.objective, "percent"),
+            "long": str(window.long), "short": str(window.short),
+            "factor": show_threshold(window.factor, "burn"),
+            "exhaustion": show_duration(exhaustion)}
 
 
-def burn_alert_expr(burn: BurnAlert) -> str:
-    parts = [f"({SLO_ERRORS}:burnrate{w.long} > {decimal_text(w.factor)}"
-             f" and {SLO_ERRORS}:burnrate{w.short} > {decimal_text(w.factor)})"
-             for w in burn.windows]
-    return " or ".join(parts)
+def burn_alert_expr(window: BurnWindow) -> str:
+    factor = decimal_text(window.factor)
+    return (f"{SLO_ERRORS}:burnrate{window.long} > {factor}"
+            f" and {SLO_ERRORS}:burnrate{window.short} > {factor}")
+
+
+def burn_alerts(spec: Spec, burn: BurnAlert) -> list[Rule]:
+    """One rule per window pair, labelled with its long window, so the text names the window
+    that fired and the burn rate it saw."""
+    rules = []
+    for window in burn.windows:
+        consts = burn_constants(spec, window)
+        rule = _alert(spec, burn.name, burn_alert_expr(window), burn.for_, burn.severity,
+                      burn.service, to_template(burn.summary, "burn", consts),
+                      to_template(burn.description, "burn", consts), burn.runbook)
+        rule["labels"]["window"] = str(window.long)
+        rules.append(rule)
+    return rules
 
 
 def slo_rules(spec: Spec) -> list[Rule]:
@@ -130,27 +158,8 @@ def slo_rules(spec: Spec) -> list[Rule]:
     rules.append({"record": "nilecare:slo_payment_error_budget:remaining",
                   "expr": f"1 - {SLO_ERRORS}:ratio_rate{slo.period} / {budget}"})
     for burn in slo.burn_alerts:
-        consts = slo_constants(spec)
-        rules.append(_alert(spec, burn.name, burn_alert_expr(burn), burn.for_, burn.severity,
-                            spec.prometheus.jobs["gateway"].target.split(":")[0],
-                            to_template(burn.summary, "burn", consts),
-                            to_template(burn.description, "burn", consts), burn.runbook))
+        rules.extend(burn_alerts(spec, burn))
     return rules
-
-
-def selector(absent: AbsentAlert) -> str:
-    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(absent.selector.items()))
-    return f"{absent.metric}{{{inner}}}" if inner else absent.metric
-
-
-def absent_alert(spec: Spec, absent: AbsentAlert) -> Rule:
-    what = selector(absent)
-    return _alert(
-        spec, absent.name, f"absent({what})", absent.for_, absent.severity, absent.service,
-        f"{what} has vanished",
-        f"No series matches {what} for {absent.for_}; the alerts that watch it are blind.",
-        absent.runbook,
-    )
 
 
 def summary_description() -> str:
@@ -173,7 +182,7 @@ def meta_rules(spec: Spec) -> list[Rule]:
     }
     summary = _alert(spec, daily.name, "vector(1)", Duration.of(0), "info", spec.service,
                      "Daily payments summary", summary_description(), daily.runbook)
-    return [watchdog, summary, *(absent_alert(spec, a) for a in spec.absent)]
+    return [watchdog, summary]
 
 
 def rule_files(spec: Spec) -> dict[str, dict[str, Any]]:

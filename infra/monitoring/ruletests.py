@@ -8,16 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from infra.monitoring.duration import Duration
-from infra.monitoring.rules import (
-    SUMMARY_LINES,
-    absent_alert,
-    constants,
-    rule_files,
-    selector,
-    slo_constants,
-)
-from infra.monitoring.signals import SIGNALS, Series, failure_series, values
-from infra.monitoring.spec import AbsentAlert, BurnAlert, Spec, ThresholdAlert
+from infra.monitoring.rules import SUMMARY_LINES, burn_constants, constants, rule_files
+from infra.monitoring.signals import SIGNALS, TEST_PROVIDER, Series, failure_series, values
+from infra.monitoring.spec import BurnAlert, BurnWindow, Spec, ThresholdAlert
 from infra.monitoring.text import Format, expected, show_threshold
 
 Test = dict[str, Any]
@@ -90,19 +83,35 @@ def _annotations(spec: Spec, summary: str, description: str, runbook: str) -> di
 def threshold_tests(spec: Spec, alert: ThresholdAlert) -> list[Test]:
     signal = SIGNALS[alert.signal]
     silent, firing = values(alert)
-    labels = {**signal.labels(spec), "severity": alert.severity, "service": alert.service}
-    case_labels = signal.labels(spec)
+    case_labels = signal.labels(spec, alert)
+    labels = {**case_labels, "severity": alert.severity, "service": alert.service}
     consts = constants(alert)
+    summary = expected(alert.summary, signal.fmt, firing, case_labels, consts)
     case = _Case(spec, alert.name, alert.for_, signal.first_true, labels, _annotations(
-        spec, expected(alert.summary, signal.fmt, firing, case_labels, consts),
-        expected(alert.description, signal.fmt, firing, case_labels, consts), alert.runbook))
+        spec, summary, expected(alert.description, signal.fmt, firing, case_labels, consts),
+        alert.runbook))
     n = _samples(case.end)
     above = f"{'above' if alert.op == '>' else 'below'} {consts['threshold']}"
-    return [
-        case.silent(signal.series(spec, silent, n), _show(silent, signal.fmt)),
-        case.pending(signal.series(spec, firing, n), above),
-        case.firing(signal.series(spec, firing, n), above),
+    tests = [
+        case.silent(signal.series(spec, alert, silent, n), _show(silent, signal.fmt)),
+        case.pending(signal.series(spec, alert, firing, n), above),
+        case.firing(signal.series(spec, alert, firing, n), above),
     ]
+    if signal.unless(spec, alert):
+        down = next(a for a in spec.alerts if a.signal == "provider_up")
+        page = {"series": _selector("ALERTS", {
+            "alertname": down.name, "alertstate": "firing", "provider": TEST_PROVIDER,
+            "severity": down.severity, "service": down.service}), "values": f"1+0x{n}"}
+        tests.append(case.silent([*signal.series(spec, alert, firing, n), page],
+                                 f"{above} while {down.name} fires"))
+    if alert.missing is not None:
+        # No target for the job at all: the same alert, saying so.
+        gone = {k: v for k, v in labels.items() if k != "instance"}
+        missing = _Case(spec, alert.name, alert.for_, 0, gone, _annotations(
+            spec, summary, expected(alert.missing, signal.fmt, 1, gone, consts), alert.runbook))
+        other = [{"series": 'up{job="promtool-placeholder"}', "values": f"1+0x{n}"}]
+        tests.append(missing.firing(other, f"no {alert.job} target"))
+    return tests
 
 
 def _show(value: Decimal, fmt: Format) -> str:
@@ -110,34 +119,42 @@ def _show(value: Decimal, fmt: Format) -> str:
 
 
 def burn_tests(spec: Spec, burn: BurnAlert) -> list[Test]:
+    """A steady error ratio just under a pair's factor fires only the pairs with a lower
+    factor; just over it, that pair too, each alert naming its own windows and burn rate."""
     budget = spec.slo.budget
-    low = min(w.factor for w in burn.windows)
-    high = max(w.factor for w in burn.windows)
-    silent = low * budget * Decimal("0.9")
-    firing = high * budget * Decimal("1.1")
-    labels = {"severity": burn.severity, "service": "payment-gateway-service"}
-    consts = slo_constants(spec)
-    burn_rate = firing / budget
-    case = _Case(spec, burn.name, burn.for_, 60, labels, _annotations(
-        spec, expected(burn.summary, "burn", burn_rate, {}, consts),
-        expected(burn.description, "burn", burn_rate, {}, consts), burn.runbook))
-    n = _samples(case.end)
-    return [
-        case.silent(failure_series(spec, silent, n), f"burning at {low * Decimal('0.9')}x"),
-        case.pending(failure_series(spec, firing, n), f"burning at {high * Decimal('1.1')}x"),
-        case.firing(failure_series(spec, firing, n), f"burning at {high * Decimal('1.1')}x"),
-    ]
+    pairs = sorted(burn.windows, key=lambda w: w.factor)
+    step = spec.prometheus.evaluation_interval.seconds
+    end = 60 + burn.for_.seconds + MARGIN
+    n = _samples(end)
 
+    def alert(window: BurnWindow, ratio: Decimal) -> dict[str, Any]:
+        consts = burn_constants(spec, window)
+        return {"exp_labels": {"severity": burn.severity, "service": burn.service,
+                               "window": str(window.long)},
+                "exp_annotations": _annotations(
+                    spec, expected(burn.summary, "burn", ratio / budget, {}, consts),
+                    expected(burn.description, "burn", ratio / budget, {}, consts),
+                    burn.runbook)}
 
-def absent_tests(spec: Spec, absent: AbsentAlert) -> list[Test]:
-    rule = absent_alert(spec, absent)
-    labels = {**absent.selector, "severity": absent.severity, "service": absent.service}
-    case = _Case(spec, absent.name, absent.for_, 0, labels, dict(rule["annotations"]))
-    n = _samples(case.end)
-    present = [{"series": selector(absent), "values": f"1+0x{n}"}]
-    other = [{"series": 'up{job="promtool-placeholder"}', "values": f"1+0x{n}"}]
-    return [case.silent(present, "the metric present"), case.pending(other, "the metric gone"),
-            case.firing(other, "the metric gone")]
+    tests: list[Test] = []
+    for index, window in enumerate(pairs):
+        for share, verb in ((Decimal("0.9"), "under"), (Decimal("1.1"), "over")):
+            ratio = window.factor * budget * share
+            firing = pairs[:index + 1] if verb == "over" else pairs[:index]
+            tests.append({
+                "name": f"{burn.name}: just {verb} {window.factor}x fires "
+                        f"{', '.join(str(w.long) for w in firing) or 'nothing'}",
+                "interval": _at(INTERVAL), "input_series": failure_series(spec, ratio, n),
+                "alert_rule_test": [{"eval_time": _at(end), "alertname": burn.name,
+                                     "exp_alerts": [alert(w, ratio) for w in firing]}]})
+    lowest = pairs[0]
+    at = _at(60 + burn.for_.seconds - step)
+    tests.append({
+        "name": f"{burn.name}: over {lowest.factor}x for less than {burn.for_} is only pending",
+        "interval": _at(INTERVAL),
+        "input_series": failure_series(spec, lowest.factor * budget * Decimal("1.1"), n),
+        "alert_rule_test": [{"eval_time": at, "alertname": burn.name, "exp_alerts": []}]})
+    return tests
 
 
 # Values the daily-summary test feeds, keyed by the series they are fed as.
@@ -189,7 +206,5 @@ def test_files(spec: Spec) -> dict[str, dict[str, Any]]:
              for a in spec.alerts}
     files.update({f"{snake(b.name)}_test.yml": _document(spec, burn_tests(spec, b))
                   for b in spec.slo.burn_alerts})
-    files["absent_test.yml"] = _document(
-        spec, [t for a in spec.absent for t in absent_tests(spec, a)])
     files["meta_test.yml"] = _document(spec, meta_tests(spec))
     return files

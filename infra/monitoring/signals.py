@@ -1,13 +1,18 @@
-"""The catalogue of signals a threshold can watch: its PromQL and how to fake it in a test."""
+"""The catalogue of signals a threshold can watch: its PromQL, where its data comes from, how
+long it takes to turn, and how to fake it in a test. What each measures is written in the
+spec (`signals:`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 from infra.monitoring.spec import Spec, ThresholdAlert
 from infra.monitoring.text import Format, decimal_text
+
+Source = Literal["events", "exporter", "prometheus"]
 
 # Test inputs: the provider and reconciliation type every generated test uses.
 TEST_PROVIDER = "zain_cash"
@@ -23,6 +28,11 @@ class Signal:
     """How one signal is queried, printed and synthesised."""
 
     query: Callable[[Spec, ThresholdAlert], str]
+    # Who produces the data: event counters of the gateway and workers, the exporter's
+    # database reads (blind while the database is down), or Prometheus itself.
+    source: Source
+    # Seconds from a fault at full strength until the signal crosses its threshold.
+    turn: Callable[[Spec, ThresholdAlert], int]
     fmt: Format
     step: Decimal
     # Whether the value at exactly the threshold can be fed to a test: true for gauges the
@@ -30,8 +40,10 @@ class Signal:
     exact: bool
     # Seconds from the start of a test until the value exists (rates need two samples).
     first_true: int
-    labels: Callable[[Spec], dict[str, str]]
-    series: Callable[[Spec, Decimal, int], list[Series]]
+    labels: Callable[[Spec, ThresholdAlert], dict[str, str]]
+    series: Callable[[Spec, ThresholdAlert, Decimal, int], list[Series]]
+    # PromQL appended after the comparison: when the crossing must not fire the alert.
+    unless: Callable[[Spec, ThresholdAlert], str] = lambda s, a: ""
 
 
 def _status(names: tuple[str, ...]) -> str:
@@ -55,6 +67,7 @@ def _split(value: Decimal, minimum: int) -> tuple[int, int]:
 
 
 def failure_series(spec: Spec, value: Decimal, samples: int) -> list[Series]:
+    """Counter samples whose failure ratio is exactly `value` (also used by the SLO tests)."""
     failed, whole = _split(value, spec.min_events)
     p = f'provider="{TEST_PROVIDER}"'
     return [
@@ -65,7 +78,8 @@ def failure_series(spec: Spec, value: Decimal, samples: int) -> list[Series]:
     ]
 
 
-def _processing_series(spec: Spec, value: Decimal, samples: int) -> list[Series]:
+def _processing_series(spec: Spec, _: ThresholdAlert, value: Decimal,
+                       samples: int) -> list[Series]:
     count = Decimal(max(10, spec.min_events))
     p = f'provider="{TEST_PROVIDER}"'
     return [
@@ -74,16 +88,41 @@ def _processing_series(spec: Spec, value: Decimal, samples: int) -> list[Series]
     ]
 
 
-def _job(spec: Spec, key: str) -> str:
-    job = spec.prometheus.jobs[key]
-    return f'job="{job.job}", instance="{job.target}"'
+TEST_INSTANCE = "127.0.0.1:9999"
 
 
-def _provider(_: Spec) -> dict[str, str]:
+def _job(alert: ThresholdAlert) -> str:
+    return f'job="{alert.job}", instance="{TEST_INSTANCE}"'
+
+
+def _exporter(_: ThresholdAlert | None = None) -> str:
+    return f'job="payment-metrics-exporter", instance="{TEST_INSTANCE}"'
+
+
+def _scrape_timeout(spec: Spec, _: ThresholdAlert) -> int:
+    return spec.prometheus.scrape_timeout.seconds
+
+
+def _none_turn(_: Spec, __: ThresholdAlert) -> int:
+    return 0
+
+
+def _not_after_an_outage(spec: Spec, _: ThresholdAlert) -> str:
+    """A provider that was down inside the window is not "degraded": the window still holds
+    the outage, which its down alert paged for (and hid this one while it fired)."""
+    down = [a for a in spec.alerts if a.signal == "provider_up"]
+    if not down:
+        return ""
+    window = spec.rate_window
+    return (f' unless on (provider) max_over_time(ALERTS{{alertname="{down[0].name}", '
+            f'alertstate="firing"}}[{window}])')
+
+
+def _provider(_: Spec, __: ThresholdAlert) -> dict[str, str]:
     return {"provider": TEST_PROVIDER}
 
 
-def _none(_: Spec) -> dict[str, str]:
+def _none(_: Spec, __: ThresholdAlert) -> dict[str, str]:
     return {}
 
 
@@ -96,55 +135,64 @@ def _excluded(alert: ThresholdAlert) -> str:
 SIGNALS: dict[str, Signal] = {
     "payment_failure_rate": Signal(
         query=lambda s, a: f"nilecare:payment_failure_rate:ratio_rate5m{_excluded(a)}",
+        source="events", turn=lambda s, a: int(s.rate_window.seconds * a.threshold),
         fmt="percent", step=Decimal("0.01"), exact=False, first_true=60, labels=_provider,
-        series=failure_series,
+        series=lambda s, a, v, n: failure_series(s, v, n),
     ),
-    "gateway_up": Signal(
-        query=lambda s, a: f'up{{job="{s.prometheus.jobs["gateway"].job}"}}',
+    "target_up": Signal(
+        query=lambda s, a: f'up{{job="{a.job}"}}',
+        source="prometheus", turn=_scrape_timeout,
         fmt="count", step=Decimal(1), exact=True, first_true=0,
-        labels=lambda s: {"job": s.prometheus.jobs["gateway"].job,
-                          "instance": s.prometheus.jobs["gateway"].target},
-        series=lambda s, v, n: [_const(f"up{{{_job(s, 'gateway')}}}", v, n)],
+        labels=lambda s, a: {"job": str(a.job), "instance": TEST_INSTANCE},
+        series=lambda s, a, v, n: [_const(f"up{{{_job(a)}}}", v, n)],
     ),
     "database_up": Signal(
         query=lambda s, a: "min(nilecare_database_up)",
+        # The exporter gives up on a hung database within its timeout, inside the scrape's.
+        source="exporter", turn=_scrape_timeout,
         fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_none,
-        series=lambda s, v, n: [_const(f"nilecare_database_up{{{_job(s, 'exporter')}}}", v, n)],
+        series=lambda s, a, v, n: [_const(f"nilecare_database_up{{{_exporter()}}}", v, n)],
     ),
     "provider_up": Signal(
         query=lambda s, a: f"min by (provider) (nilecare_provider_up{_excluded(a)})",
+        source="exporter", turn=_none_turn,
         fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_provider,
-        series=lambda s, v, n: [_const(
-            f'nilecare_provider_up{{{_job(s, "exporter")}, provider="{TEST_PROVIDER}"}}', v, n)],
+        series=lambda s, a, v, n: [_const(
+            f'nilecare_provider_up{{{_exporter()}, provider="{TEST_PROVIDER}"}}', v, n)],
     ),
     "pending_verifications": Signal(
         query=lambda s, a: f"sum(nilecare:pending_verifications:total{_excluded(a)})",
+        source="exporter", turn=_none_turn,
         fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_none,
-        series=lambda s, v, n: [_const(
+        series=lambda s, a, v, n: [_const(
             f'nilecare_pending_verifications{{provider="{TEST_PROVIDER}"}}', v, n)],
     ),
     "provider_success_rate": Signal(
         query=lambda s, a: "nilecare:provider_success_rate:ratio{"
         + ('window="5m"' + (f', provider!~"{_status(a.exclude_providers)}"'
                            if a.exclude_providers else "")) + "}",
+        source="exporter", turn=lambda s, a: int(s.rate_window.seconds * (1 - a.threshold)),
         fmt="percent", step=Decimal("0.01"), exact=True, first_true=0,
-        labels=lambda s: {"provider": TEST_PROVIDER, "window": "5m"},
-        series=lambda s, v, n: [
+        labels=lambda s, a: {"provider": TEST_PROVIDER, "window": "5m"},
+        series=lambda s, a, v, n: [
             _const(f'nilecare_provider_success_ratio{{provider="{TEST_PROVIDER}", window="5m"}}',
                    v, n),
             _const(f'nilecare_provider_calls{{provider="{TEST_PROVIDER}", window="5m"}}',
                    Decimal(s.min_events), n),
         ],
+        unless=_not_after_an_outage,
     ),
     "processing_time": Signal(
         query=lambda s, a: f"nilecare:payment_processing_seconds:avg5m{_excluded(a)}",
+        source="events", turn=lambda s, a: int(a.threshold) + s.rate_window.seconds // 2,
         fmt="seconds", step=Decimal(1), exact=False, first_true=60, labels=_provider,
         series=_processing_series,
     ),
     "reconciliation_issues": Signal(
         query=lambda s, a: "sum(nilecare:reconciliation_issues:total)",
+        source="exporter", turn=_none_turn,
         fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_none,
-        series=lambda s, v, n: [_const(
+        series=lambda s, a, v, n: [_const(
             'nilecare_reconciliation_unresolved_issues{type="amount_mismatch"}', v, n)],
     ),
 }

@@ -38,6 +38,15 @@ def show(value: float | Decimal, fmt: Format) -> str:
     return f"{number:.1f}x"
 
 
+def show_duration(seconds: Decimal) -> str:
+    """A span as an operator says it: 2.1 days, 5 days, 12 hours, 45 minutes."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            amount = f"{seconds / size:.1f}".removesuffix(".0")
+            return f"{amount} {unit}{'' if amount == '1' else 's'}"
+    return f"{seconds:.0f} seconds"
+
+
 def show_threshold(value: Decimal, fmt: Format) -> str:
     """A threshold as an operator reads it: exact, in the signal's unit."""
     if fmt == "percent":

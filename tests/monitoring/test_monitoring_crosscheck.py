@@ -128,12 +128,21 @@ def test_dashboards_cover_the_brief(root: Path) -> None:
         assert needed in titles
 
 
-def test_prometheus_config_scrapes_the_three_jobs(root: Path) -> None:
+def test_prometheus_scrapes_every_process_the_deployment_model_declares(root: Path) -> None:
+    """Every process that counts events or reads business state is a job, found through the
+    target files generated from infra/topology.py (the compose and Pulumi networks)."""
     doc = yaml.safe_load((root / "monitoring/prometheus.yml").read_text())
-    targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in doc["scrape_configs"]}
+    files = {j["job_name"]: j["file_sd_configs"][0]["files"] for j in doc["scrape_configs"]}
+    assert files == {job: [f"/etc/prometheus/targets/{job}.yml"] for job in (
+        "alertmanager", "payment-gateway", "payment-metrics-exporter",
+        "payment-reconciliation-worker", "payment-worker")}
+    targets = {path.stem: yaml.safe_load(path.read_text())[0]["targets"]
+               for path in (root / "monitoring/targets").glob("*.yml")}
     assert targets == {"payment-gateway": ["payment-gateway-service:7001"],
+                       "payment-worker": ["payment-worker:9102"],
+                       "payment-reconciliation-worker": ["payment-reconciliation-worker:9103"],
                        "payment-metrics-exporter": ["payment-metrics-exporter:9101"],
                        "alertmanager": ["alertmanager:9093"]}
-    assert doc["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
-        "alertmanager:9093"]
+    assert doc["alerting"]["alertmanagers"][0]["file_sd_configs"][0]["files"] == [
+        "/etc/prometheus/targets/alertmanager.yml"]
     assert [Path(f).name for f in doc["rule_files"]] == ["payments.yml", "slo.yml", "meta.yml"]

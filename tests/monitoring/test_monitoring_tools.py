@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +109,29 @@ def test_design_routing_table(root: Path, which: Any, labels: list[str], receive
     assert result.stdout.strip() == receiver
 
 
-def test_promtool_check_config(tmp_path: Path, root: Path, spec: Spec, which: Any) -> None:
-    """The generated prometheus.yml, with rule paths pointed at the repo instead of /etc."""
-    from infra.monitoring.prometheus_config import prometheus_config
-
+def test_promtool_check_config(tmp_path: Path, root: Path, which: Any) -> None:
+    """The generated prometheus.yml, rendered with an overlay that points its rule and target
+    directories at this checkout instead of /etc (the way a drill or an operator does)."""
+    overlay = tmp_path / "local.yaml"
+    overlay.write_text(yaml.safe_dump({"prometheus": {
+        "rules_dir": str(root / "monitoring/rules"),
+        "targets_dir": str(root / "monitoring/targets")}}))
+    out = tmp_path / "out"
+    done = run(sys.executable, "-m", "infra.monitoring", "render", "--overlay", str(overlay),
+               "--output", str(out), cwd=root)
+    assert done.returncode == 0, done.stderr
     committed = yaml.safe_load((root / "monitoring/prometheus.yml").read_text())
-    local = prometheus_config(spec, rules_dir=str(root / "monitoring/rules"))
-    assert {k: v for k, v in local.items() if k != "rule_files"} == \
-        {k: v for k, v in committed.items() if k != "rule_files"}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(local))
-    result = run(which.tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
+    local = yaml.safe_load((out / "monitoring/prometheus.yml").read_text())
+    assert local["global"] == committed["global"]
+    assert [j["job_name"] for j in local["scrape_configs"]] == \
+        [j["job_name"] for j in committed["scrape_configs"]]
+    result = run(which.tool("promtool"), "check", "config", str(out / "monitoring/prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 3 rule files found" in result.stdout
+
+
+def test_an_overlay_render_refuses_to_overwrite_the_committed_files(root: Path) -> None:
+    done = run(sys.executable, "-m", "infra.monitoring", "render", "--environment",
+               "compose-sinks", cwd=root)
+    assert done.returncode == 2
+    assert "needs --output" in done.stderr
