@@ -1,7 +1,7 @@
 # Monitoring as code: included by the main Makefile, which sets PY (.venv/bin/python).
 # monitoring/thresholds.yaml is the one spec; everything below is generated from it.
 
-.PHONY: render-monitoring render-check-monitoring test-monitoring
+.PHONY: render-monitoring render-check-monitoring test-monitoring drill
 
 render-monitoring: ## regenerate rules, promtool tests, Alertmanager config and dashboards
 	$(PY) -m infra.monitoring render
@@ -14,3 +14,7 @@ render-check-monitoring: ## fail, naming each file, when generated files drift f
 # and `prometheus-alertmanager`.
 test-monitoring: render-check-monitoring
 	$(PY) -m pytest tests/monitoring -q
+
+## Fire drills: the real processes, Prometheus and Alertmanager, every alert's fault (about 25 min)
+drill: install render-check-monitoring
+	$(PY) -m tests.drill $(if $(ONLY),$(foreach a,$(ONLY),--only $(a)),)

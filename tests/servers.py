@@ -1,8 +1,11 @@
-"""Throwaway MariaDB and Redis servers started from the installed binaries, for tests."""
+"""Throwaway MariaDB and Redis servers started from the installed binaries, for tests and the
+fire drills, which also stop, restart, freeze and thaw them."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -30,37 +33,65 @@ def _binary(*names: str) -> str:
     )
 
 
-def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')[-2000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not listen on {port} in {seconds}s")
+class Server:
+    """One server process: ready once it listens on `port`, killed if it will not stop."""
 
+    def __init__(self, args: list[str], port: int, log: Path, start_seconds: float,
+                 url: str) -> None:
+        self.args = args
+        self.port = port
+        self.log = log
+        self.start_seconds = start_seconds
+        self.url = url
+        self.process: subprocess.Popen[bytes] | None = None
 
-@contextmanager
-def _serving(args: list[str], port: int, log: Path, start_seconds: float) -> Iterator[None]:
-    """Run a server until the block ends: ready once it listens, killed if it will not stop."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port, process, log, start_seconds)
-        yield
-    finally:
-        process.terminate()
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.start_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited early:\n{self.log.read_text(errors='replace')[-2000:]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not listen on {self.port} in {self.start_seconds}s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.thaw()
+        self.process.terminate()
         try:
-            process.wait(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the sockets stay open and nothing answers, the way a server hangs."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    @contextmanager
+    def running(self) -> Iterator[str]:
+        """Serve for the duration of the block; yields the URL."""
+        self.start()
+        try:
+            yield self.url
+        finally:
+            self.stop()
 
 
-@contextmanager
-def mariadb(base: Path) -> Iterator[str]:
-    """A fresh MariaDB on a free port; yields a SQLAlchemy URL (root, no password)."""
+def mariadb_server(base: Path) -> Server:
+    """A fresh MariaDB data directory and the server for it (not started). Its URL is a
+    SQLAlchemy server URL: root, no password, no database."""
     datadir = base / "data"
     datadir.mkdir(parents=True)
     log = base / "mariadb.log"
@@ -78,7 +109,7 @@ def mariadb(base: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     port = free_port()
-    with _serving(
+    return Server(
         [
             _binary("mariadbd", "mysqld"),
             "--no-defaults",
@@ -95,20 +126,16 @@ def mariadb(base: Path) -> Iterator[str]:
             "--max-connections=500",
             "--character-set-server=utf8mb4",
         ],
-        port,
-        log,
-        start_seconds=60,
-    ):
-        yield f"mysql+pymysql://root@127.0.0.1:{port}"
+        port, log, 60, f"mysql+pymysql://root@127.0.0.1:{port}",
+    )
 
 
-@contextmanager
-def redis(base: Path) -> Iterator[str]:
-    """A fresh Redis on a free port with the production eviction policy."""
+def redis_server(base: Path) -> Server:
+    """A fresh Redis with the production eviction policy (not started)."""
     base.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = base / "redis.log"
-    with _serving(
+    return Server(
         [
             _binary("redis-server"),
             "--port",
@@ -128,8 +155,19 @@ def redis(base: Path) -> Iterator[str]:
             "--maxmemory-policy",
             "allkeys-lru",
         ],
-        port,
-        log,
-        start_seconds=20,
-    ):
-        yield f"redis://127.0.0.1:{port}/0"
+        port, log, 20, f"redis://127.0.0.1:{port}/0",
+    )
+
+
+@contextmanager
+def mariadb(base: Path) -> Iterator[str]:
+    """A fresh MariaDB on a free port; yields a SQLAlchemy URL (root, no password)."""
+    with mariadb_server(base).running() as url:
+        yield url
+
+
+@contextmanager
+def redis(base: Path) -> Iterator[str]:
+    """A fresh Redis on a free port with the production eviction policy."""
+    with redis_server(base).running() as url:
+        yield url

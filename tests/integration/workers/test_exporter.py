@@ -21,9 +21,9 @@ from service import metrics as m
 from service.db.engine import make_engine
 from service.db.migrate import prepare
 from service.services.context import Context
+from service.settings import load
 from service.workers import exposition
 from service.workers.exporter import Exporter
-from service.settings import load
 from tests import servers
 from tests.conftest import base_environ
 from tests.integration.workers.conftest import create_payments

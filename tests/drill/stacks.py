@@ -1,0 +1,140 @@
+"""A real Prometheus and Alertmanager running the generated files for one render of the spec:
+the committed spec with a drill overlay (local sinks, the drill's targets), possibly
+time-scaled and cut down to the alerts drilled at that scale."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from infra.monitoring.render import SPEC_PATH, render, write
+from infra.monitoring.spec import Spec, load
+from infra.monitoring.variants import only, scaled
+from tests.drill.system import System
+from tests.servers import free_port
+from tests.sinks import HttpSink, MailSink
+
+ROOT = Path(__file__).resolve().parents[2]
+PD_KEY = "drill-routing-key-0123456789abcdef"
+SMTP_PASSWORD = "drill-smtp-secret"
+TOOLS = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager"}
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"`{name}` is not installed: apt-get install -y {TOOLS[name]}")
+    return found
+
+
+@dataclass
+class Stack:
+    name: str  # "x1" for the full-length render, "x20" for one scaled by 20
+    scale: int
+    spec: Spec  # the render it runs: overlaid, scaled, cut down
+    url: str  # Prometheus
+    channel: str  # sink path prefix and mail recipient of this stack
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        reply = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        reply.raise_for_status()
+        found: list[dict[str, Any]] = reply.json()["data"]["result"]
+        return found
+
+    def alert_states(self, alertname: str) -> set[str]:
+        """pending/firing states of `alertname` in Prometheus right now."""
+        return {r["metric"].get("alertstate", "") for r in
+                self.query(f'ALERTS{{alertname="{alertname}"}}')}
+
+    def targets_up(self) -> dict[str, float]:
+        return {r["metric"]["job"]: float(r["value"][1]) for r in self.query("up")}
+
+
+def overlay(workdir: Path, channel: str, sink: HttpSink, mail: MailSink) -> Path:
+    """The drill's endpoints as an overlay file (the way an operator points a render at
+    other receivers, targets and secrets without editing a generated file)."""
+    path = workdir / "drill-overlay.yaml"
+    path.write_text(yaml.safe_dump({
+        "prometheus": {"targets_dir": str(workdir / "targets"),
+                       "rules_dir": str(workdir / "monitoring/rules")},
+        # Digests go out at any hour on a drill.
+        "daily_summary": {"start": "00:00", "end": "24:00", "location": "UTC"},
+        "alertmanager": {
+            "secrets_dir": str(workdir / "secrets"),
+            "pagerduty_url": sink.url(f"/{channel}/pagerduty"),
+            "heartbeat_url": sink.url(f"/{channel}/heartbeat"),
+            "smtp": {"smarthost": f"127.0.0.1:{mail.port}", "require_tls": False,
+                     "to": f"{channel}@drill.invalid"},
+        },
+    }))
+    return path
+
+
+def _wait_ready(name: str, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n"
+                               f"{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{name} was not ready within 60 s")
+
+
+@contextmanager
+def _process(name: str, cmd: list[str], log: Path, ready: str) -> Iterator[None]:
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(name, proc, ready, log)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextmanager
+def running(workdir: Path, scale: int, alerts: set[str], system: System, sink: HttpSink,
+            mail: MailSink) -> Iterator[Stack]:
+    """Prometheus and Alertmanager for the spec at `scale`, alerting only on `alerts` (all of
+    them at scale 1)."""
+    name = f"x{scale}"
+    workdir.mkdir(parents=True)
+    spec = load(ROOT / SPEC_PATH, overlays=[overlay(workdir, name, sink, mail)])
+    variant = scaled(only(spec, alerts), scale) if scale > 1 else spec
+    write(render(variant, check_timing=scale == 1), workdir)
+    secrets = workdir / "secrets"
+    secrets.mkdir()
+    (secrets / "pagerduty_routing_key").write_text(PD_KEY + "\n")
+    (secrets / "slack_webhook_url").write_text(sink.url(f"/{name}/slack") + "\n")
+    (secrets / "smtp_password").write_text(SMTP_PASSWORD)
+    am, prom = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    system.add_targets(workdir / "targets", am)
+    with ExitStack() as stack:
+        stack.enter_context(_process("alertmanager", [
+            tool("prometheus-alertmanager"),
+            f"--config.file={workdir / 'alertmanager/alertmanager.yml'}",
+            f"--storage.path={workdir / 'am-data'}", f"--web.listen-address={am}",
+            "--cluster.listen-address=",
+        ], workdir / "alertmanager.log", f"http://{am}/-/ready"))
+        stack.enter_context(_process("prometheus", [
+            tool("prometheus"), f"--config.file={workdir / 'monitoring/prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address={prom}",
+        ], workdir / "prometheus.log", f"http://{prom}/-/ready"))
+        yield Stack(name, scale, variant, f"http://{prom}", name)

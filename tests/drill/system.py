@@ -1,0 +1,239 @@
+"""The product as it runs for a fire drill: a throwaway MariaDB and Redis, the provider
+simulator, the gateway, both workers and the exporter, each a real process on 127.0.0.1,
+and the file_sd target files that tell Prometheus where they are."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+from sqlalchemy import create_engine, text
+
+from infra.monitoring.prometheus_config import ALERTMANAGER_JOB, jobs
+from service.api.auth import mint
+from service.settings import Settings
+from tests.conftest import TEST_JWT_SECRET, base_environ
+from tests.servers import Server, free_port, mariadb_server, redis_server
+
+DATABASE = "nilecare_drill"
+# Process name in the drill spec → the nilecare command that runs it, and its scrape job.
+COMMANDS = {
+    "simulator": ("simulator",),
+    "gateway": ("serve",),
+    "worker": ("worker",),
+    "reconciliation-worker": ("reconciliation-worker",),
+    "exporter": ("exporter",),
+}
+JOBS = {"gateway": "payment-gateway", "worker": "payment-worker",
+        "reconciliation-worker": "payment-reconciliation-worker",
+        "exporter": "payment-metrics-exporter"}
+
+
+@dataclass
+class Process:
+    """One nilecare process; stop/start/freeze/thaw as a fault needs."""
+
+    name: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    log: Path
+    port: int | None = None  # where /health answers, when it serves HTTP
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        handle = self.log.open("ab")
+        self.popen = subprocess.Popen([sys.executable, "-m", "service.cli", *self.args],
+                                      env=self.env, stdout=handle, stderr=subprocess.STDOUT)
+        if self.port is not None:
+            deadline = time.monotonic() + 60
+            while not self.healthy():
+                if self.popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not start; last log lines:\n"
+                                       + "\n".join(self.tail(30)))
+                time.sleep(0.2)
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.thaw()
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(10)
+
+    def freeze(self) -> None:
+        if self.popen is not None:
+            os.kill(self.popen.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGCONT)
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def tail(self, lines: int) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()[-lines:]
+
+
+@dataclass
+class System:
+    """Everything the drill faults, with the addresses the stacks scrape."""
+
+    workdir: Path
+    database: Server
+    redis: Server
+    processes: dict[str, Process] = field(default_factory=dict)
+    scrape_ports: dict[str, int] = field(default_factory=dict)  # job → 127.0.0.1 port
+    target_dirs: list[Path] = field(default_factory=list)
+    hidden: set[str] = field(default_factory=set)  # jobs whose targets are undiscovered
+
+    @property
+    def database_url(self) -> str:
+        return f"{self.database.url}/{DATABASE}"
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.processes['gateway'].port}"
+
+    @property
+    def simulator(self) -> str:
+        return f"http://127.0.0.1:{self.processes['simulator'].port}"
+
+    @property
+    def statements(self) -> Path:
+        return self.workdir / "statements"
+
+    def token(self, subject: str, roles: tuple[str, ...] = ("accountant",)) -> str:
+        return mint(TEST_JWT_SECRET, subject, list(roles), "fac-drill", 12 * 3600)
+
+    # --- faults -------------------------------------------------------------------------
+    def _part(self, name: str) -> Server | Process:
+        if name == "database":
+            return self.database
+        if name == "redis":
+            return self.redis
+        return self.processes[name]
+
+    def stop(self, name: str) -> None:
+        self._part(name).stop()
+
+    def start(self, name: str) -> None:
+        self._part(name).start()
+
+    def freeze(self, name: str) -> None:
+        self._part(name).freeze()
+
+    def thaw(self, name: str) -> None:
+        self._part(name).thaw()
+
+    def undiscover(self, job: str) -> None:
+        self.hidden.add(job)
+        self.write_targets()
+
+    def rediscover(self, job: str) -> None:
+        self.hidden.discard(job)
+        self.write_targets()
+
+    # --- discovery ----------------------------------------------------------------------
+    def add_targets(self, directory: Path, alertmanager: str) -> None:
+        """A stack's targets directory: the system's jobs, and that stack's Alertmanager."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"{ALERTMANAGER_JOB}.yml").write_text(
+            yaml.safe_dump([{"targets": [alertmanager]}]))
+        self.target_dirs.append(directory)
+        self.write_targets()
+
+    def write_targets(self) -> None:
+        for directory in self.target_dirs:
+            for job, port in self.scrape_ports.items():
+                path = directory / f"{job}.yml"
+                if job in self.hidden:
+                    path.unlink(missing_ok=True)
+                else:
+                    # Written aside and renamed: file_sd never reads half a file.
+                    aside = path.with_suffix(".tmp")
+                    aside.write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{port}"]}]))
+                    aside.rename(path)
+
+
+def _environment(workdir: Path, database_url: str, redis_url: str,
+                 ports: dict[str, int]) -> dict[str, str]:
+    # Only what the drill sets: a developer's own settings must not leak in.
+    env = {k: v for k, v in os.environ.items() if k.upper() not in Settings.env_names()}
+    env.update(base_environ(
+        DATABASE_URL=database_url, REDIS_URL=redis_url, DATA_DIR=str(workdir / "data"),
+        LOG_LEVEL="INFO", LOG_FORMAT="json",
+        PROVIDER_SIMULATOR_URL=f"http://127.0.0.1:{ports['simulator']}",
+        GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{ports['gateway']}",
+        GATEWAY_PORT=str(ports["gateway"]), EXPORTER_PORT=str(ports["exporter"]),
+        WORKER_METRICS_PORT=str(ports["worker"]),
+        RECONCILIATION_METRICS_PORT=str(ports["reconciliation"]),
+        STATEMENT_DIR=str(workdir / "statements"),
+        # A hung provider is a timeout; production waits 10 s, the local simulator needs 3.
+        PROVIDER_TIMEOUT_SECONDS="3",
+        # Far above the drill's traffic: the limiter must not be what fails payments.
+        RATE_LIMIT_PER_MINUTE="100000",
+    ))
+    return env
+
+
+@contextmanager
+def running(workdir: Path) -> Iterator[System]:
+    """Start everything (migrated database first); stop everything afterwards."""
+    database = mariadb_server(workdir / "mariadb")
+    redis = redis_server(workdir / "redis")
+    database.start()
+    redis.start()
+    system = System(workdir, database, redis)
+    try:
+        engine = create_engine(database.url)
+        with engine.begin() as connection:
+            connection.execute(text(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4"))
+        engine.dispose()
+        ports = {name: free_port() for name in
+                 ("simulator", "gateway", "exporter", "worker", "reconciliation")}
+        env = _environment(workdir, system.database_url, redis.url, ports)
+        (workdir / "statements").mkdir(parents=True, exist_ok=True)
+        migrate = subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env,
+                                 capture_output=True, text=True, check=False)
+        if migrate.returncode != 0:
+            raise RuntimeError(f"migrations failed:\n{migrate.stderr[-3000:]}")
+        http_ports = {"simulator": ports["simulator"], "gateway": ports["gateway"],
+                      "exporter": ports["exporter"], "worker": ports["worker"],
+                      "reconciliation-worker": ports["reconciliation"]}
+        for name, command in COMMANDS.items():
+            args = (*command, "--port", str(ports["simulator"])) if name == "simulator" else \
+                command
+            system.processes[name] = Process(name, args, env, workdir / f"{name}.log",
+                                             http_ports[name])
+        system.scrape_ports = {JOBS[name]: http_ports[name] for name in JOBS}
+        known = {job.name for job in jobs()} - {ALERTMANAGER_JOB}
+        if known != set(system.scrape_ports):
+            raise RuntimeError(f"the deployment model scrapes {sorted(known)}; the drill runs "
+                               f"{sorted(system.scrape_ports)}")
+        for process in system.processes.values():
+            process.start()
+        yield system
+    finally:
+        for process in reversed(list(system.processes.values())):
+            process.stop()
+        redis.stop()
+        database.stop()
