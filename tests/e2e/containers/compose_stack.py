@@ -22,6 +22,8 @@ IMAGES = {
     "NILECARE_IMAGE": "nilecare-payments:e2e",
     "MYSQL_IMAGE": "nilecare/mysql-standin:10.11",
     "REDIS_IMAGE": "nilecare/redis-standin:7",
+    "PROMETHEUS_IMAGE": "nilecare/prometheus-standin:2.42",
+    "ALERTMANAGER_IMAGE": "nilecare/alertmanager-standin:0.25",
 }
 SIX = topology.CORE_SERVICES
 HEALTHY_WITHIN_S = 300

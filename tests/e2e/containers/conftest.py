@@ -32,6 +32,8 @@ def images() -> dict[str, str]:
     docker_build(IMAGES["NILECARE_IMAGE"], REPO)
     docker_build(IMAGES["MYSQL_IMAGE"], REPO / "docker" / "mysql")
     docker_build(IMAGES["REDIS_IMAGE"], REPO / "docker" / "redis")
+    docker_build(IMAGES["PROMETHEUS_IMAGE"], REPO / "docker" / "prometheus")
+    docker_build(IMAGES["ALERTMANAGER_IMAGE"], REPO / "docker" / "alertmanager")
     return IMAGES
 
 
