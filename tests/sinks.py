@@ -7,6 +7,7 @@ import email
 import email.message
 import email.policy
 import json
+import logging
 import re
 import threading
 import time
@@ -142,6 +143,8 @@ class MailSink:
 
     @contextmanager
     def serving(self) -> Iterator[MailSink]:
+        # aiosmtpd warns about its own deprecated attribute on every login.
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
         # PLAIN only: aiosmtpd's LOGIN prompts are not the "Username:" Alertmanager expects.
         controller = Controller(self, hostname="127.0.0.1", port=self.port,
                                 authenticator=self.authenticate, auth_require_tls=False,

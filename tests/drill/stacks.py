@@ -95,7 +95,7 @@ def _wait_ready(name: str, proc: subprocess.Popen[bytes], url: str, log: Path) -
 
 
 @contextmanager
-def _process(name: str, cmd: list[str], log: Path, ready: str) -> Iterator[None]:
+def serving(name: str, cmd: list[str], log: Path, ready: str) -> Iterator[None]:
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
         _wait_ready(name, proc, ready, log)
@@ -127,13 +127,13 @@ def running(workdir: Path, scale: int, alerts: set[str], system: System, sink: H
     am, prom = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     system.add_targets(workdir / "targets", am)
     with ExitStack() as stack:
-        stack.enter_context(_process("alertmanager", [
+        stack.enter_context(serving("alertmanager", [
             tool("prometheus-alertmanager"),
             f"--config.file={workdir / 'alertmanager/alertmanager.yml'}",
             f"--storage.path={workdir / 'am-data'}", f"--web.listen-address={am}",
             "--cluster.listen-address=",
         ], workdir / "alertmanager.log", f"http://{am}/-/ready"))
-        stack.enter_context(_process("prometheus", [
+        stack.enter_context(serving("prometheus", [
             tool("prometheus"), f"--config.file={workdir / 'monitoring/prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address={prom}",
         ], workdir / "prometheus.log", f"http://{prom}/-/ready"))
