@@ -114,6 +114,12 @@ def test_dev_runs_every_process_and_stops_them_all_on_sigterm(
     for spec in PROVIDERS:
         assert samples[("nilecare_provider_transactions",
                         (("provider", spec.code), ("window", "5m")))] == 1
+    # Both workers serve their own counters where the banner says.
+    for name in ("worker", "reconciliation"):
+        url = f"http://127.0.0.1:{ports[name]}/metrics"
+        assert url in banner
+        text = httpx.get(url, timeout=10).text
+        assert 'nilecare_payments_completed_total{provider="zain_cash",status="confirmed"}' in text
     beats = tmp_path / "var" / "heartbeats"
     for name in ("payment-worker", "reconciliation-worker"):
         assert fresh(beats / f"{name}.heartbeat", 30), name

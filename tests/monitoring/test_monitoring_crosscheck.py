@@ -113,6 +113,8 @@ def test_dashboards_have_stable_uids_and_the_variables(root: Path) -> None:
         variables = {v["name"]: v for v in dash["templating"]["list"]}
         assert variables[DATASOURCE_VAR]["type"] == "datasource", name
         assert variables[PROVIDER_VAR]["includeAll"] is True, name
+        # A series every provider has, manual ones included (cash, cheque, bank transfer).
+        assert "nilecare_pending_verifications" in str(variables[PROVIDER_VAR]["query"]), name
         for panel in dash["panels"]:
             if panel["type"] != "row":
                 assert panel["datasource"]["uid"] == f"${{{DATASOURCE_VAR}}}", panel["title"]
