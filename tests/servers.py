@@ -34,30 +34,37 @@ def _binary(*names: str) -> str:
 
 
 class Server:
-    """One server process: ready once it listens on `port`, killed if it will not stop."""
+    """One server process: ready once it listens on `port` (or `ready()` says so), killed if it
+    will not stop. `output` keeps what it prints; otherwise `log` is its own log file."""
 
     def __init__(self, args: list[str], port: int, log: Path, start_seconds: float,
-                 url: str) -> None:
+                 url: str, *, env: dict[str, str] | None = None,
+                 output: Path | None = None) -> None:
         self.args = args
         self.port = port
         self.log = log
         self.start_seconds = start_seconds
         self.url = url
+        self.env = env
+        self.output = output
         self.process: subprocess.Popen[bytes] | None = None
 
+    def ready(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        out = self.output.open("ab") if self.output else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=out,
+                                        stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited early:\n{self.log.read_text(errors='replace')[-2000:]}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+        while not self.ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+                raise RuntimeError(f"{' '.join(self.args[:4])} did not start within "
+                                   f"{self.start_seconds:.0f} s:\n{tail}")
             time.sleep(0.1)
-        raise RuntimeError(f"server did not listen on {self.port} in {self.start_seconds}s")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

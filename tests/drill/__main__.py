@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -149,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"FAIL {problem}")
     print(f"{'FAILED' if problems else 'PASSED'}: {len(found)} alert drills in "
-          f"{(time.monotonic() - started) / 60:.1f} min")
+          f"{(time.monotonic() - started) / 60:.1f} min"
+          + (f"; logs in {workdir}" if problems or args.workdir else ""))
+    if not problems and args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 1 if problems else 0
 
 

@@ -5,10 +5,8 @@ and the file_sd target files that tell Prometheus where they are."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,59 +36,21 @@ JOBS = {"gateway": "payment-gateway", "worker": "payment-worker",
         "exporter": "payment-metrics-exporter"}
 
 
-@dataclass
-class Process:
-    """One nilecare process; stop/start/freeze/thaw as a fault needs."""
+class Process(Server):
+    """One nilecare process (`python -m service.cli ARGS`), ready once its /health answers;
+    what it prints goes to its log."""
 
-    name: str
-    args: tuple[str, ...]
-    env: dict[str, str]
-    log: Path
-    port: int | None = None  # where /health answers, when it serves HTTP
-    popen: subprocess.Popen[bytes] | None = None
+    def __init__(self, name: str, args: tuple[str, ...], env: dict[str, str], log: Path,
+                 port: int) -> None:
+        super().__init__([sys.executable, "-m", "service.cli", *args], port, log, 60,
+                         f"http://127.0.0.1:{port}", env=env, output=log)
+        self.name = name
 
-    def start(self) -> None:
-        handle = self.log.open("ab")
-        self.popen = subprocess.Popen([sys.executable, "-m", "service.cli", *self.args],
-                                      env=self.env, stdout=handle, stderr=subprocess.STDOUT)
-        if self.port is not None:
-            deadline = time.monotonic() + 60
-            while not self.healthy():
-                if self.popen.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} did not start; last log lines:\n"
-                                       + "\n".join(self.tail(30)))
-                time.sleep(0.2)
-
-    def healthy(self) -> bool:
+    def ready(self) -> bool:
         try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
-
-    def stop(self) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.thaw()
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(30)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(10)
-
-    def freeze(self) -> None:
-        if self.popen is not None:
-            os.kill(self.popen.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGCONT)
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def tail(self, lines: int) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()[-lines:]
 
 
 @dataclass
@@ -185,7 +145,7 @@ def _environment(workdir: Path, database_url: str, redis_url: str,
         GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{ports['gateway']}",
         GATEWAY_PORT=str(ports["gateway"]), EXPORTER_PORT=str(ports["exporter"]),
         WORKER_METRICS_PORT=str(ports["worker"]),
-        RECONCILIATION_METRICS_PORT=str(ports["reconciliation"]),
+        RECONCILIATION_METRICS_PORT=str(ports["reconciliation-worker"]),
         STATEMENT_DIR=str(workdir / "statements"),
         # A hung provider is a timeout; production waits 10 s, the local simulator needs 3.
         PROVIDER_TIMEOUT_SECONDS="3",
@@ -208,23 +168,18 @@ def running(workdir: Path) -> Iterator[System]:
         with engine.begin() as connection:
             connection.execute(text(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4"))
         engine.dispose()
-        ports = {name: free_port() for name in
-                 ("simulator", "gateway", "exporter", "worker", "reconciliation")}
+        ports = {name: free_port() for name in COMMANDS}
         env = _environment(workdir, system.database_url, redis.url, ports)
         (workdir / "statements").mkdir(parents=True, exist_ok=True)
         migrate = subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env,
                                  capture_output=True, text=True, check=False)
         if migrate.returncode != 0:
             raise RuntimeError(f"migrations failed:\n{migrate.stderr[-3000:]}")
-        http_ports = {"simulator": ports["simulator"], "gateway": ports["gateway"],
-                      "exporter": ports["exporter"], "worker": ports["worker"],
-                      "reconciliation-worker": ports["reconciliation"]}
         for name, command in COMMANDS.items():
-            args = (*command, "--port", str(ports["simulator"])) if name == "simulator" else \
-                command
+            args = (*command, "--port", str(ports[name])) if name == "simulator" else command
             system.processes[name] = Process(name, args, env, workdir / f"{name}.log",
-                                             http_ports[name])
-        system.scrape_ports = {JOBS[name]: http_ports[name] for name in JOBS}
+                                             ports[name])
+        system.scrape_ports = {JOBS[name]: ports[name] for name in JOBS}
         known = {job.name for job in jobs()} - {ALERTMANAGER_JOB}
         if known != set(system.scrape_ports):
             raise RuntimeError(f"the deployment model scrapes {sorted(known)}; the drill runs "

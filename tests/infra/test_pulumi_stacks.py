@@ -248,3 +248,19 @@ def test_exports_name_the_urls_and_the_containers(dev: StackRun, prod: StackRun)
     names = {k: prod.resolve(v) for k, v in prod.exports["containerNames"].items()}
     assert set(names) >= CORE
     assert names["payment-gateway-service"] == "payment-gateway-service"
+
+
+def test_prometheus_gets_the_config_the_rules_and_a_target_file_per_job(
+        dev: StackRun, prod: StackRun) -> None:
+    """The generated file_sd targets travel with the config, so every process that counts
+    events is scraped on a Pulumi host as in compose."""
+    from infra.monitoring.prometheus_config import jobs
+
+    for run in (dev, prod):
+        files = {u["file"] for u in unwrap(run.containers()["prometheus"].inputs["uploads"])}
+        assert "/etc/prometheus/prometheus.yml" in files
+        assert "/etc/prometheus/rules/payments.yml" in files
+        assert {f"/etc/prometheus/targets/{job.name}.yml" for job in jobs()} <= files
+        env = {e.partition("=")[0]: e.partition("=")[2]
+               for e in unwrap(run.containers()["payment-worker"].inputs["envs"])}
+        assert env["WORKER_METRICS_PORT"] == "9102" and env["METRICS_HOST"] == "0.0.0.0"

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from infra.monitoring.dashboards import DATASOURCE_VAR, PROVIDER_VAR
+from infra.monitoring.spec import Spec
 from service import metrics
 
 # Series Prometheus itself makes: `up` per scrape target, ALERTS for alert state.
@@ -148,3 +149,15 @@ def test_prometheus_scrapes_every_process_the_deployment_model_declares(root: Pa
     assert doc["alerting"]["alertmanagers"][0]["file_sd_configs"][0]["files"] == [
         "/etc/prometheus/targets/alertmanager.yml"]
     assert [Path(f).name for f in doc["rule_files"]] == ["payments.yml", "slo.yml", "meta.yml"]
+
+
+def test_the_exporter_gives_up_on_the_database_well_inside_the_scrape_timeout(
+        spec: Spec) -> None:
+    """Otherwise a hung database would time the scrape out (a stale target) instead of
+    reading as nilecare_database_up 0."""
+    from service.settings import Settings
+
+    field = Settings.model_fields["exporter_timeout_seconds"]
+    highest = next(m.le for m in field.metadata if hasattr(m, "le"))
+    assert field.default * 2 <= spec.prometheus.scrape_timeout.seconds
+    assert highest < spec.prometheus.scrape_timeout.seconds
