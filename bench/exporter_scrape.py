@@ -15,6 +15,7 @@ EXPLAIN. The database is created and dropped here.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 import uuid
@@ -110,7 +111,8 @@ def scrape_plans(engine: Engine) -> list[tuple[float, str, list[dict[str, Any]]]
     plans = []
     with engine.connect() as c:
         for elapsed, sql, params in seen:
-            if sql.lstrip().upper().startswith("SELECT"):
+            # Table reads only: the probe that starts a read (SELECT 1) touches none.
+            if sql.lstrip().upper().startswith("SELECT") and re.search(r"\bFROM\b", sql, re.I):
                 rows = [dict(r) for r in c.exec_driver_sql("EXPLAIN " + sql, params).mappings()]
                 plans.append((elapsed, sql, rows))
     return plans

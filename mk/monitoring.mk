@@ -15,6 +15,6 @@ render-check-monitoring: ## fail, naming each file, when generated files drift f
 test-monitoring: render-check-monitoring
 	$(PY) -m pytest tests/monitoring -q
 
-## Fire drills: the real processes, Prometheus and Alertmanager, every alert's fault (about 25 min)
+## Fire drills: the real processes, Prometheus and Alertmanager, every alert's fault (about 20 min)
 drill: install render-check-monitoring
 	$(PY) -m tests.drill $(if $(ONLY),$(foreach a,$(ONLY),--only $(a)),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from service.domain.catalog import PROVIDERS
 from service.domain.reconciliation import ISSUE_TYPES
@@ -84,7 +84,7 @@ PROVIDER_DURATION = MetricSpec(
 WEBHOOKS = MetricSpec(
     "nilecare_webhooks_received",
     "counter",
-    "Provider webhooks received by result (accepted, duplicate, rejected).",
+    "Provider webhooks received by result (accepted, duplicate, unmatched, rejected).",
     ("provider", "result"),
 )
 IDEMPOTENCY = MetricSpec(
@@ -302,10 +302,3 @@ def _histogram(
     spec: MetricSpec, registry: CollectorRegistry, buckets: tuple[float, ...]
 ) -> Histogram:
     return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=buckets)
-
-
-def gauge(spec: MetricSpec, registry: CollectorRegistry) -> Gauge:
-    """A gauge for an exporter spec (the exporter fills them from the database)."""
-    if spec.kind != "gauge":
-        raise ValueError(f"{spec.name} is a {spec.kind}, not a gauge")
-    return Gauge(spec.name, spec.help, spec.labels, registry=registry)

@@ -53,7 +53,6 @@ class HttpSink:
     def __init__(self) -> None:
         self.port = free_port()
         self.notices: list[Notice] = []
-        self.posts: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
 
     def url(self, path: str) -> str:
@@ -78,7 +77,6 @@ class HttpSink:
                 notices = [Notice(time.monotonic(), kind, channel, status, alertname, provider,
                                   text, body)]
         with self._lock:
-            self.posts.append((path, body))
             self.notices.extend(notices)
 
     @contextmanager

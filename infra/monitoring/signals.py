@@ -155,7 +155,8 @@ SIGNALS: dict[str, Signal] = {
     ),
     "provider_up": Signal(
         query=lambda s, a: f"min by (provider) (nilecare_provider_up{_excluded(a)})",
-        source="exporter", turn=_none_turn,
+        # Calls are recorded when they end: a hung provider's after the timeout.
+        source="exporter", turn=lambda s, a: s.provider_timeout.seconds,
         fmt="count", step=Decimal(1), exact=True, first_true=0, labels=_provider,
         series=lambda s, a, v, n: [_const(
             f'nilecare_provider_up{{{_exporter()}, provider="{TEST_PROVIDER}"}}', v, n)],

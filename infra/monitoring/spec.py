@@ -178,6 +178,7 @@ class Spec:
     prometheus: PrometheusSpec
     min_events: int
     rate_window: Duration
+    provider_timeout: Duration
     signals: dict[str, str]
     slo: Slo
     alerts: tuple[ThresholdAlert, ...]
@@ -234,7 +235,8 @@ def parse(text: str, source: str = "thresholds.yaml", environment: str | None = 
 
 def _read(root: Cursor, environments: tuple[str, ...]) -> Spec:
     root.only("version", "service", "runbook_base", "prometheus", "min_events", "rate_window",
-              "signals", "slo", "alerts", "daily_summary", "alertmanager", "dashboards")
+              "provider_timeout", "signals", "slo", "alerts", "daily_summary", "alertmanager",
+              "dashboards")
     version = root.get("version")
     if version.scalar() != VERSION:
         version.fail(f"'{version.scalar()}' is not a supported version (expected {VERSION})")
@@ -244,6 +246,7 @@ def _read(root: Cursor, environments: tuple[str, ...]) -> Spec:
         prometheus=_prometheus(root.get("prometheus")),
         min_events=root.get("min_events").integer(),
         rate_window=root.get("rate_window").duration(),
+        provider_timeout=root.get("provider_timeout").duration(),
         signals=_signals(root.get("signals")),
         slo=_slo(root.get("slo")),
         alerts=tuple(_alert(c) for c in root.get("alerts").items()),

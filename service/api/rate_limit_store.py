@@ -53,7 +53,8 @@ class FallbackStore(Store):
                     log.info("rate_limit.redis_back")
                     self._down_until = 0.0
                 return result
-        self.decisions.inc()
+        if name == "get":  # the limiter reads once per request: one decision
+            self.decisions.inc()
         return await call(self.local)
 
     async def set(self, key: str, value: str | bytes,

@@ -17,6 +17,10 @@ class ProviderUnavailable(ProviderError):
     """Timeout or transport failure: the outcome at the provider is not known."""
 
 
+class ProviderTimeout(ProviderUnavailable):
+    """The provider did not answer within PROVIDER_TIMEOUT_SECONDS."""
+
+
 class ProviderIntegrityError(ProviderError):
     """The provider answered about a different amount or currency than we asked for."""
 

@@ -18,6 +18,7 @@ from service.providers.contract import (
     ProviderError,
     ProviderRefused,
     ProviderReply,
+    ProviderTimeout,
     ProviderUnavailable,
     RefundReply,
     check_integrity,
@@ -92,6 +93,8 @@ class HttpAdapter:
             response = self._client.request(
                 method, self._base + path, content=raw or None, headers=headers
             )
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(f"{self.code}: {type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"{self.code}: {type(exc).__name__}") from exc
         if response.status_code >= 500:

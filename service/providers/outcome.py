@@ -10,6 +10,7 @@ from service.providers.contract import (
     ProviderIntegrityError,
     ProviderRefused,
     ProviderReply,
+    ProviderTimeout,
     ProviderUnavailable,
 )
 
@@ -33,8 +34,10 @@ OPERATIONS = ("initiate", "status", "refund")
 
 
 def classify(reply: ProviderReply | None, error: ProviderError | None) -> CallOutcome:
+    if isinstance(error, ProviderTimeout):
+        return CallOutcome.TIMEOUT
     if isinstance(error, ProviderUnavailable):
-        return CallOutcome.TIMEOUT if "Timeout" in str(error) else CallOutcome.ERROR
+        return CallOutcome.ERROR
     if isinstance(error, ProviderIntegrityError):
         return CallOutcome.INTEGRITY_ERROR
     if isinstance(error, ProviderRefused):

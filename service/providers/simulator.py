@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import httpx
 from litestar import Litestar, Request, Response, get, post, put
@@ -26,7 +26,7 @@ from service.providers import signing
 from service.settings import Settings
 
 Mode = Literal["healthy", "slow", "declining", "down", "flaky"]
-MODES = ("healthy", "slow", "declining", "down", "flaky")
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass
@@ -263,8 +263,22 @@ async def set_control(
         raise HTTPException(status_code=400, detail=f"unknown control fields: {sorted(unknown)}")
     if "mode" in data and data["mode"] not in MODES:
         raise HTTPException(status_code=400, detail=f"mode must be one of {', '.join(MODES)}")
+    current = asdict(control)
     for key, value in data.items():
-        setattr(control, key, value)
+        # A value of another kind than the default would break every later call.
+        kind = type(current[key])
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            raise HTTPException(status_code=400,
+                                detail=f"{key} must be a {kind.__name__}, got {value!r}")
+        if key in ("decline_rate", "error_rate") and not 0 <= value <= 1:
+            raise HTTPException(status_code=400, detail=f"{key} must be between 0 and 1")
+        if key in ("latency_ms", "settle_after_seconds") and value < 0:
+            raise HTTPException(status_code=400, detail=f"{key} must not be negative")
+    for key, value in data.items():
+        setattr(control, key, float(value) if isinstance(current[key], float) else value)
     return asdict(control)
 
 

@@ -53,6 +53,9 @@ PROVIDER_CODES = [p.code for p in PROVIDERS]
 ELECTRONIC = [p.code for p in PROVIDERS if p.electronic]
 ANSWERED_VALUES = [o.value for o in ANSWERED]
 DEFAULT_TIMEOUT = 3.0
+# A database that answers but reads slowly is not down: a scrape then shows the last complete
+# reading, if it is no older than this.
+STALE_AFTER = 300.0
 
 Sample = tuple[m.MetricSpec, tuple[str, ...], float]
 
@@ -62,6 +65,8 @@ class Reading:
     """One scrape's values, gathered before any of them is exposed."""
 
     samples: list[Sample] = field(default_factory=list)
+    answered: bool = False  # the database answered the probe that starts the read
+    finished: float = 0.0  # time.monotonic() when the read was complete
 
     def add(self, spec: m.MetricSpec, labels: tuple[str, ...], value: float) -> None:
         self.samples.append((spec, labels, value))
@@ -83,6 +88,8 @@ class Exporter(Collector):
         # (each up to `timeout`), never joined by a second one piling onto the same server.
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exporter-read")
         self._inflight: Future[Reading] | None = None
+        self._current = Reading()
+        self._last: Reading | None = None
         self._lock = threading.Lock()
         self.registry = registry or CollectorRegistry()
         self.registry.register(self)
@@ -93,13 +100,13 @@ class Exporter(Collector):
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
-        reading = self._read_bounded()
+        up, reading = self._read_bounded()
         families = {spec.name: GaugeMetricFamily(spec.name, spec.help, labels=list(spec.labels))
                     for spec in m.ALL if spec.process == "exporter"}
         if reading is not None:
             for spec, labels, value in reading.samples:
                 families[spec.name].add_metric(list(labels), value)
-        families[m.DATABASE_UP.name].add_metric([], 1.0 if reading is not None else 0.0)
+        families[m.DATABASE_UP.name].add_metric([], 1.0 if up else 0.0)
         families[m.SCRAPE_DURATION.name].add_metric([], time.perf_counter() - started)
         yield from families.values()
 
@@ -110,27 +117,39 @@ class Exporter(Collector):
     def close(self) -> None:
         self._reader.shutdown(wait=False, cancel_futures=True)
 
-    def _read_bounded(self) -> Reading | None:
+    def _read_bounded(self) -> tuple[bool, Reading | None]:
+        """(database up, the values to show). Down when the database refused, failed or did
+        not answer the read's first probe within the timeout."""
         with self._lock:
             if self._inflight is None or self._inflight.done():
-                self._inflight = self._reader.submit(self._read)
-            inflight = self._inflight
+                self._current = Reading()
+                self._inflight = self._reader.submit(self._read, self._current)
+            inflight, current = self._inflight, self._current
         try:
-            return inflight.result(timeout=self.timeout)
+            return True, inflight.result(timeout=self.timeout)
         except FutureTimeout:
+            if current.answered:
+                # Slow, not down: the read goes on, and this scrape shows the last one.
+                log.warning("exporter.read_slow", waited_seconds=self.timeout)
+                last = self._last
+                fresh = last is not None and time.monotonic() - last.finished < STALE_AFTER
+                return True, last if fresh else None
             # Still answer: the up-gauge at 0 is what lets the alert fire.
             log.warning("exporter.database_timeout", waited_seconds=self.timeout)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("exporter.database_down", error=str(exc)[:300])
-        return None
+        return False, None
 
-    def _read(self) -> Reading:
-        reading = Reading()
+    def _read(self, reading: Reading) -> Reading:
         with Session(self.engine) as session:
+            session.execute(select(1))
+            reading.answered = True
             now = self.now()
             self._payments(session, now, reading)
             self._providers(session, now, reading)
             self._today(session, now, reading)
+        reading.finished = time.monotonic()
+        self._last = reading  # what a later scrape shows while the next read is slow
         return reading
 
     def _payments(self, session: Session, now: datetime, out: Reading) -> None:

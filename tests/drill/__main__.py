@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             summary, summary_problems = check_summary(mail, full, started)
             extra = [beat, summary]
             problems += beat_problems + summary_problems
+            username = full.spec.alertmanager.smtp.username
+            if not mail.logins or set(mail.logins) != {username}:
+                problems.append(f"email: Alertmanager logged in as {sorted(set(mail.logins))}, "
+                                f"not {username} with the password file")
         say(f"traffic {dict(sorted(traffic.replies.items()))}")
     problems += [f"{row.cells[0]} ({row.cells[1]}): {p}" for row in found for p in row.problems]
     missing = report.covered(spec, runs) if wanted is None else []

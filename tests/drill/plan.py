@@ -41,14 +41,10 @@ def _target(resource: str) -> str:
 
 def conflict(a: Group, b: Group) -> bool:
     """True when a and b cannot run at once: one breaks what the other needs, or both break
-    the same thing differently (stopping one process twice is one outage, shared)."""
-    if {_target(r) for r in a.breaks} & b.needs or {_target(r) for r in b.breaks} & a.needs:
-        return True
-    for ra in a.breaks:
-        for rb in b.breaks:
-            if _target(ra) == _target(rb) and not (ra == rb and ra.startswith("stop:")):
-                return True
-    return False
+    the same thing (each drill's time-to-page counts from its own fault)."""
+    broken_a = {_target(r) for r in a.breaks}
+    broken_b = {_target(r) for r in b.breaks}
+    return bool(broken_a & b.needs or broken_b & a.needs or broken_a & broken_b)
 
 
 def _breaks(drill: Drill) -> set[str]:

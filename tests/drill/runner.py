@@ -5,7 +5,6 @@ and keeps the numbers for the report."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,6 @@ class Watch:
     elsewhere: list[str] = field(default_factory=list)
     resolved_after: float | None = None
     cleared_without_notice: bool = False
-    problems: list[str] = field(default_factory=list)
 
     def matches(self, notice: Notice) -> bool:
         return (notice.alertname == self.alert.name and notice.provider == self.provider
@@ -75,7 +73,6 @@ class Runner:
         self.mail = mail
         self.traffic = traffic
         self.say = say
-        self.down: Counter[str] = Counter()
         self.defaults: dict[str, dict[str, Any]] = httpx.get(
             f"{system.simulator}/_control", timeout=10).json()
 
@@ -162,16 +159,9 @@ class Runner:
                   timeout=10).raise_for_status()
 
     def _hold(self, name: str, run: Run) -> None:
-        if self.down[name] == 0:
-            self.system.stop(name)
-        self.down[name] += 1
-
-        def release() -> None:
-            self.down[name] -= 1
-            if self.down[name] == 0:
-                self.system.start(name)
-
-        run.undo.append(release)
+        """Stop `name` until the fault is cleared (no two running drills break one process)."""
+        self.system.stop(name)
+        run.undo.append(lambda: self.system.start(name))
 
     def _clear(self, run: Run) -> None:
         run.cleared = time.monotonic()
@@ -209,9 +199,11 @@ class Runner:
                     watch.cleared_without_notice:
                 continue
             if watch.send_resolved:
-                if any(n.at >= run.cleared and n.status == "resolved" and watch.matches(n)
-                       and n.receiver == watch.receiver for n in notices):
-                    watch.resolved_after = now - run.cleared
+                resolved = [n.at for n in notices if n.at >= run.cleared and
+                            n.status == "resolved" and watch.matches(n) and
+                            n.receiver == watch.receiver]
+                if resolved:
+                    watch.resolved_after = min(resolved) - run.cleared
             elif not self._still_alerting(watch):
                 watch.resolved_after = now - run.cleared
                 watch.cleared_without_notice = True

@@ -50,14 +50,6 @@ class Stack:
         found: list[dict[str, Any]] = reply.json()["data"]["result"]
         return found
 
-    def alert_states(self, alertname: str) -> set[str]:
-        """pending/firing states of `alertname` in Prometheus right now."""
-        return {r["metric"].get("alertstate", "") for r in
-                self.query(f'ALERTS{{alertname="{alertname}"}}')}
-
-    def targets_up(self) -> dict[str, float]:
-        return {r["metric"]["job"]: float(r["value"][1]) for r in self.query("up")}
-
 
 def overlay(workdir: Path, channel: str, sink: HttpSink, mail: MailSink) -> Path:
     """The drill's endpoints as an overlay file (the way an operator points a render at

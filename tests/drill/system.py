@@ -147,8 +147,8 @@ def _environment(workdir: Path, database_url: str, redis_url: str,
         WORKER_METRICS_PORT=str(ports["worker"]),
         RECONCILIATION_METRICS_PORT=str(ports["reconciliation-worker"]),
         STATEMENT_DIR=str(workdir / "statements"),
-        # A hung provider is a timeout; production waits 10 s, the local simulator needs 3.
-        PROVIDER_TIMEOUT_SECONDS="3",
+        # The production provider timeout (the base test environment shortens it).
+        PROVIDER_TIMEOUT_SECONDS=str(Settings.model_fields["provider_timeout_seconds"].default),
         # Far above the drill's traffic: the limiter must not be what fails payments.
         RATE_LIMIT_PER_MINUTE="100000",
     ))

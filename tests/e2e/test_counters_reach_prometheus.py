@@ -15,6 +15,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from service.metrics import COMPLETED_STATUSES
+from service.settings import Settings
 from tests.drill import system as drill_system
 from tests.drill.traffic import payment
 from tests.servers import free_port
@@ -128,11 +129,14 @@ def test_the_workers_serve_their_metrics_where_the_deployment_model_says(
 
     system, _ = running
     model = topology.build()
-    for service, job in (("payment-worker", "payment-worker"),
-                         ("payment-reconciliation-worker", "payment-reconciliation-worker")):
+    defaults = {"payment-worker": Settings.model_fields["worker_metrics_port"].default,
+                "payment-reconciliation-worker":
+                    Settings.model_fields["reconciliation_metrics_port"].default}
+    for service, default in defaults.items():
         metrics = model.service(service).metrics
-        assert metrics is not None and metrics.job == job
-        port = system.scrape_ports[job]
+        # The port the model publishes to Prometheus is the one the process listens on.
+        assert metrics is not None and metrics.port == default
+        port = system.scrape_ports[metrics.job]
         reply = httpx.get(f"http://127.0.0.1:{port}{metrics.path}", timeout=10)
         assert reply.status_code == 200
         assert "nilecare_payments_completed_total" in reply.text

@@ -324,3 +324,20 @@ def test_a_pending_charge_is_scheduled_for_the_worker(stack: Any, mysql_url: str
         ).scalar_one()
     engine.dispose()
     assert due is not None
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"error_rate": "x"}, "error_rate must be a float"),
+    ({"decline_rate": 1.5}, "decline_rate must be between 0 and 1"),
+    ({"latency_ms": -1}, "latency_ms must not be negative"),
+    ({"send_webhooks": 1}, "send_webhooks must be a bool"),
+    ({"mode": "sleepy"}, "mode must be one of healthy, slow, declining, down, flaky"),
+    ({"colour": "red"}, "unknown control fields"),
+])
+def test_the_simulator_refuses_controls_that_would_break_its_calls(
+        stack: Any, values: dict[str, Any], message: str) -> None:
+    client, sim, _ = stack
+    reply = httpx.put(f"{sim}/_control/zain_cash", json=values)
+    assert reply.status_code == 400 and message in reply.text
+    # The provider still answers afterwards.
+    assert client.post("/api/v1/payments", json=body(), headers=auth()).status_code == 201

@@ -161,3 +161,10 @@ def test_the_exporter_gives_up_on_the_database_well_inside_the_scrape_timeout(
     highest = next(m.le for m in field.metadata if hasattr(m, "le"))
     assert field.default * 2 <= spec.prometheus.scrape_timeout.seconds
     assert highest < spec.prometheus.scrape_timeout.seconds
+
+
+def test_the_spec_knows_the_services_provider_timeout(spec: Spec) -> None:
+    from service.settings import Settings
+
+    default = Settings.model_fields["provider_timeout_seconds"].default
+    assert spec.provider_timeout.seconds == default

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from service import metrics as m
+from service.clock import utcnow
 from service.db.engine import make_engine
 from service.db.migrate import prepare
 from service.services.context import Context
@@ -41,7 +43,11 @@ def exporter_text(ctx: Context, control: Callable[..., None]) -> str:
     create_payments(ctx, 3, amount="200.00")  # settled at once: revenue today
     control("mtn_money", settle_after_seconds=30, send_webhooks=False)
     create_payments(ctx, 2, provider="mtn_money")  # still processing: pending verification
-    return Exporter(ctx.engine, ctx.settings.zone, CollectorRegistry()).scrape().decode()
+    exporter = Exporter(ctx.engine, ctx.settings.zone, CollectorRegistry())
+    try:
+        return exporter.scrape().decode()
+    finally:
+        exporter.close()
 
 
 def test_every_exporter_metric_is_exposed_with_values_from_the_database(
@@ -81,9 +87,11 @@ def down_exporter() -> Iterator[str]:
     engine = create_engine(f"mysql+pymysql://root@127.0.0.1:{free_port()}/nc",
                            connect_args={"connect_timeout": 2})
     exporter = Exporter(engine, None)
-    with exposition.serving(exporter.registry, "127.0.0.1", 0, "exporter") as port:
-        yield f"http://127.0.0.1:{port}"
-    exporter.close()
+    try:
+        with exposition.serving(exporter.registry, "127.0.0.1", 0, "exporter") as port:
+            yield f"http://127.0.0.1:{port}"
+    finally:
+        exporter.close()
 
 
 def test_with_the_database_down_the_exporter_answers_with_up_zero(down_exporter: str) -> None:
@@ -158,3 +166,25 @@ def test_a_hung_database_reads_as_down_within_the_timeout(tmp_path: Path) -> Non
             time.sleep(0.5)
         exporter.close()
         engine.dispose()
+
+
+def test_a_database_that_answers_slowly_is_not_down(ctx: Context) -> None:
+    """The probe answers, the business read takes longer than the timeout: database_up stays
+    1 and the scrape shows the last complete reading, never a page for a slow read."""
+    def slow_now() -> datetime:
+        time.sleep(1.5)
+        return utcnow()
+
+    exporter = Exporter(ctx.engine, ctx.settings.zone, CollectorRegistry(), timeout=0.5,
+                        now=slow_now)
+    try:
+        first = samples(exporter.scrape().decode())
+        assert first[("nilecare_database_up", ())] == 1
+        assert ("nilecare_pending_verifications", (("provider", "visa"),)) not in first
+        time.sleep(1.5)  # the read in flight completes
+        exporter.scrape()  # starts the next read, shows the one that completed
+        later = samples(exporter.scrape().decode())
+        assert later[("nilecare_database_up", ())] == 1
+        assert later[("nilecare_pending_verifications", (("provider", "visa"),))] == 0
+    finally:
+        exporter.close()
