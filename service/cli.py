@@ -294,27 +294,52 @@ def exporter(
 
 
 @app.command()
-def reconcile() -> None:
-    """Run one reconciliation now (import new statements, match, record), with progress."""
+def reconcile(
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for a run another worker is executing")] = 3600.0,
+) -> None:
+    """Run reconciliation now (import new statements, match, record), with progress. The
+    run is requested like the API's; if another worker executes it (or one is in progress),
+    this waits for it and reports how it ended."""
     from rich.progress import Progress
 
     from service import logs
     from service.db.engine import make_engine, session_factory
-    from service.workers import reconciliation, statements
+    from service.workers import run_queue, statements
+    from service.workers.reconciliation_schedule import RECONCILIATION_TIMEOUT, execute_next
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
-    engine = make_engine(settings)
+    engine = make_engine(settings, timeout=RECONCILIATION_TIMEOUT)
     try:
+        sessions = session_factory(engine)
+        run_id, _ = run_queue.request(sessions, "cli")
+        deadline = time.monotonic() + wait
         with Progress(console=err) as progress:
-            task = progress.add_task("matching statement lines", total=None)
-            result = reconciliation.run(
-                session_factory(engine), statements.inbox_for(settings),
-                progress=lambda done, total: progress.update(task, completed=done, total=total))
+            task = progress.add_task(f"{run_id}: matching statement lines", total=None)
+            while True:
+                execute_next(sessions, statements.inbox_for(settings), f"cli:{os.getpid()}",
+                             progress=lambda done, total: progress.update(
+                                 task, completed=done, total=total))
+                with sessions() as session:
+                    found = run_queue.view(session, run_id)
+                assert found is not None
+                if found["status"] in ("completed", "failed"):
+                    break
+                if time.monotonic() > deadline:
+                    err.print(f"[red]{run_id} is still {found['status']} after {wait:.0f} s; "
+                              "the reconciliation worker will finish it[/red]")
+                    raise typer.Exit(1)
+                progress.update(task, description=f"{run_id}: {found['status']} "
+                                "(another worker has the active run)")
+                time.sleep(1)
     finally:
         engine.dispose()
-    typer.echo(f"{result.run_id}: {result.lines} lines, {result.matched} matched, "
-               f"issues {result.issues or 'none'}")
+    if found["status"] == "failed":
+        err.print(f"[red]{run_id} failed: {found['error']}[/red]")
+        raise typer.Exit(1)
+    typer.echo(f"{run_id}: {found['lines']} lines, {found['matched']} matched, "
+               f"issues {found['issues_found'] or 'none'}")
 
 
 @app.command()
@@ -359,23 +384,24 @@ def reconciliation_worker(
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file for `healthcheck --worker`")]
     = Path("/tmp/nilecare-reconciliation.heartbeat"),  # noqa: S108 - container-local
 ) -> None:
-    """Run reconciliation daily at RECONCILIATION_TIME (TIMEZONE). Its counters are served
-    on METRICS_HOST:RECONCILIATION_METRICS_PORT/metrics."""
+    """Run the reconciliation worker: requests the day's run at RECONCILIATION_TIME
+    (TIMEZONE) and executes requested runs one at a time. Its counters are served on
+    METRICS_HOST:RECONCILIATION_METRICS_PORT/metrics."""
     from prometheus_client import CollectorRegistry
 
     from service.db.engine import make_engine, session_factory
     from service.metrics import EventMetrics
     from service.workers import exposition
-    from service.workers.reconciliation_schedule import run_daily
+    from service.workers.reconciliation_schedule import RECONCILIATION_TIMEOUT, run_worker
 
     def body(stop: threading.Event) -> None:
         settings = _settings()
-        engine = make_engine(settings)
+        engine = make_engine(settings, timeout=RECONCILIATION_TIMEOUT)
         metrics = EventMetrics(CollectorRegistry())
         try:
             with exposition.serving(metrics.registry, settings.metrics_host,
                                     settings.reconciliation_metrics_port, "reconciliation_worker"):
-                run_daily(settings, session_factory(engine), stop, heartbeat, metrics)
+                run_worker(settings, session_factory(engine), stop, heartbeat, metrics)
         finally:
             engine.dispose()
 

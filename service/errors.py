@@ -1,17 +1,31 @@
-"""One error hierarchy for the service; api/problems.py maps it to problem+json once."""
+"""One error hierarchy for the service; api/problems.py maps it to problem+json once.
+
+Which status each kind of mistake gets (the README's error table says the same):
+a body that cannot be read as a JSON object is malformed (400); a field that is missing,
+of the wrong type or not allowed is invalid (422); a request that cannot be carried out in
+the resource's current state is a conflict (409).
+"""
 
 from __future__ import annotations
 
 
 class NileCareError(Exception):
     status = 400
-    title = "Bad request"
+    title = "Malformed request"
 
-    def __init__(self, detail: str, field: str | None = None, **extra: object) -> None:
+    def __init__(self, detail: str, field: str | None = None, *,
+                 retry_after: int | None = None, **extra: object) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        # Seconds after which the same request may succeed (sent as Retry-After).
+        self.retry_after = retry_after
         self.extra = extra
+
+
+class Malformed(NileCareError):
+    status = 400
+    title = "Malformed request"
 
 
 class InvalidInput(NileCareError):
@@ -37,6 +51,11 @@ class NotFound(NileCareError):
 class Conflict(NileCareError):
     status = 409
     title = "Conflict"
+
+
+class UnsupportedMediaType(NileCareError):
+    status = 415
+    title = "Unsupported media type"
 
 
 class ProviderFailure(NileCareError):

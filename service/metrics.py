@@ -90,13 +90,26 @@ WEBHOOKS = MetricSpec(
 IDEMPOTENCY = MetricSpec(
     "nilecare_idempotency_requests",
     "counter",
-    "POSTs carrying an Idempotency-Key by decision (new, replayed, conflict, mismatch).",
+    "POSTs carrying an Idempotency-Key by decision (new, replayed, conflict, mismatch, "
+    "recover: a retry that took over from a request whose gateway died).",
     ("decision",),
 )
 RATE_LIMIT_FALLBACK = MetricSpec(
     "nilecare_rate_limit_fallback",
     "counter",
     "Rate-limit decisions taken on the gateway's local count because Redis did not answer.",
+)
+DATABASE_UNAVAILABLE = MetricSpec(
+    "nilecare_database_unavailable",
+    "counter",
+    "Requests answered 503 (gateway) or work loops skipped (workers) because the database "
+    "refused, failed or hung.",
+)
+LEASES_LOST = MetricSpec(
+    "nilecare_worker_leases_lost",
+    "counter",
+    "Provider answers a worker did not apply because its lease on the payment or refund had "
+    "passed to another worker.",
 )
 RECONCILIATION_RUNS = MetricSpec(
     "nilecare_reconciliation_runs", "counter", "Reconciliation runs by result (completed, failed).",
@@ -221,6 +234,8 @@ ALL: tuple[MetricSpec, ...] = (
     WEBHOOKS,
     IDEMPOTENCY,
     RATE_LIMIT_FALLBACK,
+    DATABASE_UNAVAILABLE,
+    LEASES_LOST,
     RECONCILIATION_RUNS,
     RECONCILIATION_LINES,
     RECONCILIATION_FOUND,
@@ -250,7 +265,7 @@ def exposed_series() -> frozenset[str]:
 # the start, so a first failure is a step from 0 that rate() sees, not a new series it misses.
 COMPLETED_STATUSES = tuple(sorted(SUCCESSFUL | UNSUCCESSFUL | {PaymentStatus.CANCELLED}))
 WEBHOOK_RESULTS = ("accepted", "duplicate", "unmatched", "rejected")
-IDEMPOTENCY_DECISIONS = ("new", "replayed", "conflict", "mismatch")
+IDEMPOTENCY_DECISIONS = ("new", "replayed", "conflict", "mismatch", "recover")
 
 
 class EventMetrics:
@@ -269,6 +284,8 @@ class EventMetrics:
         self.webhooks = _counter(WEBHOOKS, registry)
         self.idempotency = _counter(IDEMPOTENCY, registry)
         self.rate_limit_fallback = _counter(RATE_LIMIT_FALLBACK, registry)
+        self.database_unavailable = _counter(DATABASE_UNAVAILABLE, registry)
+        self.leases_lost = _counter(LEASES_LOST, registry)
         self.reconciliation_runs = _counter(RECONCILIATION_RUNS, registry)
         self.reconciliation_lines = _counter(RECONCILIATION_LINES, registry)
         self.reconciliation_found = _counter(RECONCILIATION_FOUND, registry)

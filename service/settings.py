@@ -58,12 +58,20 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(65536, ge=1024)
     rate_limit_per_minute: int = Field(600, ge=1)
     idempotency_ttl_hours: int = Field(24, ge=1)
+    # How long a keyed request holds its key; a retry after this takes over a request whose
+    # gateway died, and answers with what that request created.
+    idempotency_lock_seconds: int = Field(60, ge=1, le=3600)
 
     # --- database and cache ---
     database_url: str | None = None
     database_password: SecretStr | None = None
     redis_url: str | None = None
     redis_password: SecretStr | None = None
+    # How long a process waits on MySQL before it answers 503 or retries later: to connect
+    # (and for a free pooled connection), for each read or write, and for a row lock.
+    database_connect_timeout_seconds: float = Field(3.0, gt=0, le=60)
+    database_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    database_lock_wait_seconds: int = Field(5, ge=1, le=300)
 
     # --- security ---
     jwt_secret: SecretStr = Field(min_length=32)

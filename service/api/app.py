@@ -21,15 +21,18 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from service.api.auth import caller_from_header
+from service.api.body import require_json_object
 from service.api.controllers.payments import PaymentController
 from service.api.controllers.public import health, list_providers, metrics, ready, receive_webhook
 from service.api.controllers.reconciliation import ReconciliationController
 from service.api.deps import Services, provide_services
 from service.api.problems import HANDLERS
 from service.api.rate_limit_store import FallbackStore
+from service.db.availability import Breaker
 from service.errors import Unauthenticated
 from service.services.context import Context
 from service.services.payments import PaymentService
+from service.services.reconciliation import ReconciliationService
 from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 from service.settings import Settings
@@ -86,7 +89,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     context = ctx or Context.build(settings)
     payments = PaymentService(context)
     services = Services(
-        context, payments, RefundService(payments), WebhookService(context, payments)
+        context, payments, RefundService(payments), WebhookService(context, payments),
+        ReconciliationService(context, payments.idempotency),
     )
     dsn = settings.redis_dsn()
     # Short socket timeouts: a Redis that hangs must cost a request a second, not a minute.
@@ -124,7 +128,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         exception_handlers=HANDLERS,
         middleware=[http_metrics(context), rate_limit.middleware],
         stores={"rate_limit": store},
-        state=State({"services": services, "redis": redis}),
+        state=State({"services": services, "redis": redis, "breaker": Breaker()}),
+        before_request=require_json_object,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         openapi_config=OpenAPIConfig(title="NileCare Payments", version="1.0.0", path="/schema"),

@@ -11,25 +11,35 @@ from service.settings import Settings
 
 
 def make_engine(settings: Settings, *, timeout: float | None = None) -> Engine:
-    """The engine for `settings`; `timeout` (seconds) bounds connecting and every read and
-    write on MySQL, for a process that must give up quickly on a hung server."""
+    """The engine for `settings`. On MySQL every wait is bounded (DATABASE_*_SECONDS): a
+    connection, a pooled connection, each read and write, a row lock; `timeout` (seconds)
+    replaces the read/write bound for a process that needs another (the exporter's shorter
+    one, reconciliation's longer statements)."""
     url = settings.sqlalchemy_url()
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return sqlite_engine(url)
-    limits = ({"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30} if timeout is None
-              else {"connect_timeout": timeout, "read_timeout": timeout,
-                    "write_timeout": timeout})
+    connect = settings.database_connect_timeout_seconds
+    io = settings.database_timeout_seconds if timeout is None else timeout
     return create_engine(
         url,
         pool_pre_ping=True,
         pool_recycle=1800,
         pool_size=10,
         max_overflow=20,
+        # A request waits this long for a free connection, then answers 503.
+        pool_timeout=connect,
         # READ COMMITTED: a worker polling for due payments must see rows committed by the
         # gateway since its transaction began, and SKIP LOCKED behaves best at this level.
         isolation_level="READ COMMITTED",
-        connect_args=limits,
+        connect_args={
+            "connect_timeout": min(connect, io),
+            "read_timeout": io,
+            "write_timeout": io,
+            # Without it a row lock is waited for 50 s (the server's default).
+            "init_command": (f"SET SESSION innodb_lock_wait_timeout = "
+                             f"{settings.database_lock_wait_seconds}"),
+        },
     )
 
 

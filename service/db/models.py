@@ -1,4 +1,5 @@
-"""The ten tables of the payment database (SQLAlchemy 2.0 declarative models)."""
+"""The tables of the payment database (SQLAlchemy 2.0 declarative models): the ten of the
+brief and the reconciliation run queue."""
 
 from __future__ import annotations
 
@@ -116,6 +117,9 @@ class Payment(Base):
     check_attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # New at every claim (migration 0004): a worker applies a result only while the row still
+    # carries the token it claimed with, so a worker that lost its lease changes nothing.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
 
 
 class PaymentAttempt(Base):
@@ -163,6 +167,8 @@ class PaymentRefund(Base):
     # next_attempt_at, with backoff over `attempts` provider calls (migration 0003).
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The claim's fence, as on payments (migration 0004).
+    lease_token: Mapped[str | None] = mapped_column(String(32))
 
 
 class PaymentWebhook(Base):
@@ -191,7 +197,10 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # in_flight, completed
-    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    # The public id of what the request created or changed (pay_…, re_…, run_…), written in
+    # the same transaction as that change, so a retry after a crash answers with it instead
+    # of doing the work again (migration 0004; it was payment_id before).
+    resource_id: Mapped[str | None] = mapped_column(String(40))
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
     locked_until: Mapped[datetime] = mapped_column(Timestamp)
@@ -210,6 +219,9 @@ class BankStatement(Base):
     line_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))  # importing, imported, reconciled
     imported_at: Mapped[datetime] = mapped_column(Timestamp)
+    # The facility whose bank account this is (banks.json `facility_id`), so an issue about
+    # money no payment explains still belongs to someone (migration 0004).
+    facility_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class BankStatementLine(Base):
@@ -243,12 +255,17 @@ class PaymentReconciliation(Base):
         ),
         Index("ix_payment_reconciliation_status_type", "status", "issue_type"),
         Index("ix_payment_reconciliation_run", "run_id"),
+        # One finding per statement line, whatever runs overlap (migration 0004).
+        Index("uq_payment_reconciliation_statement_line_id", "statement_line_id", unique=True),
+        Index("ix_payment_reconciliation_facility_status", "facility_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(40))
     statement_line_id: Mapped[int | None] = mapped_column(ForeignKey("bank_statement_lines.id"))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    # The payment's facility, else the statement's; NULL only admins see (migration 0004).
+    facility_id: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[str] = mapped_column(String(16))  # matched, issue
     issue_type: Mapped[str | None] = mapped_column(String(16))
     expected_amount: Mapped[Decimal | None] = mapped_column(Money)
@@ -260,6 +277,41 @@ class PaymentReconciliation(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ReconciliationRun(Base):
+    """A requested reconciliation run, executed by the reconciliation worker (migration 0004).
+
+    `slot` is 'queued' on the one run waiting to start and 'active' on the one running, NULL
+    otherwise; its unique key is what lets the database, not the callers, keep runs one at a
+    time and fold concurrent requests into one.
+    """
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('requested', 'running', 'completed', 'failed')",
+                        name="status"),
+        CheckConstraint("slot IS NULL OR slot IN ('queued', 'active')", name="slot"),
+        UniqueConstraint("slot"),
+        Index("ix_reconciliation_runs_requested_at", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    slot: Mapped[str | None] = mapped_column(String(8))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The worker executing it; a run whose lease ran out (its worker died) is taken over.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    statements: Mapped[int] = mapped_column(Integer, default=0)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    issues: Mapped[str | None] = mapped_column(Text)  # JSON: issue type -> count
+    error: Mapped[str | None] = mapped_column(String(255))
 
 
 class PaymentAuditLog(Base):

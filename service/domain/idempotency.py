@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Decision(StrEnum):
@@ -24,8 +26,14 @@ class StoredKey:
     expires_at: datetime
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+def canonical_json(value: Any) -> str:
+    """One spelling of a parsed JSON value: key order and whitespace do not matter."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(method: str, path: str, canonical_body: str) -> str:
+    """What a keyed request asked for: its method, path and canonical body."""
+    return hashlib.sha256(f"{method} {path}\n{canonical_body}".encode()).hexdigest()
 
 
 def decide(stored: StoredKey | None, request_hash: str, now: datetime) -> Decision:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 # DECIMAL(18,2) holds sixteen integer digits; one billion is far beyond any hospital bill.
@@ -11,26 +12,27 @@ MAX_AMOUNT = Decimal("1000000000.00")
 CURRENCIES = frozenset({"SDG", "USD"})
 
 
+# ASCII digits, optionally a point and one or two more: no sign, exponent, spaces, grouping
+# or other scripts' digits (Decimal would take "1e3", " 5.00 " and Arabic-Indic digits).
+AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+
+
 def parse_amount(raw: object) -> Decimal:
-    """A positive amount with at most two decimal places, given as a string.
+    """A positive amount given as a string such as "150.00" (at most two decimals).
 
     Raises ValueError with a sentence a client can act on.
     """
     if not isinstance(raw, str):
         raise ValueError('must be a string such as "150.00" (amounts are never JSON numbers)')
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        raise ValueError(f"{raw!r} is not a decimal amount") from None
-    if not value.is_finite():
-        raise ValueError(f"{raw!r} is not a decimal amount")
+    if not AMOUNT.fullmatch(raw):
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise ValueError(f"{shown!r} is not an amount: write ASCII digits with at most two "
+                         'decimal places, such as "150.00"')
+    value = Decimal(raw)
     if value <= 0:
         raise ValueError("must be greater than zero")
-    # Checked before quantize: a 30-digit amount would overflow the decimal context.
     if value > MAX_AMOUNT:
         raise ValueError(f"may not exceed {MAX_AMOUNT}")
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ValueError("may have at most two decimal places")
     return value.quantize(CENT)
 
 

@@ -11,6 +11,7 @@ import json
 import random
 import time
 import uuid
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
@@ -61,6 +62,18 @@ class Charge:
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Call:
+    """One call the simulator served, for tests and drills to count what reached the
+    provider (charges per payment, overlapping status checks)."""
+
+    provider: str
+    operation: str
+    reference: str
+    started: float
+    finished: float
+
+
 class SimulatorState:
     def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
         self.settings = settings
@@ -72,6 +85,10 @@ class SimulatorState:
         }
         self.charges: dict[tuple[str, str], Charge] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.calls: deque[Call] = deque(maxlen=100_000)  # a long dev run stays small
+
+    def served(self, provider: str, operation: str, reference: str, started: float) -> None:
+        self.calls.append(Call(provider, operation, reference, started, time.time()))
 
     def control(self, provider: str) -> Control:
         found = self.controls.get(provider)
@@ -143,6 +160,7 @@ def _view(charge: Charge, control: Control) -> dict[str, Any]:
 async def create_charge(
     provider: FromPath[str], request: Request[Any, Any, Any], sim: NamedDependency[SimulatorState]
 ) -> Response[dict[str, Any]]:
+    started = time.time()
     control, body = await _admit(request, sim, provider)
     try:
         data = json.loads(body)
@@ -151,6 +169,7 @@ async def create_charge(
         currency = str(data["currency"])
     except (ValueError, KeyError, InvalidOperation):
         return _error(400, "reference, amount and currency are required")
+    sim.served(provider, "initiate", reference, started)
     existing = sim.charges.get((provider, reference))
     if existing is not None:
         # Providers deduplicate by merchant reference, so a retried charge is not taken twice.
@@ -216,7 +235,9 @@ async def get_charge(
     request: Request[Any, Any, Any],
     sim: NamedDependency[SimulatorState],
 ) -> Response[dict[str, Any]]:
+    started = time.time()
     control, _body = await _admit(request, sim, provider)
+    sim.served(provider, "status", reference, started)
     charge = sim.charges.get((provider, reference))
     if charge is None:
         return _error(404, "no such payment")
@@ -230,7 +251,9 @@ async def refund_charge(
     request: Request[Any, Any, Any],
     sim: NamedDependency[SimulatorState],
 ) -> Response[dict[str, Any]]:
+    started = time.time()
     control, body = await _admit(request, sim, provider)
+    sim.served(provider, "refund", reference, started)
     charge = sim.charges.get((provider, reference))
     if charge is None or _view(charge, control)["status"] != "succeeded":
         return _error(409, "payment is not refundable")
@@ -282,6 +305,12 @@ async def set_control(
     return asdict(control)
 
 
+@get("/_calls")
+async def list_calls(sim: NamedDependency[SimulatorState]) -> list[dict[str, Any]]:
+    """Every call served so far (provider, operation, reference, started, finished)."""
+    return [asdict(call) for call in sim.calls]
+
+
 @get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -302,6 +331,7 @@ def create_simulator(settings: Settings, rng: random.Random | None = None) -> Li
             refund_charge,
             list_controls,
             set_control,
+            list_calls,
             health,
         ],
         dependencies={"sim": Provide(provide_state, use_cache=True, sync_to_thread=False)},

@@ -1,129 +1,204 @@
-"""Idempotency keys kept in the database: the durable record of every keyed POST."""
+"""Idempotency keys kept in the database: the one implementation every unsafe POST uses.
+
+A keyed request claims its key (a unique row), does its work, and stores its response.
+The work links the key to the resource it creates or changes in the same transaction as
+that change (`Attach`), so if its gateway dies afterwards, a retry once the key's lock has
+passed answers with that resource instead of doing the work again.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+import structlog
+from prometheus_client import Counter
+from sqlalchemy import CursorResult, delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
 from service.db.models import IdempotencyKey
-from service.domain.idempotency import Decision, StoredKey, decide
+from service.domain.idempotency import Decision, StoredKey, decide, fingerprint
+from service.errors import Conflict, InvalidInput
 
-# How long a request may hold its key before another request may assume it died.
-LOCK = timedelta(seconds=60)
 MAX_KEY_LENGTH = 255
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An HTTP-shaped result, so a keyed request can store and replay it verbatim."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A request that carries an Idempotency-Key: whose key, the key, what was asked."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, subject: str, key: str, method: str, path: str, canonical_body: str) -> Keyed:
+        if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+            raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII "
+                               "characters", field="Idempotency-Key")
+        # Prefixed so a caller's keys never meet the workers' task claims in the same table.
+        return cls(f"caller:{subject}", key, fingerprint(method, path, canonical_body))
+
+
+@dataclass
+class Attach:
+    """Given to an operation: records, in the transaction that makes the change, which
+    resource the key's request created or changed (a public id)."""
+
+    key_id: int | None
+    resource_id: str | None = field(default=None)
+
+    def __call__(self, session: Session, resource_id: str) -> None:
+        if self.key_id is not None:
+            session.execute(update(IdempotencyKey).where(IdempotencyKey.id == self.key_id)
+                            .values(resource_id=resource_id))
+
+        # Known as attached only once the change it belongs to is committed.
+        def committed(_session: Session) -> None:
+            self.resource_id = resource_id
+
+        event.listen(session, "after_commit", committed, once=True)
+
+
+Operation = Callable[[Attach], Outcome]
+Recover = Callable[[str], Outcome]
 
 
 @dataclass(frozen=True)
 class Claim:
     decision: Decision
-    key_id: int | None = None
-    payment_id: int | None = None
+    key_id: int
+    resource_id: str | None = None
     status: int | None = None
     body: dict[str, Any] | None = None
+    retry_after: int = 1
 
 
-def claim(
-    sessions: sessionmaker[Session], scope: str, key: str, request_hash: str, ttl: timedelta
-) -> Claim:
-    """Take the key for this request, or say why not (replay, mismatch, conflict)."""
-    now = utcnow()
-    with sessions.begin() as session:
-        row = IdempotencyKey(
-            scope=scope,
-            key=key,
-            request_hash=request_hash,
-            state="in_flight",
-            locked_until=now + LOCK,
-            created_at=now,
-            expires_at=now + ttl,
-        )
-        session.add(row)
+class Idempotency:
+    def __init__(self, sessions: sessionmaker[Session], decisions: Counter, ttl: timedelta,
+                 lock: timedelta) -> None:
+        self.sessions = sessions
+        self.decisions = decisions
+        self.ttl = ttl
+        self.lock = lock
+
+    def run(self, keyed: Keyed | None, operation: Operation, recover: Recover) -> Outcome:
+        """Do `operation` once per key: replay, refuse, or recover as the stored key says."""
+        if keyed is None:
+            return operation(Attach(None))
+        claim = self.claim(keyed)
+        self.decisions.labels(claim.decision.value).inc()
+        if claim.decision == Decision.REPLAY:
+            assert claim.status is not None and claim.body is not None
+            return Outcome(claim.status, claim.body)
+        if claim.decision == Decision.MISMATCH:
+            raise InvalidInput("this Idempotency-Key was already used with a different request",
+                               field="Idempotency-Key")
+        if claim.decision == Decision.CONFLICT:
+            raise Conflict("a request with this Idempotency-Key is still in progress; retry "
+                           "later", field="Idempotency-Key", retry_after=claim.retry_after)
+        if claim.resource_id is not None:
+            # Its earlier holder made the change, then died: answer with what it made.
+            outcome = recover(claim.resource_id)
+            self.complete(claim.key_id, outcome)
+            return outcome
+        attach = Attach(claim.key_id)
         try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-        else:
-            return Claim(Decision.NEW, row.id)
-    with sessions.begin() as session:
-        found = session.scalars(
-            select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-        ).one()
-        stored = StoredKey(
-            found.request_hash, found.state == "completed", found.locked_until, found.expires_at
-        )
-        decision = decide(stored, request_hash, now)
-        if decision == Decision.REPLAY:
-            body = json.loads(found.response_body or "{}")
-            return Claim(decision, found.id, found.payment_id, found.response_status, body)
-        if decision in (Decision.MISMATCH, Decision.CONFLICT):
-            return Claim(decision, found.id)
-        # NEW (expired key) or RECOVER: compare-and-set on the old lock, so of several
-        # requests arriving together exactly one takes the key over.
-        taken = cast(
-            CursorResult[Any],
-            session.execute(
+            outcome = operation(attach)
+        except BaseException:
+            if attach.resource_id is None:
+                self._free(claim.key_id, forget=True)  # nothing changed: the key is free again
+            else:
+                # Something changed, then the request failed (a provider reply we cannot
+                # trust, a refusal): a retry answers with the resource as it is by then.
+                self._free(claim.key_id, forget=False)
+            raise
+        self.complete(claim.key_id, outcome)
+        return outcome
+
+    def claim(self, keyed: Keyed) -> Claim:
+        """Take the key for this request, or say why not (replay, mismatch, conflict)."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            row = IdempotencyKey(scope=keyed.scope, key=keyed.key,
+                                 request_hash=keyed.fingerprint, state="in_flight",
+                                 locked_until=now + self.lock, created_at=now,
+                                 expires_at=now + self.ttl)
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError:
+                session.rollback()
+            else:
+                return Claim(Decision.NEW, row.id)
+        with self.sessions.begin() as session:
+            found = session.scalars(select(IdempotencyKey).where(
+                IdempotencyKey.scope == keyed.scope, IdempotencyKey.key == keyed.key)).one()
+            stored = StoredKey(found.request_hash, found.state == "completed",
+                               found.locked_until, found.expires_at)
+            decision = decide(stored, keyed.fingerprint, now)
+            if decision == Decision.REPLAY:
+                body = json.loads(found.response_body or "{}")
+                return Claim(decision, found.id, found.resource_id, found.response_status, body)
+            if decision == Decision.MISMATCH:
+                return Claim(decision, found.id)
+            if decision == Decision.CONFLICT:
+                wait = (found.locked_until - now).total_seconds()
+                return Claim(decision, found.id, retry_after=max(int(wait) + 1, 1))
+            # NEW (an expired key) or RECOVER: compare-and-set on the old lock, so of several
+            # requests arriving together exactly one takes the key over.
+            resource = found.resource_id if decision == Decision.RECOVER else None
+            taken = _rows(session.execute(
                 update(IdempotencyKey)
-                .where(
-                    IdempotencyKey.id == found.id,
-                    IdempotencyKey.locked_until == found.locked_until,
-                    IdempotencyKey.state == found.state,
-                )
-                .values(
-                    request_hash=request_hash,
-                    state="in_flight",
-                    locked_until=now + LOCK,
-                    expires_at=now + ttl,
-                    payment_id=found.payment_id if decision == Decision.RECOVER else None,
-                )
-            ),
-        ).rowcount
-        if not taken:
-            return Claim(Decision.CONFLICT, found.id)
-        payment_id = found.payment_id if decision == Decision.RECOVER else None
-        return Claim(decision, found.id, payment_id)
+                .where(IdempotencyKey.id == found.id,
+                       IdempotencyKey.locked_until == found.locked_until,
+                       IdempotencyKey.state == found.state)
+                .values(request_hash=keyed.fingerprint, state="in_flight",
+                        locked_until=now + self.lock, expires_at=now + self.ttl,
+                        resource_id=resource)))
+            if not taken:
+                return Claim(Decision.CONFLICT, found.id, retry_after=1)
+            return Claim(decision, found.id, resource)
 
+    def complete(self, key_id: int, outcome: Outcome) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(
+                state="completed", response_status=outcome.status,
+                response_body=json.dumps(outcome.body, separators=(",", ":"))))
 
-def attach_payment(session: Session, key_id: int, payment_id: int) -> None:
-    """Record the payment in the same transaction that creates it, so a crash after it
-    leaves a key that points at the payment instead of inviting a second one."""
-    session.execute(
-        update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(payment_id=payment_id)
-    )
-
-
-def complete(session: Session, key_id: int, status: int, body: dict[str, Any]) -> None:
-    session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.id == key_id)
-        .values(
-            state="completed",
-            response_status=status,
-            response_body=json.dumps(body, separators=(",", ":")),
-        )
-    )
-
-
-def release(sessions: sessionmaker[Session], key_id: int) -> None:
-    """Give the key back after a request that changed nothing (it failed validation)."""
-    with sessions.begin() as session:
-        session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.id == key_id, IdempotencyKey.payment_id.is_(None))
-            .values(locked_until=utcnow() - LOCK, expires_at=utcnow())
-        )
+    def _free(self, key_id: int, *, forget: bool) -> None:
+        """Unlock the key at once; `forget` also lets it be used for another request."""
+        now = utcnow()
+        values: dict[str, Any] = {"locked_until": now - self.lock}
+        if forget:
+            values["expires_at"] = now
+        try:
+            with self.sessions.begin() as session:
+                session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id)
+                                .values(**values))
+        except Exception:  # noqa: BLE001 - the database that failed the request may fail this too
+            log.warning("idempotency.unlock_failed", key_id=key_id)
 
 
 def purge_expired(session: Session) -> int:
     """Delete keys past their retention (the worker runs this on a schedule)."""
-    result = cast(
-        CursorResult[Any],
-        session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())),
-    )
-    return int(result.rowcount or 0)
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
+    return _rows(result)
+
+
+def _rows(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt
@@ -29,8 +30,8 @@ from service.providers.contract import (
 )
 from service.providers.outcome import CallOutcome, classify
 from service.sealing import mask_phone
-from service.services import idempotency
 from service.services.context import Context
+from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
 
 S = PaymentStatus
 T = TypeVar("T")
@@ -62,60 +63,24 @@ class NewPayment:
     description: str | None = None
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """An HTTP-shaped result, so a keyed request can store and replay it verbatim."""
-
-    status: int
-    body: dict[str, Any]
-
-
 class PaymentService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        settings = ctx.settings
+        self.idempotency = Idempotency(ctx.sessions, ctx.metrics.idempotency,
+                                       timedelta(hours=settings.idempotency_ttl_hours),
+                                       timedelta(seconds=settings.idempotency_lock_seconds))
 
     # --- create ---------------------------------------------------------------------------
-    def create(
-        self, caller: Caller, new: NewPayment, key: str | None, request_hash: str
-    ) -> Outcome:
+    def create(self, caller: Caller, new: NewPayment, keyed: Keyed | None) -> Outcome:
         spec = self._check(caller, new)
-        claim = None
-        if key is not None:
-            claim = idempotency.claim(
-                self.ctx.sessions,
-                f"{caller.subject}:payments",
-                key,
-                request_hash,
-                timedelta(hours=self.ctx.settings.idempotency_ttl_hours),
-            )
-            self.ctx.metrics.idempotency.labels(claim.decision.value).inc()
-            if claim.decision == "replayed":
-                assert claim.status is not None and claim.body is not None
-                return Outcome(claim.status, claim.body)
-            if claim.decision == "mismatch":
-                raise InvalidInput(
-                    "this Idempotency-Key was already used with a different request body",
-                    field="Idempotency-Key",
-                )
-            if claim.decision == "conflict":
-                raise Conflict(
-                    "a request with this Idempotency-Key is still in progress; retry later",
-                    field="Idempotency-Key",
-                )
-            if claim.payment_id is not None:
-                # The earlier holder created the payment, then died: finish from what is stored.
-                return self._finish_recovered(claim.key_id, claim.payment_id)
-        try:
-            payment = self._insert(caller, new, spec, claim.key_id if claim else None)
-        except Exception:
-            if claim is not None and claim.key_id is not None:
-                idempotency.release(self.ctx.sessions, claim.key_id)
-            raise
-        outcome = self._charge(payment, spec, new.payer_phone)
-        with self.ctx.sessions.begin() as session:
-            if claim is not None and claim.key_id is not None:
-                idempotency.complete(session, claim.key_id, outcome.status, outcome.body)
-        return outcome
+
+        def create(attach: Attach) -> Outcome:
+            payment = self._insert(caller, new, spec, attach)
+            return self._charge(payment, spec, new.payer_phone)
+
+        return self.idempotency.run(keyed, create,
+                                    lambda public_id: Outcome(201, self.view_of(public_id)))
 
     def _check(self, caller: Caller, new: NewPayment) -> ProviderSpec:
         if not caller.has_any(CREATE_ROLES):
@@ -150,9 +115,8 @@ class PaymentService:
             normalise_phone(new.payer_phone)
         return spec
 
-    def _insert(
-        self, caller: Caller, new: NewPayment, spec: ProviderSpec, key_id: int | None
-    ) -> Payment:
+    def _insert(self, caller: Caller, new: NewPayment, spec: ProviderSpec,
+                attach: Attach) -> Payment:
         now = utcnow()
         status = S.PENDING if spec.electronic else S.AWAITING_VERIFICATION
         phone = normalise_phone(new.payer_phone) if new.payer_phone else None
@@ -197,8 +161,9 @@ class PaymentService:
             )
             session.add(payment)
             session.flush()
-            if key_id is not None:
-                idempotency.attach_payment(session, key_id, payment.id)
+            # In the creating transaction: a crash after it leaves a key that points at the
+            # payment instead of inviting a second one.
+            attach(session, payment.public_id)
         self.ctx.metrics.payments_created.labels(spec.code, new.currency).inc()
         return payment
 
@@ -242,13 +207,6 @@ class PaymentService:
                 payment=view,
             )
         return Outcome(201, view)
-
-    def _finish_recovered(self, key_id: int | None, payment_id: int) -> Outcome:
-        outcome = Outcome(201, self._view_by_id(payment_id))
-        if key_id is not None:
-            with self.ctx.sessions.begin() as session:
-                idempotency.complete(session, key_id, outcome.status, outcome.body)
-        return outcome
 
     # --- provider calls and status changes --------------------------------------------------
     def call(
@@ -296,7 +254,10 @@ class PaymentService:
                 )
             )
 
-    def apply_reply(self, payment_id: int, reply: ProviderReply, actor: str) -> None:
+    def apply_reply(self, payment_id: int, reply: ProviderReply, actor: str,
+                    fence: str | None = None) -> bool:
+        """Apply a provider's answer through the state machine; False when it changes
+        nothing or when `fence` (a worker's lease token) no longer holds the payment."""
         fields: dict[str, Any] = {}
         if reply.provider_reference:
             fields["provider_reference"] = reply.provider_reference
@@ -304,25 +265,36 @@ class PaymentService:
             fields["failure_reason"] = reply.decline_reason[:255]
         if reply.status in OPEN:
             fields["next_check_at"] = utcnow() + FIRST_CHECK
-        self.move(payment_id, reply.status, actor, **fields)
+        return self.move(payment_id, reply.status, actor, fence=fence, **fields)
 
-    def move(self, payment_id: int, new: PaymentStatus, actor: str, **fields: Any) -> bool:
+    def move(self, payment_id: int, new: PaymentStatus, actor: str, *,
+             fence: str | None = None, attach: Callable[[Session], None] | None = None,
+             **fields: Any) -> bool:
         """Move a payment forward through the state machine; False if the move is refused.
 
         The row is locked for the decision, so a webhook and the worker racing on one
-        payment cannot both apply their view.
+        payment cannot both apply their view. With `fence`, the move happens only while the
+        payment's lease token is still `fence` (checked in the UPDATE itself): a worker whose
+        lease passed to another changes nothing. `attach` runs in the same transaction when
+        the move happens (an idempotency key records what it changed).
         """
+        where = [Payment.id == payment_id]
+        if fence is not None:
+            where.append(Payment.lease_token == fence)
         with self.ctx.sessions.begin() as session:
-            payment = session.scalars(
-                select(Payment).where(Payment.id == payment_id).with_for_update()
-            ).one()
+            payment = session.scalars(select(Payment).where(*where).with_for_update()).first()
+            if payment is None:
+                if fence is not None:
+                    self.ctx.metrics.leases_lost.inc()
+                    return False
+                raise NotFound(f"no payment {payment_id}", field="payment_id")
             current = S(payment.status)
             target = advance(current, new)
             if target is None:
                 if new == current and fields:
                     # Same status, new facts (provider reference, next check): keep them, or
                     # a charge the provider left pending would never be polled.
-                    session.execute(update(Payment).where(Payment.id == payment_id).values(
+                    session.execute(update(Payment).where(*where).values(
                         updated_by=actor, updated_at=utcnow(), **fields))
                 return False
             now = utcnow()
@@ -332,10 +304,15 @@ class PaymentService:
                 "updated_at": now,
                 **fields,
             }
+            if target in SUCCESSFUL:
+                # A timeout before the provider confirmed is not a reason the payment failed.
+                values.setdefault("failure_reason", None)
             if target not in OPEN:
                 values.setdefault("next_check_at", None)
                 values["completed_at"] = now
-            session.execute(update(Payment).where(Payment.id == payment_id).values(**values))
+            session.execute(update(Payment).where(*where).values(**values))
+            if attach is not None:
+                attach(session)
             created_at = payment.created_at
             provider = payment.provider_code
         if target in SUCCESSFUL | UNSUCCESSFUL or target == S.CANCELLED:
@@ -401,35 +378,46 @@ class PaymentService:
         }
 
     # --- finance actions ------------------------------------------------------------------
-    def verify(
-        self, caller: Caller, public_id: str, approve: bool, note: str | None
-    ) -> dict[str, Any]:
+    def verify(self, caller: Caller, public_id: str, approve: bool, note: str | None,
+               keyed: Keyed | None = None) -> Outcome:
         require_finance(caller)
         payment = self.owned(caller, public_id)
         spec = BY_CODE[payment.provider_code]
-        if spec.verification == Verification.AUTOMATIC:
-            raise Conflict(
-                f"{spec.code} payments are verified by the provider, not by hand",
-                field="payment_id",
-            )
-        if payment.status != S.AWAITING_VERIFICATION:
-            raise Conflict(
-                f"payment is {payment.status}, not awaiting_verification", field="payment_id"
-            )
-        target = S.VERIFIED if approve else S.REJECTED
-        fields = {} if approve else {"failure_reason": (note or "rejected by finance")[:255]}
-        if not self.move(payment.id, target, caller.subject, **fields):
-            raise Conflict("payment changed while verifying; reload and retry", field="payment_id")
-        return self._view_by_id(payment.id)
 
-    def cancel(self, caller: Caller, public_id: str) -> dict[str, Any]:
+        def verify(attach: Attach) -> Outcome:
+            if spec.verification == Verification.AUTOMATIC:
+                raise Conflict(f"{spec.code} payments are verified by the provider, not by "
+                               "hand", field="payment_id")
+            if payment.status != S.AWAITING_VERIFICATION:
+                raise Conflict(f"payment is {payment.status}, not awaiting_verification",
+                               field="payment_id")
+            target = S.VERIFIED if approve else S.REJECTED
+            fields = {} if approve else {"failure_reason": (note or "rejected by finance")[:255]}
+            if not self.move(payment.id, target, caller.subject,
+                             attach=lambda session: attach(session, public_id), **fields):
+                raise Conflict("payment changed while verifying; reload and retry",
+                               field="payment_id")
+            return Outcome(200, self._view_by_id(payment.id))
+
+        return self.idempotency.run(keyed, verify,
+                                    lambda resource: Outcome(200, self.view_of(resource)))
+
+    def cancel(self, caller: Caller, public_id: str, keyed: Keyed | None = None) -> Outcome:
         require_finance(caller)
         payment = self.owned(caller, public_id)
-        if payment.status not in (S.PENDING, S.AWAITING_VERIFICATION):
-            raise Conflict(f"a {payment.status} payment cannot be cancelled", field="payment_id")
-        if not self.move(payment.id, S.CANCELLED, caller.subject):
-            raise Conflict("payment changed while cancelling; reload and retry", field="payment_id")
-        return self._view_by_id(payment.id)
+
+        def cancel(attach: Attach) -> Outcome:
+            if payment.status not in (S.PENDING, S.AWAITING_VERIFICATION):
+                raise Conflict(f"a {payment.status} payment cannot be cancelled",
+                               field="payment_id")
+            if not self.move(payment.id, S.CANCELLED, caller.subject,
+                             attach=lambda session: attach(session, public_id)):
+                raise Conflict("payment changed while cancelling; reload and retry",
+                               field="payment_id")
+            return Outcome(200, self._view_by_id(payment.id))
+
+        return self.idempotency.run(keyed, cancel,
+                                    lambda resource: Outcome(200, self.view_of(resource)))
 
     def owned(self, caller: Caller, public_id: str) -> Payment:
         with self.ctx.sessions() as session:
@@ -437,6 +425,11 @@ class PaymentService:
         if payment is None or not caller.may_see(payment.facility_id):
             raise NotFound(f"no payment {public_id!r}", field="payment_id")
         return payment
+
+    def view_of(self, public_id: str) -> dict[str, Any]:
+        with self.ctx.sessions() as session:
+            payment = session.scalars(select(Payment).where(Payment.public_id == public_id)).one()
+            return self.view(payment)
 
     def _view_by_id(self, payment_id: int) -> dict[str, Any]:
         with self.ctx.sessions() as session:

@@ -17,7 +17,8 @@ from service.domain.money import fmt
 from service.domain.status import SETTLED
 from service.errors import Conflict, InvalidInput, ProviderFailure
 from service.providers.contract import ProviderUnavailable
-from service.services.payments import Outcome, PaymentService
+from service.services.idempotency import Attach, Keyed, Outcome
+from service.services.payments import PaymentService
 
 # A refund the provider did not answer is asked again by the payment worker after this.
 FIRST_REFUND_RETRY = timedelta(seconds=30)
@@ -28,11 +29,16 @@ class RefundService:
         self.payments = payments
         self.ctx = payments.ctx
 
-    def refund(
-        self, caller: Caller, public_id: str, amount: Decimal | None, reason: str | None
-    ) -> Outcome:
+    def refund(self, caller: Caller, public_id: str, amount: Decimal | None,
+               reason: str | None, keyed: Keyed | None = None) -> Outcome:
         require_finance(caller)
         payment = self.payments.owned(caller, public_id)
+        return self.payments.idempotency.run(
+            keyed, lambda attach: self._refund(caller, payment, amount, reason, attach),
+            self._answer)
+
+    def _refund(self, caller: Caller, payment: Payment, amount: Decimal | None,
+                reason: str | None, attach: Attach) -> Outcome:
         if payment.status not in SETTLED:
             raise Conflict(f"a {payment.status} payment cannot be refunded", field="payment_id")
         remaining = payment.amount - payment.refunded_amount
@@ -63,6 +69,7 @@ class RefundService:
                 )
                 session.add(refund)
                 session.flush()
+                attach(session, refund_id)
         except (IntegrityError, DBAPIError) as exc:
             if "exceed" in str(exc.orig):
                 raise Conflict("refunds would exceed the payment amount", field="amount") from None
@@ -86,6 +93,14 @@ class RefundService:
                 refund_id, "completed" if reply.completed else "failed", reply.provider_reference
             )
         return Outcome(201, self._refund_view(refund_id))
+
+    def _answer(self, refund_id: str) -> Outcome:
+        """The answer to a retried keyed refund whose first request made this refund."""
+        view = self._refund_view(refund_id)
+        if view["status"] == "failed":
+            raise ProviderFailure(f"the provider refused refund {refund_id}", field="amount",
+                                  refund=view)
+        return Outcome(202 if view["status"] == "pending" else 201, view)
 
     def _refund_status(self, refund_id: str, status: str, reference: str | None) -> None:
         with self.ctx.sessions.begin() as session:

@@ -1,8 +1,13 @@
-"""Inbound provider webhooks: verify, deduplicate, then ask the provider what is true."""
+"""Inbound provider webhooks: verify, vet, deduplicate, then ask the provider what is true.
+
+A body that passes the signature check but is not an event we can act on (not JSON, not
+UTF-8, fields of the wrong type or length, a reference we never issued) is answered with a
+4xx problem, recorded as rejected, and changes nothing.
+"""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import time
 from typing import Any
 
@@ -12,10 +17,18 @@ from sqlalchemy.exc import IntegrityError
 from service.clock import utcnow
 from service.db.models import Payment, PaymentWebhook
 from service.domain.catalog import BY_CODE
-from service.errors import InvalidInput, NotFound, Unauthenticated
+from service.domain.payload import check_media_type, parse_object
+from service.errors import InvalidInput, NileCareError, NotFound, Unauthenticated
 from service.providers import signing
 from service.services.context import Context
 from service.services.payments import PaymentService
+
+# Column widths of payment_webhooks and payments.reference.
+MAX_EVENT_ID = 64
+MAX_EVENT_TYPE = 64
+MAX_REFERENCE = 40
+# Kept of a body (characters): a TEXT column holds 64 KiB of UTF-8.
+MAX_STORED_PAYLOAD = 16_000
 
 
 class WebhookService:
@@ -23,7 +36,8 @@ class WebhookService:
         self.ctx = ctx
         self.payments = payments
 
-    def receive(self, provider: str, signature: str | None, raw: bytes) -> dict[str, Any]:
+    def receive(self, provider: str, signature: str | None, content_type: str | None,
+                raw: bytes) -> dict[str, Any]:
         metrics = self.ctx.metrics.webhooks
         spec = BY_CODE.get(provider)
         if not self.ctx.settings.feature_webhooks:
@@ -37,27 +51,49 @@ class WebhookService:
         except signing.SignatureError as exc:
             metrics.labels(provider, "rejected").inc()
             raise Unauthenticated(str(exc), field=signing.HEADER) from None
-        event = _parse(raw)
-        reference = event["data"]["reference"]
+        try:
+            check_media_type(content_type)
+            event = _event(parse_object(raw))
+            payment = self._payment(provider, event["data"]["reference"])
+        except NileCareError as exc:
+            metrics.labels(provider, "rejected").inc()
+            self._record_rejected(provider, raw, exc)
+            raise
         try:
             with self.ctx.sessions.begin() as session:
                 session.add(PaymentWebhook(
                     provider_code=provider, event_id=event["id"], event_type=event["type"],
-                    payment_reference=reference, payload=raw.decode(), result="received",
-                    received_at=utcnow()))
+                    payment_reference=payment.reference, payload=_stored(raw),
+                    result="received", received_at=utcnow()))
         except IntegrityError:
             metrics.labels(provider, "duplicate").inc()
             return {"received": True, "duplicate": True}
+        self.refresh(payment)
+        metrics.labels(provider, "accepted").inc()
+        return {"received": True, "duplicate": False, "matched": True}
+
+    def _payment(self, provider: str, reference: str) -> Payment:
         with self.ctx.sessions() as session:
             payment = session.scalars(
                 select(Payment).where(Payment.reference == reference,
                                       Payment.provider_code == provider)).first()
         if payment is None:
-            metrics.labels(provider, "unmatched").inc()
-            return {"received": True, "duplicate": False, "matched": False}
-        self.refresh(payment)
-        metrics.labels(provider, "accepted").inc()
-        return {"received": True, "duplicate": False, "matched": True}
+            raise InvalidInput(f"no {provider} payment has reference {reference!r}",
+                               field="data.reference")
+        return payment
+
+    def _record_rejected(self, provider: str, raw: bytes, error: NileCareError) -> None:
+        """Keep the evidence once per distinct body; a resent body adds nothing."""
+        digest = hashlib.sha256(raw).hexdigest()[:48]
+        try:
+            with self.ctx.sessions.begin() as session:
+                session.add(PaymentWebhook(
+                    provider_code=provider, event_id=f"rejected:{digest}",
+                    event_type=f"invalid:{error.field or 'body'}"[:MAX_EVENT_TYPE],
+                    payment_reference=None, payload=_stored(raw),
+                    result=f"rejected:{error.status}", received_at=utcnow()))
+        except IntegrityError:
+            pass
 
     def refresh(self, payment: Payment) -> None:
         """Ask the provider for the payment's status and apply it (forward moves only).
@@ -76,19 +112,22 @@ class WebhookService:
             self.payments.apply_reply(payment.id, reply, "webhook")
 
 
-def _parse(raw: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(raw)
-    except ValueError:
-        raise InvalidInput("webhook body is not valid JSON", field="body") from None
-    if not isinstance(event, dict):
-        raise InvalidInput("webhook body must be a JSON object", field="body")
-    for name in ("id", "type"):
-        if not isinstance(event.get(name), str) or not event[name]:
-            raise InvalidInput(f"webhook event needs a string {name!r}", field=name)
+def _event(event: dict[str, Any]) -> dict[str, Any]:
+    """The fields we act on, each a string of a length our tables hold."""
+    for name, longest in (("id", MAX_EVENT_ID), ("type", MAX_EVENT_TYPE)):
+        value = event.get(name)
+        if not isinstance(value, str) or not 1 <= len(value) <= longest:
+            raise InvalidInput(f"the event needs {name!r}: a string of 1 to {longest} "
+                               "characters", field=name)
     data = event.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("reference"), str):
-        raise InvalidInput("webhook event needs data.reference", field="data.reference")
-    if len(event["id"]) > 64:
-        raise InvalidInput("event id is longer than 64 characters", field="id")
+    if not isinstance(data, dict):
+        raise InvalidInput("the event needs 'data': an object", field="data")
+    reference = data.get("reference")
+    if not isinstance(reference, str) or not 1 <= len(reference) <= MAX_REFERENCE:
+        raise InvalidInput(f"the event needs data.reference: a string of 1 to {MAX_REFERENCE} "
+                           "characters", field="data.reference")
     return event
+
+
+def _stored(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")[:MAX_STORED_PAYLOAD]

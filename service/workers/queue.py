@@ -1,13 +1,17 @@
-"""The payment work queue in the database: claim due payments under a lease, release them.
+"""The payment work queue in the database: claim due payments under a lease, renew the
+lease while they are worked on, release them.
 
 MySQL/MariaDB pick candidates with `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent workers
 walk past each other's rows instead of queueing on them. The claim itself is a conditional
 UPDATE (only rows whose lease is free), which is also what makes it safe on SQLite, where
-there is no SKIP LOCKED and the database-wide write lock serialises claims.
+there is no SKIP LOCKED and the database-wide write lock serialises claims. Every claim
+writes a fresh lease token; renewing, finishing and applying a provider's answer all name
+it in their UPDATE, so a worker whose lease passed to another changes nothing.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +37,7 @@ class Claimed:
     status: PaymentStatus
     check_attempts: int
     lease_expires_at: datetime
+    token: str
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -54,6 +59,7 @@ def claim(sessions: sessionmaker[Session], owner: str, limit: int,
     """Lease up to `limit` due payments to `owner`; each is then this worker's alone."""
     now = utcnow()
     expires = now + lease
+    token = uuid.uuid4().hex
     with sessions.begin() as session:
         query = (select(Payment.id).where(_due(now)).order_by(Payment.next_check_at)
                  .limit(limit))
@@ -65,38 +71,41 @@ def claim(sessions: sessionmaker[Session], owner: str, limit: int,
         session.execute(
             update(Payment)
             .where(Payment.id.in_(ids), _due(now))
-            .values(lease_owner=owner, lease_expires_at=expires)
+            .values(lease_owner=owner, lease_expires_at=expires, lease_token=token)
             .execution_options(synchronize_session=False)
         )
         rows = session.execute(
             select(Payment.id, Payment.provider_code, Payment.reference, Payment.status,
                    Payment.check_attempts)
-            .where(Payment.id.in_(ids), Payment.lease_owner == owner,
-                   Payment.lease_expires_at == expires)
+            .where(Payment.id.in_(ids), Payment.lease_token == token)
             .order_by(Payment.next_check_at)
         ).all()
-    return [Claimed(r.id, r.provider_code, r.reference, S(r.status), r.check_attempts, expires)
-            for r in rows]
+    return [Claimed(r.id, r.provider_code, r.reference, S(r.status), r.check_attempts, expires,
+                    token) for r in rows]
 
 
-def holds(session: Session, payment_id: int, owner: str) -> bool:
-    """True while `owner`'s lease on the payment is unexpired."""
-    found = session.execute(
-        select(Payment.id).where(Payment.id == payment_id, Payment.lease_owner == owner,
-                                 Payment.lease_expires_at >= utcnow())
-    ).first()
-    return found is not None
+def renew(sessions: sessionmaker[Session], ids: Sequence[int], token: str,
+          lease: timedelta) -> int:
+    """Extend the lease on those of `ids` still held under `token`; how many are."""
+    if not ids:
+        return 0
+    with sessions.begin() as session:
+        return _rows(session.execute(
+            update(Payment)
+            .where(Payment.id.in_(list(ids)), Payment.lease_token == token)
+            .values(lease_expires_at=utcnow() + lease)
+            .execution_options(synchronize_session=False)))
 
 
-def finish(sessions: sessionmaker[Session], payment_id: int, owner: str,
+def finish(sessions: sessionmaker[Session], payment_id: int, token: str,
            next_check_at: datetime | None) -> bool:
     """Count the check, schedule the next one (None: the payment is settled) and free the
     lease. False when the lease had already passed to another worker."""
     with sessions.begin() as session:
         done = _rows(session.execute(
             update(Payment)
-            .where(Payment.id == payment_id, Payment.lease_owner == owner)
-            .values(lease_owner=None, lease_expires_at=None,
+            .where(Payment.id == payment_id, Payment.lease_token == token)
+            .values(lease_owner=None, lease_expires_at=None, lease_token=None,
                     check_attempts=Payment.check_attempts + 1,
                     next_check_at=next_check_at)
             .execution_options(synchronize_session=False)
@@ -104,15 +113,15 @@ def finish(sessions: sessionmaker[Session], payment_id: int, owner: str,
     return bool(done)
 
 
-def release(sessions: sessionmaker[Session], ids: Sequence[int], owner: str) -> int:
+def release(sessions: sessionmaker[Session], ids: Sequence[int], token: str) -> int:
     """Give back leases on payments not yet worked on (a graceful stop), due at once."""
     if not ids:
         return 0
     with sessions.begin() as session:
         count = _rows(session.execute(
             update(Payment)
-            .where(Payment.id.in_(list(ids)), Payment.lease_owner == owner)
-            .values(lease_owner=None, lease_expires_at=None)
+            .where(Payment.id.in_(list(ids)), Payment.lease_token == token)
+            .values(lease_owner=None, lease_expires_at=None, lease_token=None)
             .execution_options(synchronize_session=False)
         ))
     return count

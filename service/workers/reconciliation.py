@@ -69,16 +69,16 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
     statements.import_all(sessions, DirectoryInbox(inbox) if isinstance(inbox, Path) else inbox)
     with sessions() as session:
         pending = list(session.execute(
-            select(BankStatement.id, BankStatement.line_count)
+            select(BankStatement.id, BankStatement.line_count, BankStatement.facility_id)
             .where(BankStatement.status == "imported").order_by(BankStatement.id)))
-    total = sum(count for _, count in pending)
+    total = sum(count for _, count, _ in pending)
     done = 0
     matcher = Matcher(window)
     counts: dict[str, int] = {}
     matched = 0
     first: date | None = None
     last: date | None = None
-    for statement_id, _count in pending:
+    for statement_id, _count, facility_id in pending:
         after = 0
         while True:
             with sessions() as session:
@@ -98,7 +98,7 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
             last = max([last, *(ln.value_date for ln in chunk)] if last else
                        [ln.value_date for ln in chunk])
             findings = _match_chunk(sessions, matcher, chunk, window)
-            matched += _record(sessions, run_id, findings, counts)
+            matched += _record(sessions, run_id, findings, counts, facility_id)
             done += len(chunk)
             if progress:
                 progress(done, total)
@@ -106,7 +106,8 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
             session.execute(update(BankStatement).where(BankStatement.id == statement_id)
                             .values(status="reconciled"))
     if first is not None and last is not None:
-        _record(sessions, run_id, _unrecorded(sessions, matcher, first, last, window), counts)
+        _record(sessions, run_id, _unrecorded(sessions, matcher, first, last, window), counts,
+                None)
     result = RunResult(run_id, len(pending), total, matched, counts)
     log.info("reconciliation.finished", run_id=run_id, statements=len(pending), lines=total,
              matched=matched, issues=counts)
@@ -171,13 +172,23 @@ def _unrecorded(sessions: sessionmaker[Session], matcher: Matcher, first: date, 
 
 
 def _record(sessions: sessionmaker[Session], run_id: str, findings: Sequence[Finding],
-            counts: dict[str, int]) -> int:
+            counts: dict[str, int], statement_facility: str | None) -> int:
+    """Write a chunk's findings; each belongs to its payment's facility, else to the
+    statement's (banks.json `facility_id`)."""
     now = utcnow()
     rows = []
+    payment_ids = {f.payment_id for f in findings if f.payment_id is not None}
+    facilities: dict[int, str] = {}
+    if payment_ids:
+        with sessions() as session:
+            facilities = {row.id: row.facility_id for row in session.execute(
+                select(Payment.id, Payment.facility_id).where(Payment.id.in_(payment_ids)))}
     confirm: list[int] = []
     links: list[dict[str, int]] = []
     for f in findings:
+        facility = (facilities.get(f.payment_id) if f.payment_id is not None else None)
         rows.append({"run_id": run_id, "statement_line_id": f.line_id, "payment_id": f.payment_id,
+                     "facility_id": facility or statement_facility,
                      "result": "matched" if f.matched else "issue",
                      "issue_type": f.issue.value if f.issue else None,
                      "expected_amount": f.expected, "actual_amount": f.actual,

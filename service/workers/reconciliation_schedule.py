@@ -1,40 +1,116 @@
-"""The reconciliation worker's clock: one run per local day at RECONCILIATION_TIME."""
+"""The reconciliation worker's loop: request the day's run at RECONCILIATION_TIME, and
+execute requested runs (the schedule's and the API's) one at a time."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.availability import is_unavailable
 from service.metrics import EventMetrics
 from service.settings import Settings
-from service.workers import heartbeat, reconciliation, statements
+from service.workers import heartbeat, reconciliation, run_queue, statements
+from service.workers.leases import LeaseKeeper
+from service.workers.statement_sources import Inbox
 from service.workers.tasks import claim_once, unclaim
 
 log = structlog.get_logger()
+Progress = Callable[[int, int], None]
+# Seconds a reconciliation statement may read or write: matching a chunk against a large
+# payments table is slower than anything the gateway does, and no client waits on it.
+RECONCILIATION_TIMEOUT = 30.0
 
 
-def run_daily(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event,
-              beat: Path, metrics: EventMetrics | None = None) -> None:
+class LeaseLost(Exception):
+    """Another worker took the run over (ours stopped renewing it for a whole lease)."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def request_daily(settings: Settings, sessions: sessionmaker[Session]) -> str | None:
+    """Queue the day's run once RECONCILIATION_TIME has passed (once per day, across
+    replicas); its run id, or None when it is not due or already requested."""
+    local = datetime.now(settings.zone)
+    due = local.replace(hour=settings.reconciliation_time.hour,
+                        minute=settings.reconciliation_time.minute, second=0, microsecond=0)
+    key = f"reconciliation:{local.date().isoformat()}"
+    if local < due or not claim_once(sessions, key, timedelta(days=3)):
+        return None
+    try:
+        run_id, _ = run_queue.request(sessions, "schedule")
+    except Exception:
+        unclaim(sessions, key)  # the next loop requests it again
+        raise
+    log.info("reconciliation.requested", run_id=run_id, by="schedule")
+    return run_id
+
+
+def execute_next(sessions: sessionmaker[Session], inbox: Inbox, owner: str, *,
+                 progress: Progress | None = None, metrics: EventMetrics | None = None,
+                 lease: timedelta = run_queue.RUN_LEASE) -> reconciliation.RunResult | None:
+    """Execute the next requested run if no other is active; its result, or None."""
+    run = run_queue.claim(sessions, owner, lease)
+    if run is None:
+        return None
+    log.info("reconciliation.started", run_id=run.public_id, resumed=run.resumed, worker=owner)
+    keeper = LeaseKeeper(lambda: run_queue.renew(sessions, run, owner, lease), lease,
+                         run.public_id)
+
+    def step(done: int, total: int) -> None:
+        if keeper.lost:
+            raise LeaseLost(run.public_id)
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        with keeper.held():
+            result = reconciliation.run(sessions, inbox, run_id=run.public_id, progress=step,
+                                        metrics=metrics)
+    except LeaseLost:
+        log.warning("reconciliation.taken_over", run_id=run.public_id, worker=owner)
+        return None
+    except Exception as exc:
+        if not is_unavailable(exc):
+            run_queue.finish(sessions, run, owner, error=f"{type(exc).__name__}: {exc}")
+        # A database outage leaves the run active: once its lease runs out, the next claim
+        # takes it over and resumes after the lines already judged.
+        raise
+    run_queue.finish(sessions, run, owner, statements=result.statements, lines=result.lines,
+                     matched=result.matched, issues=result.issues)
+    return result
+
+
+def run_worker(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event,
+               beat: Path, metrics: EventMetrics | None = None) -> None:
+    owner = worker_id()
     log.info("reconciliation_worker.started", at=str(settings.reconciliation_time),
-             timezone=settings.timezone)
+             timezone=settings.timezone, worker=owner)
     while not stop.is_set():
         heartbeat.beat(beat)
-        local = datetime.now(settings.zone)
-        due = local.replace(hour=settings.reconciliation_time.hour,
-                            minute=settings.reconciliation_time.minute, second=0, microsecond=0)
-        key = f"reconciliation:{local.date().isoformat()}"
-        # Once per day across replicas: the first to claim the day runs it.
-        if local >= due and claim_once(sessions, key, timedelta(days=3)):
-            try:
-                # Beat per chunk, so a long run does not look like a hung worker.
-                reconciliation.run(sessions, statements.inbox_for(settings),
-                                   progress=lambda _done, _total: heartbeat.beat(beat),
-                                   metrics=metrics)
-            except Exception:  # the process boundary: log and let tomorrow try again
+        ran = None
+        try:
+            request_daily(settings, sessions)
+            # Beat per chunk, so a long run does not look like a hung worker.
+            ran = execute_next(sessions, statements.inbox_for(settings), owner,
+                               progress=lambda _done, _total: heartbeat.beat(beat),
+                               metrics=metrics)
+        except Exception as exc:  # the process boundary: log, and the next loop tries again
+            if is_unavailable(exc):
+                if metrics is not None:
+                    metrics.database_unavailable.inc()
+                log.warning("reconciliation_worker.database_unavailable",
+                            error=type(exc).__name__)
+            else:
                 log.exception("reconciliation.failed")
-                unclaim(sessions, key)
-        stop.wait(30)
+        if ran is None:
+            stop.wait(settings.worker_poll_interval_seconds)

@@ -1,13 +1,16 @@
 """Pending refunds: the provider did not answer, so the payment worker asks it again with
 backoff until it does. Claimed like payments (SKIP LOCKED, then a conditional UPDATE that
-pushes next_attempt_at out by the lease), so two workers never call about one refund at
-once and a killed worker's claim simply comes due again. The refund's own id travels as
+pushes next_attempt_at out by the lease and writes a fresh lease token), renewed while the
+batch is worked on, and written back only under that token: two workers never call about
+one refund at once, a killed worker's claim simply comes due again, and a worker whose
+claim passed to another changes nothing. The refund's own id travels as
 refund_reference, which the adapter contract makes idempotent at the provider: a retry of
 a call that did reach it returns the first answer instead of refunding twice."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,6 +26,7 @@ from service.providers.contract import ProviderUnavailable
 from service.services.context import Context
 from service.services.payments import PaymentService
 from service.workers.backoff import Backoff
+from service.workers.leases import LeaseKeeper
 
 log = structlog.get_logger()
 
@@ -38,6 +42,7 @@ class ClaimedRefund:
     currency: str
     attempts: int
     held_until: datetime
+    token: str
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -48,6 +53,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
 def claim(sessions: sessionmaker[Session], limit: int, lease: timedelta) -> list[ClaimedRefund]:
     now = utcnow()
     until = now + lease
+    token = uuid.uuid4().hex
     with sessions.begin() as session:
         query = (select(PaymentRefund.id).where(_due(now))
                  .order_by(PaymentRefund.next_attempt_at).limit(limit))
@@ -57,16 +63,30 @@ def claim(sessions: sessionmaker[Session], limit: int, lease: timedelta) -> list
         if not ids:
             return []
         session.execute(update(PaymentRefund).where(PaymentRefund.id.in_(ids), _due(now))
-                        .values(next_attempt_at=until)
+                        .values(next_attempt_at=until, lease_token=token)
                         .execution_options(synchronize_session=False))
         rows = session.execute(
             select(PaymentRefund.id, PaymentRefund.public_id, PaymentRefund.payment_id,
                    PaymentRefund.amount, PaymentRefund.attempts, Payment.provider_code,
                    Payment.reference, Payment.currency)
             .join(Payment, Payment.id == PaymentRefund.payment_id)
-            .where(PaymentRefund.id.in_(ids), PaymentRefund.next_attempt_at == until)).all()
+            .where(PaymentRefund.id.in_(ids), PaymentRefund.lease_token == token)).all()
     return [ClaimedRefund(r.id, r.public_id, r.payment_id, r.provider_code, r.reference,
-                          r.amount, r.currency, r.attempts, until) for r in rows]
+                          r.amount, r.currency, r.attempts, until, token) for r in rows]
+
+
+def renew(sessions: sessionmaker[Session], ids: list[int], token: str, lease: timedelta) -> int:
+    """Push the claim out by another lease for those of `ids` still held under `token`."""
+    if not ids:
+        return 0
+    with sessions.begin() as session:
+        result = session.execute(
+            update(PaymentRefund)
+            .where(PaymentRefund.id.in_(ids), PaymentRefund.lease_token == token,
+                   PaymentRefund.status == "pending")
+            .values(next_attempt_at=utcnow() + lease)
+            .execution_options(synchronize_session=False))
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 class RefundRetrier:
@@ -79,14 +99,22 @@ class RefundRetrier:
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Retry the due pending refunds; returns how many were asked about."""
         batch = claim(self.ctx.sessions, self.ctx.settings.worker_batch_size, self.lease)
+        if not batch:
+            return 0
+        held = [item.id for item in batch]
+        keeper = LeaseKeeper(
+            lambda: renew(self.ctx.sessions, list(held), batch[0].token, self.lease) > 0
+            or not held, self.lease, "refunds")
         done = 0
-        for index, item in enumerate(batch):
-            if stop is not None and stop.is_set():
-                for rest in batch[index:]:  # give them back, due at once
-                    self._finish(rest, next_attempt_at=utcnow())
-                break
-            self.retry(item)
-            done += 1
+        with keeper.held():
+            for index, item in enumerate(batch):
+                if (stop is not None and stop.is_set()) or keeper.lost:
+                    for rest in batch[index:]:  # give them back, due at once
+                        self._finish(rest, next_attempt_at=utcnow())
+                    break
+                self.retry(item)
+                held.remove(item.id)
+                done += 1
         return done
 
     def retry(self, item: ClaimedRefund) -> None:
@@ -121,6 +149,11 @@ class RefundRetrier:
             result = session.execute(
                 update(PaymentRefund)
                 .where(PaymentRefund.id == item.id, PaymentRefund.status == "pending",
-                       PaymentRefund.next_attempt_at == item.held_until)
-                .values(**values).execution_options(synchronize_session=False))
-        return bool(cast(CursorResult[Any], result).rowcount)
+                       PaymentRefund.lease_token == item.token)
+                .values(lease_token=None, **values)
+                .execution_options(synchronize_session=False))
+        kept = bool(cast(CursorResult[Any], result).rowcount)
+        if not kept:
+            self.ctx.metrics.leases_lost.inc()
+            log.warning("refund.lease_lost", refund=item.public_id)
+        return kept

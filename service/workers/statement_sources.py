@@ -33,6 +33,9 @@ class BankFormat:
     date_format: str = "%Y-%m-%d"
     delimiter: str = ","
     currency_default: str | None = None
+    # The facility whose account this is: reconciliation issues about money no payment
+    # explains belong to it (without it, only admins see them).
+    facility_id: str | None = None
 
     @classmethod
     def from_mapping(cls, bank: str, raw: dict[str, Any]) -> BankFormat:

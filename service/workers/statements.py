@@ -88,7 +88,7 @@ def import_statement(sessions: sessionmaker[Session], source: Source, fmt: BankF
     """Import one statement; its id, or None when it is imported already (or in progress
     elsewhere). A failure marks it `failed` and re-raises; the next attempt redoes it."""
     digest = checksum(source.blocks())
-    claimed = _claim(sessions, source, digest, stale_after)
+    claimed = _claim(sessions, source, digest, stale_after, fmt.facility_id)
     if claimed is None:
         return None
     statement_id, touched = claimed
@@ -115,7 +115,7 @@ def import_statement(sessions: sessionmaker[Session], source: Source, fmt: BankF
 
 
 def _claim(sessions: sessionmaker[Session], source: Source, digest: str,
-           stale_after: timedelta) -> tuple[int, datetime] | None:
+           stale_after: timedelta, facility_id: str | None) -> tuple[int, datetime] | None:
     now = utcnow()
     with sessions() as session:
         found = session.execute(select(BankStatement.id, BankStatement.status,
@@ -126,7 +126,7 @@ def _claim(sessions: sessionmaker[Session], source: Source, digest: str,
             with sessions.begin() as session:
                 statement = BankStatement(bank_code=source.bank, source=source.location,
                                           checksum=digest, status="importing", line_count=0,
-                                          imported_at=now)
+                                          imported_at=now, facility_id=facility_id)
                 session.add(statement)
                 session.flush()
                 return statement.id, now
@@ -143,7 +143,8 @@ def _claim(sessions: sessionmaker[Session], source: Source, digest: str,
             .where(BankStatement.id == statement_id, BankStatement.status == status,
                    BankStatement.imported_at == progress)
             .values(status="importing", imported_at=now, line_count=0, statement_date=None,
-                    bank_code=source.bank, source=source.location)))
+                    bank_code=source.bank, source=source.location,
+                    facility_id=facility_id)))
         if not taken:
             return None
         session.execute(delete(BankStatementLine)

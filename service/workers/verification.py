@@ -16,12 +16,14 @@ import structlog
 from sqlalchemy import select
 
 from service.clock import utcnow
+from service.db.availability import is_unavailable
 from service.db.models import Payment
 from service.domain.status import OPEN, PaymentStatus
 from service.services.context import Context
 from service.services.payments import PaymentService
 from service.workers import heartbeat, queue
 from service.workers.backoff import Backoff
+from service.workers.leases import LeaseKeeper
 from service.workers.refunds import RefundRetrier
 from service.workers.tasks import Scheduler
 
@@ -47,14 +49,28 @@ class PaymentWorker:
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; the item in hand is finished, the rest released."""
         log.info("worker.started", worker=self.owner)
+        unavailable_since: float | None = None
         while not stop.is_set():
             try:
                 if self.scheduler is not None:
                     self.scheduler.run_due()
                 worked = self.run_once(stop) + self.refunds.run_once(stop)
-            except Exception:  # the process boundary: log, wait, carry on
-                log.exception("worker.loop_failed", worker=self.owner)
+                if unavailable_since is not None:
+                    log.info("worker.database_back", worker=self.owner,
+                             after_seconds=round(time.monotonic() - unavailable_since, 1))
+                    unavailable_since = None
+            except Exception as exc:  # the process boundary: log, wait, carry on
                 worked = 0
+                if is_unavailable(exc):
+                    # Expected during an outage: one line, no stack, and the next loop tries
+                    # again; leases held meanwhile run out and the work comes due again.
+                    self.ctx.metrics.database_unavailable.inc()
+                    if unavailable_since is None:
+                        unavailable_since = time.monotonic()
+                        log.warning("worker.database_unavailable", worker=self.owner,
+                                    error=type(exc).__name__)
+                else:
+                    log.exception("worker.loop_failed", worker=self.owner)
             if self.heartbeat_path is not None:
                 heartbeat.beat(self.heartbeat_path)
             if worked < self.ctx.settings.worker_batch_size:
@@ -62,20 +78,31 @@ class PaymentWorker:
         log.info("worker.stopped", worker=self.owner)
 
     def run_once(self, stop: threading.Event | None = None) -> int:
-        """Claim one batch and check each payment; returns how many were checked."""
+        """Claim one batch and check each payment; returns how many were checked. The batch's
+        leases are renewed while it is worked on, however slow the providers are."""
         batch = queue.claim(self.ctx.sessions, self.owner, self.ctx.settings.worker_batch_size,
                             self.lease)
-        if batch:
-            log.info("worker.claimed", worker=self.owner, count=len(batch))
+        if not batch:
+            return 0
+        log.info("worker.claimed", worker=self.owner, count=len(batch))
+        token = batch[0].token
+        held = [item.id for item in batch]
+        keeper = LeaseKeeper(lambda: queue.renew(self.ctx.sessions, list(held), token,
+                                                 self.lease) > 0 or not held,
+                             self.lease, self.owner)
         done = 0
-        for index, item in enumerate(batch):
-            if stop is not None and stop.is_set():
-                released = queue.release(self.ctx.sessions, [i.id for i in batch[index:]],
-                                         self.owner)
-                log.info("worker.released", worker=self.owner, count=released)
-                break
-            self.check(item)
-            done += 1
+        with keeper.held():
+            for item in batch:
+                if stop is not None and stop.is_set():
+                    released = queue.release(self.ctx.sessions, held, token)
+                    log.info("worker.released", worker=self.owner, count=released)
+                    break
+                if keeper.lost:  # frozen past the lease: the rest belongs to others now
+                    log.warning("worker.batch_lost", worker=self.owner, count=len(held))
+                    break
+                self.check(item)
+                held.remove(item.id)
+                done += 1
         return done
 
     def check(self, item: queue.Claimed) -> None:
@@ -92,8 +119,9 @@ class PaymentWorker:
                 lambda: adapter.status(item.reference, amount, currency))
             if reply is not None:
                 # apply_reply goes through the state machine: a report of `unknown` or a
-                # step backwards never overwrites what we already know.
-                self.payments.apply_reply(item.id, reply, "worker")
+                # step backwards never overwrites what we already know; and only while our
+                # lease token still holds the payment.
+                self.payments.apply_reply(item.id, reply, "worker", fence=item.token)
                 outcome = reply.status.value
             else:
                 outcome = f"error: {error}"[:200]
@@ -102,8 +130,11 @@ class PaymentWorker:
                 select(Payment.status).where(Payment.id == item.id)).one())
         next_check = (utcnow() + self.backoff.delay(status, item.check_attempts + 1)
                       if status in OPEN else None)
-        kept = queue.finish(self.ctx.sessions, item.id, self.owner, next_check)
+        kept = queue.finish(self.ctx.sessions, item.id, item.token, next_check)
+        if not kept:
+            log.warning("payment.lease_lost", worker=self.owner, payment_id=item.id,
+                        provider=item.provider_code)
         log.info("payment.checked", worker=self.owner, payment_id=item.id,
-                 provider=item.provider_code, previous=item.status.value, status=status.value,
-                 outcome=outcome, started=round(started, 6), finished=round(time.time(), 6),
-                 lease_kept=kept)
+                  provider=item.provider_code, previous=item.status.value, status=status.value,
+                  outcome=outcome, started=round(started, 6), finished=round(time.time(), 6),
+                  lease_kept=kept)

@@ -4,6 +4,7 @@ that match nothing) and takes away again, all through the API a user has."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -113,6 +114,9 @@ def seed_statement(system: System, count: int) -> None:
     `nilecare reconcile` (what the reconciliation worker runs at night)."""
     folder = system.statements / "bank_of_khartoum"
     folder.mkdir(parents=True, exist_ok=True)
+    # The account is the drill facility's, so its finance users see (and resolve) the issues.
+    (system.statements / "banks.json").write_text(
+        json.dumps({"bank_of_khartoum": {"facility_id": "fac-drill"}}))
     lines = ["value_date,amount,currency,reference,description"]
     today = date.today().isoformat()
     lines += [f"{today},{100 + n}.00,SDG,NC-DRILL{uuid.uuid4().hex[:16].upper()},drill"

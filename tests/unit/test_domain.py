@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from service.domain import catalog
-from service.domain.idempotency import Decision, StoredKey, decide, fingerprint
+from service.domain.idempotency import Decision, StoredKey, canonical_json, decide, fingerprint
 from service.domain.money import FeeSchedule, parse_amount
 from service.domain.status import PaymentStatus as S
 from service.domain.status import advance
@@ -17,7 +18,8 @@ from service.providers import signing
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("150", "150.00"), ("0.01", "0.01"), (" 99.9 ", "99.90"), ("1000000000", "1000000000.00")],
+    [("150", "150.00"), ("0.01", "0.01"), ("99.9", "99.90"), ("1000000000", "1000000000.00"),
+     ("0150.5", "150.50")],
 )
 def test_amounts_parse_to_cents(raw: str, expected: str) -> None:
     assert str(parse_amount(raw)) == expected
@@ -28,15 +30,25 @@ def test_amounts_parse_to_cents(raw: str, expected: str) -> None:
     [
         (150, "string"),
         ("0", "greater than zero"),
-        ("-5", "greater than zero"),
+        ("-5", "not an amount"),
         ("1.005", "two decimal places"),
         ("1000000000.01", "exceed"),
         ("1" + "0" * 40, "exceed"),
         ("1.10000", "two decimal places"),
-        ("1e-9", "two decimal places"),
-        ("abc", "not a decimal"),
-        ("NaN", "not a decimal"),
-        ("Infinity", "not a decimal"),
+        ("1e-9", "not an amount"),
+        ("1e3", "not an amount"),
+        (" 5.00 ", "not an amount"),
+        ("5.00\n", "not an amount"),
+        ("+5", "not an amount"),
+        ("1,000.00", "not an amount"),
+        ("5.", "not an amount"),
+        (".5", "not an amount"),
+        ("\u0661\u0660\u0660", "not an amount"),  # Arabic-Indic digits
+        ("\uff15", "not an amount"),  # a fullwidth 5
+        ("", "not an amount"),
+        ("abc", "not an amount"),
+        ("NaN", "not an amount"),
+        ("Infinity", "not an amount"),
         (None, "string"),
     ],
 )
@@ -144,8 +156,15 @@ def test_idempotency_decisions(stored: StoredKey | None, decision: Decision) -> 
 
 
 def test_fingerprint_depends_on_body_and_path() -> None:
-    assert fingerprint("POST", "/a", b"1") != fingerprint("POST", "/a", b"2")
-    assert fingerprint("POST", "/a", b"1") != fingerprint("POST", "/b", b"1")
+    assert fingerprint("POST", "/a", "1") != fingerprint("POST", "/a", "2")
+    assert fingerprint("POST", "/a", "1") != fingerprint("POST", "/b", "1")
+
+
+def test_canonical_json_ignores_key_order_and_whitespace() -> None:
+    one = json.loads('{"b": [1, {"y": 2, "x": "\u00e9"}],   "a": "1.00"}')
+    two = json.loads('{"a":"1.00","b":[1,{"x":"é","y":2}]}')
+    assert canonical_json(one) == canonical_json(two)
+    assert canonical_json({"a": "1.00"}) != canonical_json({"a": "1.0"})
 
 
 def test_signatures_verify_and_reject() -> None:

@@ -2,53 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from anyio import to_thread
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
-from service.api.deps import Services, provide_caller
+from service.api.deps import Services, provide_caller, provide_keyed
+from service.api.guards import database_answers
 from service.api.schemas import CreatePayment, RefundPayment, VerifyPayment
 from service.domain.caller import Caller
-from service.domain.idempotency import fingerprint
 from service.domain.status import PaymentStatus
 from service.errors import InvalidInput
-from service.services.idempotency import MAX_KEY_LENGTH
+from service.services.idempotency import Keyed, Outcome
 from service.services.payments import NewPayment
 
 STATUS_VALUES = [s.value for s in PaymentStatus]
 
 
+def _response(outcome: Outcome) -> Response[dict[str, Any]]:
+    return Response(outcome.body, status_code=outcome.status)
+
+
 class PaymentController(Controller):
     path = "/api/v1/payments"
     tags = ["payments"]
-    dependencies = {"caller": Provide(provide_caller, sync_to_thread=False)}
+    dependencies = {"caller": Provide(provide_caller, sync_to_thread=False),
+                    "keyed": Provide(provide_keyed, sync_to_thread=False)}
+    guards = [database_answers]
 
-    @post(
-        "/",
-        summary="Create a payment",
-        description="Honours Idempotency-Key: same key and body replay the first response; "
-        "a different body is refused with 422; a request still in flight, 409.",
-    )
+    @post("/", summary="Create a payment")
     async def create(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[CreatePayment],
         caller: NamedDependency[Caller],
+        keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-        idempotency_key: Annotated[
-            str | None, HeaderParameter(name="Idempotency-Key", required=False)
-        ] = None,
     ) -> Response[dict[str, Any]]:
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
-            raise InvalidInput(
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key"
-            )
-        raw = await request.body()
         new = NewPayment(
             provider=data.provider,
             amount=data.decimal_amount(),
@@ -63,14 +56,7 @@ class PaymentController(Controller):
             raise InvalidInput(
                 "facility_id is required (your token names no facility)", field="facility_id"
             )
-        outcome = await to_thread.run_sync(
-            services.payments.create,
-            caller,
-            new,
-            idempotency_key,
-            fingerprint("POST", request.url.path, raw),
-        )
-        return Response(outcome.body, status_code=outcome.status)
+        return _response(await to_thread.run_sync(services.payments.create, caller, new, keyed))
 
     @get("/", summary="List payments (newest first)")
     async def list_payments(
@@ -115,7 +101,6 @@ class PaymentController(Controller):
 
     @post(
         "/{payment_id:str}/verify",
-        status_code=200,
         summary="Verify a manual payment (cash, cheque, bank transfer); finance roles",
     )
     async def verify(
@@ -123,20 +108,22 @@ class PaymentController(Controller):
         payment_id: FromPath[str],
         data: JSONBody[VerifyPayment],
         caller: NamedDependency[Caller],
+        keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> dict[str, Any]:
-        return await to_thread.run_sync(
-            services.payments.verify, caller, payment_id, data.approve, data.note
-        )
+    ) -> Response[dict[str, Any]]:
+        return _response(await to_thread.run_sync(
+            services.payments.verify, caller, payment_id, data.approve, data.note, keyed))
 
-    @post("/{payment_id:str}/cancel", status_code=200, summary="Cancel a payment; finance roles")
+    @post("/{payment_id:str}/cancel", summary="Cancel a payment; finance roles")
     async def cancel(
         self,
         payment_id: FromPath[str],
         caller: NamedDependency[Caller],
+        keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> dict[str, Any]:
-        return await to_thread.run_sync(services.payments.cancel, caller, payment_id)
+    ) -> Response[dict[str, Any]]:
+        return _response(await to_thread.run_sync(
+            services.payments.cancel, caller, payment_id, keyed))
 
     @post("/{payment_id:str}/refunds", summary="Refund fully or partly; finance roles")
     async def refund(
@@ -144,18 +131,15 @@ class PaymentController(Controller):
         payment_id: FromPath[str],
         data: JSONBody[RefundPayment],
         caller: NamedDependency[Caller],
+        keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
     ) -> Response[dict[str, Any]]:
         amount = Decimal(data.amount) if data.amount is not None else None
-        outcome = await to_thread.run_sync(
-            services.refunds.refund, caller, payment_id, amount, data.reason
-        )
-        return Response(outcome.body, status_code=outcome.status)
+        return _response(await to_thread.run_sync(
+            services.refunds.refund, caller, payment_id, amount, data.reason, keyed))
 
 
 def _naive(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
-    from datetime import UTC
-
     return value.astimezone(UTC).replace(tzinfo=None)

@@ -12,8 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from service.api.deps import Services
+from service.api.guards import database_answers
 from service.api.problems import PROBLEM
 from service.db import migrate
+from service.db.availability import RETRY_AFTER_SECONDS
 from service.domain.catalog import PROVIDERS
 from service.domain.money import fmt
 from service.providers.signing import HEADER
@@ -49,13 +51,18 @@ async def list_providers(services: NamedDependency[Services]) -> dict[str, Any]:
     status_code=200,
     tags=["webhooks"],
     summary="Provider webhook (HMAC-signed)",
+    # The service reads and verifies the bytes itself: a signed body that is not an event
+    # is still recorded before it is refused.
+    opt={"raw_body": True},
+    guards=[database_answers],
 )
 async def receive_webhook(
     provider: FromPath[str], request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> dict[str, Any]:
     raw = await request.body()
     return await to_thread.run_sync(
-        services.webhooks.receive, provider, request.headers.get(HEADER), raw
+        services.webhooks.receive, provider, request.headers.get(HEADER),
+        request.headers.get("content-type"), raw
     )
 
 
@@ -86,14 +93,21 @@ async def ready(
             checks["migrations"] = f"failed: {type(exc).__name__}"
 
     await to_thread.run_sync(database)
+    breaker = request.app.state.get("breaker")
+    if breaker is not None and checks.get("database") == "ok":
+        breaker.close()
+    degraded = False
     redis = request.app.state.get("redis")
     if redis is not None:
         try:
             await redis.ping()
             checks["redis"] = "ok"
         except Exception as exc:  # noqa: BLE001
-            checks["redis"] = f"failed: {type(exc).__name__}"
-    failed = {k: v for k, v in checks.items() if v != "ok"}
+            # Redis is a cache: without it payments go on (rate limits count locally), so
+            # the gateway stays in rotation and says it is degraded.
+            checks["redis"] = f"degraded: {type(exc).__name__}"
+            degraded = True
+    failed = {k: v for k, v in checks.items() if v != "ok" and k != "redis"}
     if failed:
         body = {
             "type": "https://nilecare.sd/problems/not-ready",
@@ -102,8 +116,9 @@ async def ready(
             "detail": "failed checks: " + ", ".join(sorted(failed)),
             "checks": checks,
         }
-        return Response(body, status_code=503, media_type=PROBLEM)
-    return Response({"status": "ready", "checks": checks})
+        return Response(body, status_code=503, media_type=PROBLEM,
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return Response({"status": "degraded" if degraded else "ready", "checks": checks})
 
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)

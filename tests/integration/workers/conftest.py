@@ -101,7 +101,7 @@ def create_payments(ctx: Context, count: int, provider: str = "zain_cash",
     for n in range(count):
         outcome = service.create(ACCOUNTANT, NewPayment(
             provider, Decimal(amount), "SDG", "fac-1", f"patient-{n}",
-            payer_phone="+249912345678"), None, "-")
+            payer_phone="+249912345678"), None)
         with ctx.sessions() as session:
             ids.append(session.scalars(select(Payment.id).where(
                 Payment.public_id == outcome.body["id"])).one())

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import select, update
 
-from service.db.models import PaymentAttempt, PaymentAuditLog
+from service.clock import utcnow
+from service.db.models import Payment, PaymentAttempt, PaymentAuditLog
+from service.domain.status import PaymentStatus
+from service.providers.contract import ProviderReply
 from service.services.context import Context
+from service.services.payments import PaymentService
+from service.workers import queue
 from service.workers.backoff import Backoff
 from service.workers.verification import PaymentWorker
 from tests.integration.workers.conftest import (
@@ -129,3 +138,74 @@ def test_two_workers_never_poll_the_same_payment_at_once(
     assert set(per_payment) == set(ids)
     assert max(per_payment.values()) == 1  # no payment was polled by both
     assert all(n == 1 for n in status_polls(ctx, ids).values())
+
+
+def _overlaps(calls: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """Status calls about one payment that the provider served at the same time."""
+    found = []
+    by_reference: dict[str, list[dict[str, Any]]] = {}
+    for call in calls:
+        by_reference.setdefault(call["reference"], []).append(call)
+    for reference, served in by_reference.items():
+        served.sort(key=lambda c: c["started"])
+        for before, after in itertools.pairwise(served):
+            if after["started"] < before["finished"]:
+                found.append((reference, before["finished"], after["started"]))
+    return found
+
+
+def test_a_provider_slower_than_the_lease_is_never_polled_twice_at_once(
+        ctx: Context, worker_env: dict[str, str], control: Callable[..., None],
+        spawn: Callable[..., Process], simulator_url: str) -> None:
+    # Each status call takes 3.5 s and a worker claims 4 at a time: a batch outlives its
+    # 5 s lease four times over. Renewals keep the payments the first worker's; without
+    # them the second worker would claim and poll them again mid-batch.
+    ids = _prepare_settled(ctx, control, 8, latency_ms=3500)
+    with ctx.sessions() as session:
+        references = set(session.scalars(select(Payment.reference).where(Payment.id.in_(ids))))
+    env = {**worker_env, "WORKER_LEASE_SECONDS": "5", "WORKER_BATCH_SIZE": "4",
+           "WORKER_POLL_INTERVAL_SECONDS": "0.2", "PROVIDER_TIMEOUT_SECONDS": "10"}
+    workers = [spawn(env, "worker", "--no-tasks") for _ in range(2)]
+    wait_for(lambda: set(statuses(ctx, ids).values()) == {"confirmed"}, 60,
+             "every payment to be confirmed")
+    for process in workers:
+        process.terminate()
+    calls = [c for c in httpx.get(f"{simulator_url}/_calls").json()
+             if c["operation"] == "status" and c["reference"] in references]
+    assert _overlaps(calls) == []
+    # Each payment was asked exactly once, at the provider and in our records.
+    assert Counter(c["reference"] for c in calls) == dict.fromkeys(references, 1)
+    assert all(n == 1 for n in status_polls(ctx, ids).values())
+    assert sum(len(_checked(p)) for p in workers) == len(ids)
+
+
+def test_a_worker_that_lost_its_lease_cannot_apply_its_answer(
+        ctx: Context, control: Callable[..., None]) -> None:
+    """Fencing: the first worker's claim runs out while it waits on the provider; the second
+    claims the payment (a new token). The first one's answer then changes nothing."""
+    control("zain_cash", settle_after_seconds=0.2, send_webhooks=False)
+    [pid] = create_payments(ctx, 1)
+    make_due(ctx, [pid])
+    lease = timedelta(seconds=30)
+    [first] = queue.claim(ctx.sessions, "w-first", 1, lease)
+    with ctx.sessions.begin() as session:  # the first worker was frozen past its lease
+        session.execute(update(Payment).where(Payment.id == pid)
+                        .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    [second] = queue.claim(ctx.sessions, "w-second", 1, lease)
+    assert second.token != first.token
+    service = PaymentService(ctx)
+    declined = ProviderReply(PaymentStatus.FAILED, "sim-ref", Decimal("150.00"), "SDG", 200,
+                             "insufficient funds")
+    before = ctx.metrics.registry.get_sample_value("nilecare_worker_leases_lost_total")
+    assert not service.apply_reply(pid, declined, "worker", fence=first.token)
+    assert not queue.finish(ctx.sessions, pid, first.token, None)
+    assert ctx.metrics.registry.get_sample_value(
+        "nilecare_worker_leases_lost_total") == (before or 0) + 1
+    assert statuses(ctx, [pid]) == {pid: "processing"}
+    confirmed = ProviderReply(PaymentStatus.CONFIRMED, "sim-ref", Decimal("150.00"), "SDG", 200)
+    assert service.apply_reply(pid, confirmed, "worker", fence=second.token)
+    assert queue.finish(ctx.sessions, pid, second.token, None)
+    assert statuses(ctx, [pid]) == {pid: "confirmed"}
+    with ctx.sessions() as session:
+        row = session.get(Payment, pid)
+        assert row is not None and row.lease_token is None and row.failure_reason is None

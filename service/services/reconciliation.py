@@ -1,0 +1,160 @@
+"""Reconciliation for finance users: their facility's issues, resolutions (audited), and run
+requests the reconciliation worker executes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, false, select, update
+
+from service.clock import utcnow
+from service.db.models import (
+    BankStatement,
+    BankStatementLine,
+    Payment,
+    PaymentAuditLog,
+    PaymentReconciliation,
+)
+from service.domain.caller import Caller, require_finance
+from service.domain.money import fmt
+from service.domain.reconciliation import ISSUE_TYPES
+from service.errors import Conflict, InvalidInput, NotFound
+from service.services.context import Context
+from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
+from service.workers import reconciliation, run_queue
+
+ACTIONS = ("accepted", "adjusted", "refunded", "written_off", "false_positive")
+ISSUE_STATUSES = ("open", "resolved")
+Issue = PaymentReconciliation
+
+
+class ReconciliationService:
+    def __init__(self, ctx: Context, idempotency: Idempotency) -> None:
+        self.ctx = ctx
+        self.idempotency = idempotency
+
+    def issues(self, caller: Caller, *, status: str | None, issue_type: str | None,
+               run_id: str | None, limit: int) -> dict[str, Any]:
+        require_finance(caller)
+        if issue_type is not None and issue_type not in ISSUE_TYPES:
+            raise InvalidInput("type must be one of " + ", ".join(ISSUE_TYPES), field="type")
+        if status is not None and status not in ISSUE_STATUSES:
+            raise InvalidInput("status must be one of " + ", ".join(ISSUE_STATUSES),
+                               field="status")
+        query = _scoped(_issues(), caller)
+        if status:
+            query = query.where(Issue.status == status)
+        if issue_type:
+            query = query.where(Issue.issue_type == issue_type)
+        if run_id:
+            query = query.where(Issue.run_id == run_id)
+        with self.ctx.sessions() as session:
+            rows = session.execute(query.order_by(Issue.id).limit(limit)).all()
+        return {"items": [_view(*row) for row in rows]}
+
+    def resolve(self, caller: Caller, issue_id: int, action: str, note: str,
+                keyed: Keyed | None) -> Outcome:
+        require_finance(caller)
+        if action not in ACTIONS:
+            raise InvalidInput("action must be one of " + ", ".join(ACTIONS), field="action")
+
+        def resolve(attach: Attach) -> Outcome:
+            now = utcnow()
+            with self.ctx.sessions.begin() as session:
+                issue = session.scalars(
+                    _scoped(select(Issue), caller)
+                    .where(Issue.id == issue_id, Issue.result == "issue")
+                    .with_for_update()).first()
+                # Another facility's issue is absent, as its payments are.
+                if issue is None:
+                    raise NotFound(f"no reconciliation issue {issue_id}", field="issue_id")
+                if issue.status != "open":
+                    raise Conflict(f"issue {issue_id} is already {issue.status}",
+                                   field="issue_id")
+                session.execute(update(Issue).where(Issue.id == issue_id).values(
+                    status="resolved", resolution_action=action, resolution_note=note,
+                    resolved_by=caller.subject, resolved_at=now))
+                session.add(PaymentAuditLog(
+                    entity_type="reconciliation", entity_id=issue_id, action=f"resolve:{action}",
+                    old_value="open", new_value="resolved", actor=caller.subject, note=note,
+                    created_at=now))
+                attach(session, str(issue_id))
+            return Outcome(200, self._issue(caller, issue_id))
+
+        return self.idempotency.run(keyed, resolve,
+                                    lambda resource: Outcome(200, self._issue(caller,
+                                                                              int(resource))))
+
+    def request_run(self, caller: Caller, keyed: Keyed | None) -> Outcome:
+        """Queue a run (or join the one already waiting); the reconciliation worker runs it."""
+        require_finance(caller)
+
+        def request(attach: Attach) -> Outcome:
+            run_id, _new = run_queue.request(self.ctx.sessions, caller.subject, attach)
+            return Outcome(202, self._run(run_id))
+
+        return self.idempotency.run(keyed, request,
+                                    lambda resource: Outcome(202, self._run(resource)))
+
+    def run(self, caller: Caller, run_id: str) -> dict[str, Any]:
+        require_finance(caller)
+        return self._run(run_id)
+
+    def _run(self, run_id: str) -> dict[str, Any]:
+        with self.ctx.sessions() as session:
+            found = run_queue.view(session, run_id)
+            results = reconciliation.summary(session, run_id)
+        if found is None and results is None:
+            raise NotFound(f"no reconciliation run {run_id!r}", field="run_id")
+        out = found or {"run_id": run_id, "status": "completed"}
+        out["results"] = results
+        return out
+
+    def _issue(self, caller: Caller, issue_id: int) -> dict[str, Any]:
+        with self.ctx.sessions() as session:
+            row = session.execute(_scoped(_issues(), caller).where(Issue.id == issue_id)).first()
+        if row is None:
+            raise NotFound(f"no reconciliation issue {issue_id}", field="issue_id")
+        return _view(*row)
+
+
+def _issues() -> Select[Any]:
+    return (select(Issue, Payment.public_id, BankStatement.bank_code, BankStatementLine.line_no,
+                   BankStatementLine.value_date, BankStatementLine.reference)
+            .outerjoin(Payment, Payment.id == Issue.payment_id)
+            .outerjoin(BankStatementLine, BankStatementLine.id == Issue.statement_line_id)
+            .outerjoin(BankStatement, BankStatement.id == BankStatementLine.statement_id)
+            .where(Issue.result == "issue"))
+
+
+def _scoped(query: Select[Any], caller: Caller) -> Select[Any]:
+    """Admins see every facility's issues; anyone else their own facility's only."""
+    if caller.is_admin:
+        return query
+    if caller.facility_id is None:
+        return query.where(false())
+    return query.where(Issue.facility_id == caller.facility_id)
+
+
+def _view(issue: Issue, payment_id: str | None, bank: str | None, line_no: int | None,
+          value_date: Any, reference: str | None) -> dict[str, Any]:
+    return {
+        "id": issue.id,
+        "run_id": issue.run_id,
+        "type": issue.issue_type,
+        "status": issue.status,
+        "facility_id": issue.facility_id,
+        "payment_id": payment_id,
+        "statement_line": None if line_no is None else {
+            "bank": bank, "line_no": line_no, "value_date": value_date.isoformat(),
+            "reference": reference},
+        "expected_amount": fmt(issue.expected_amount) if issue.expected_amount is not None
+        else None,
+        "actual_amount": fmt(issue.actual_amount) if issue.actual_amount is not None else None,
+        "detail": issue.detail,
+        "resolution_action": issue.resolution_action,
+        "resolution_note": issue.resolution_note,
+        "resolved_by": issue.resolved_by,
+        "resolved_at": issue.resolved_at.replace(microsecond=0).isoformat() + "Z"
+        if issue.resolved_at else None,
+    }
