@@ -19,6 +19,7 @@ from service.metrics import EventMetrics
 from service.settings import Settings
 from service.workers import heartbeat, reconciliation, run_queue, statements
 from service.workers.leases import LeaseKeeper
+from service.workers.outage import OutageNotice
 from service.workers.statement_sources import Inbox
 from service.workers.tasks import claim_once, unclaim
 
@@ -95,6 +96,8 @@ def run_worker(settings: Settings, sessions: sessionmaker[Session], stop: thread
     owner = worker_id()
     log.info("reconciliation_worker.started", at=str(settings.reconciliation_time),
              timezone=settings.timezone, worker=owner)
+    outage = OutageNotice("reconciliation_worker",
+                          metrics.database_unavailable if metrics is not None else None)
     while not stop.is_set():
         heartbeat.beat(beat)
         ran = None
@@ -104,12 +107,10 @@ def run_worker(settings: Settings, sessions: sessionmaker[Session], stop: thread
             ran = execute_next(sessions, statements.inbox_for(settings), owner,
                                progress=lambda _done, _total: heartbeat.beat(beat),
                                metrics=metrics)
+            outage.succeeded()
         except Exception as exc:  # the process boundary: log, and the next loop tries again
             if is_unavailable(exc):
-                if metrics is not None:
-                    metrics.database_unavailable.inc()
-                log.warning("reconciliation_worker.database_unavailable",
-                            error=type(exc).__name__)
+                outage.failed(exc)
             else:
                 log.exception("reconciliation.failed")
         if ran is None:

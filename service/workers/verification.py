@@ -24,6 +24,7 @@ from service.services.payments import PaymentService
 from service.workers import heartbeat, queue
 from service.workers.backoff import Backoff
 from service.workers.leases import LeaseKeeper
+from service.workers.outage import OutageNotice
 from service.workers.refunds import RefundRetrier
 from service.workers.tasks import Scheduler
 
@@ -49,26 +50,19 @@ class PaymentWorker:
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; the item in hand is finished, the rest released."""
         log.info("worker.started", worker=self.owner)
-        unavailable_since: float | None = None
+        outage = OutageNotice("worker", self.ctx.metrics.database_unavailable, worker=self.owner)
         while not stop.is_set():
             try:
                 if self.scheduler is not None:
                     self.scheduler.run_due()
                 worked = self.run_once(stop) + self.refunds.run_once(stop)
-                if unavailable_since is not None:
-                    log.info("worker.database_back", worker=self.owner,
-                             after_seconds=round(time.monotonic() - unavailable_since, 1))
-                    unavailable_since = None
+                outage.succeeded()
             except Exception as exc:  # the process boundary: log, wait, carry on
                 worked = 0
                 if is_unavailable(exc):
-                    # Expected during an outage: one line, no stack, and the next loop tries
-                    # again; leases held meanwhile run out and the work comes due again.
-                    self.ctx.metrics.database_unavailable.inc()
-                    if unavailable_since is None:
-                        unavailable_since = time.monotonic()
-                        log.warning("worker.database_unavailable", worker=self.owner,
-                                    error=type(exc).__name__)
+                    # Expected during an outage; the next loop tries again, and leases held
+                    # meanwhile run out so the work comes due again.
+                    outage.failed(exc)
                 else:
                     log.exception("worker.loop_failed", worker=self.owner)
             if self.heartbeat_path is not None:

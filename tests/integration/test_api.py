@@ -110,6 +110,12 @@ def test_idempotency_replay_mismatch(stack: Any) -> None:
         headers={**auth(), "Idempotency-Key": key},
     )
     assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
+    # The same JSON with its keys in another order and other whitespace is the same request.
+    reordered = json.dumps(dict(reversed(list(body("visa").items()))), indent=2)
+    replay = client.post("/api/v1/payments", content=reordered,
+                         headers={**auth(), "Idempotency-Key": key,
+                                  "Content-Type": "application/json"})
+    assert replay.status_code == 201 and replay.json() == first.json()
     # Another caller's identical key is a different key.
     third = client.post(
         "/api/v1/payments", json=body("visa"), headers={**auth(sub="u2"), "Idempotency-Key": key}
@@ -300,8 +306,12 @@ def test_rate_limit_uses_the_redis_store(
                  for _ in range(3)]
         # A freshly minted token for the same subject buys no extra quota ...
         fresh = auth("billing_staff", sub=subject)
-        codes.append(client.get("/api/v1/payments", headers=fresh).status_code)
+        limited = client.get("/api/v1/payments", headers=fresh)
+        codes.append(limited.status_code)
         assert codes == [200, 200, 200, 429]
+        assert limited.headers["content-type"].startswith("application/problem+json")
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        assert limited.json()["field"] == "Authorization"
         # ... while another caller is not held back by it.
         assert client.get("/api/v1/payments", headers=auth(sub=other)).status_code == 200
         assert client.get("/health").status_code == 200

@@ -4,24 +4,32 @@ recovers on its own once the database is back. On a MariaDB of the test's own.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 from prometheus_client import CollectorRegistry
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, update
 
 from service.api.app import create_app
 from service.db import migrate
 from service.db.models import IdempotencyKey, Payment
 from service.services.context import Context
+from service.services.payments import NewPayment, PaymentService
 from service.settings import Settings
-from tests.conftest import random_key
+from tests.conftest import base_environ, random_key
 from tests.integration.test_api import auth, body
-from tests.servers import Server, mariadb_server
+from tests.integration.workers.conftest import ACCOUNTANT
+from tests.servers import Server, free_port, mariadb_server
+from tests.simulator import running_simulator
 
 pytestmark = pytest.mark.integration
 # The test's timeouts (the defaults are 3 s and 5 s): a hung server costs a request at most
@@ -148,3 +156,64 @@ def test_a_hung_database_answers_503_within_the_timeouts_and_recovers(
     after = client.post("/api/v1/payments", json=body("cash"), headers=auth())
     assert after.status_code == 201, after.text
     assert _payments(ctx) == 2
+
+
+def test_workers_ride_out_a_database_outage_and_carry_on(
+        outage: tuple[TestClient[Any], Server, Context], tmp_path: Path,
+        settings_factory: Callable[..., Settings]) -> None:
+    """The payment worker and the reconciliation worker keep running through an outage
+    (one warning each, no stack traces, heartbeats still fresh) and, once the database is
+    back, the payment worker settles what came due meanwhile."""
+    client, database, ctx = outage
+    with running_simulator(settings_factory()) as sim:
+        env = {**os.environ, **base_environ(
+            DATABASE_URL=ctx.settings.sqlalchemy_url(), PROVIDER_SIMULATOR_URL=sim,
+            DATA_DIR=str(tmp_path / "w"), LOG_LEVEL="INFO", WORKER_POLL_INTERVAL_SECONDS="0.2",
+            DATABASE_CONNECT_TIMEOUT_SECONDS=str(CONNECT), DATABASE_TIMEOUT_SECONDS=str(READ),
+            GATEWAY_PUBLIC_URL="http://127.0.0.1:9", STATEMENT_DIR=str(tmp_path / "none"),
+            WORKER_METRICS_PORT=str(free_port()), RECONCILIATION_METRICS_PORT=str(free_port()))}
+        httpx.put(f"{sim}/_control/zain_cash",
+                  json={"settle_after_seconds": 0.3, "send_webhooks": False})
+        workers = {}
+        for name, args in {"worker": ["worker", "--no-tasks"],
+                           "reconciliation": ["reconciliation-worker"]}.items():
+            log = tmp_path / f"{name}.log"
+            beat = tmp_path / f"{name}.heartbeat"
+            workers[name] = (subprocess.Popen(
+                [sys.executable, "-m", "service.cli", *args, "--heartbeat", str(beat)],
+                env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT), log, beat)
+        try:
+            database.stop()
+            time.sleep(3 * READ)  # several loops of each worker meet the outage
+            for name, (process, log, beat) in workers.items():
+                assert process.poll() is None, log.read_text()[-2000:]
+                assert time.time() - beat.stat().st_mtime < 2 * READ, name
+                text = log.read_text()
+                assert text.count("database_unavailable") == 1, text[-2000:]
+                assert "Traceback" not in text, text[-3000:]
+            database.start()
+            _wait_ready(client, 30)
+            # A wallet payment the provider settles later: only the worker learns of it.
+            with_provider = Context.build(settings_factory(
+                database_url=ctx.settings.sqlalchemy_url(), provider_simulator_url=sim,
+                gateway_public_url="http://127.0.0.1:9"), CollectorRegistry())
+            try:
+                created = PaymentService(with_provider).create(ACCOUNTANT, NewPayment(
+                    "zain_cash", Decimal("150.00"), "SDG", "fac-1", "p-1",
+                    payer_phone="+249912345678"), None).body
+            finally:
+                with_provider.close()
+            assert created["status"] == "processing"
+            time.sleep(0.4)  # settled at the provider; still processing for us
+            with ctx.sessions.begin() as session:  # due now rather than in 30 s
+                session.execute(update(Payment).values(next_check_at=func.utc_timestamp(6)))
+            deadline = time.monotonic() + 30
+            while client.get(f"/api/v1/payments/{created['id']}",
+                             headers=auth()).json()["status"] != "confirmed":
+                assert time.monotonic() < deadline, workers["worker"][1].read_text()[-3000:]
+                time.sleep(0.2)
+            assert "worker.database_back" in workers["worker"][1].read_text()
+        finally:
+            for process, _log, _beat in workers.values():
+                process.terminate()
+                process.wait(20)

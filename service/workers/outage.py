@@ -1,0 +1,33 @@
+"""How a worker loop reports a database outage: one warning when it starts, one line when
+it ends, a count per loop it cost; never a stack trace per loop."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from prometheus_client import Counter
+
+log = structlog.get_logger()
+
+
+class OutageNotice:
+    def __init__(self, name: str, counter: Counter | None = None, **context: str) -> None:
+        self.name = name
+        self.counter = counter
+        self.context = context
+        self.since: float | None = None
+
+    def failed(self, error: BaseException) -> None:
+        if self.counter is not None:
+            self.counter.inc()
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(f"{self.name}.database_unavailable", error=type(error).__name__,
+                        **self.context)
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            log.info(f"{self.name}.database_back",
+                     after_seconds=round(time.monotonic() - self.since, 1), **self.context)
+            self.since = None
