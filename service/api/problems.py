@@ -74,7 +74,8 @@ def on_service_error(request: Request[Any, Any, Any], exc: NileCareError) -> Res
 def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict) and item.get("key") and item.get("key") != "data":
+        # A key names the field at fault ("" is a property named ""); "data" is the body.
+        if isinstance(item, dict) and item.get("key") is not None and item["key"] != "data":
             errors.append({"field": str(item["key"]), "message": str(item.get("message", ""))})
     if not errors:
         # No field to blame: the body as a whole is not the JSON object this call takes.
