@@ -18,7 +18,9 @@ from service.api.auth import mint
 from service.db import migrate
 from service.db.models import Payment, PaymentAttempt
 from service.domain.catalog import PROVIDERS
+from service.domain.status import PaymentStatus
 from service.providers import signing
+from service.providers.contract import ProviderReply
 from service.settings import Settings
 from tests.conftest import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET, random_key
 from tests.servers import free_port
@@ -128,11 +130,21 @@ def test_provider_timeout_leaves_unknown_and_blocks_a_second_charge(stack: Any) 
     control(sim, "mtn_money", mode="slow", latency_ms=3000)  # provider timeout is 2 s
     r = client.post("/api/v1/payments", json=body("mtn_money", invoice_id="INV-9"), headers=auth())
     assert r.status_code == 201 and r.json()["status"] == "unknown"
+    assert r.json()["failure_reason"]  # the timeout, kept while the outcome is open
     control(sim, "mtn_money", mode="healthy", latency_ms=0)
     again = client.post(
         "/api/v1/payments", json=body("mtn_money", invoice_id="INV-9"), headers=auth()
     )
     assert again.status_code == 409 and again.json()["field"] == "invoice_id"
+    # The provider confirms it later: a confirmed payment says nothing of the timeout.
+    services = client.app.state["services"]
+    with services.ctx.sessions() as session:
+        payment_id = session.scalars(select(Payment.id).where(
+            Payment.public_id == r.json()["id"])).one()
+    reply = ProviderReply(PaymentStatus.CONFIRMED, "sim-1", Decimal("150.00"), "SDG", 200)
+    assert services.payments.apply_reply(payment_id, reply, "worker")
+    confirmed = client.get(f"/api/v1/payments/{r.json()['id']}", headers=auth()).json()
+    assert confirmed["status"] == "confirmed" and confirmed["failure_reason"] is None
 
 
 def test_provider_down_is_unknown_not_failed(stack: Any) -> None:

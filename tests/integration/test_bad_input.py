@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -177,6 +178,39 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "X-NileCare-Signature",
     ),
     ("webhook for cash", "POST", "/api/v1/webhooks/cash", {"json": {}}, 404, "provider"),
+    ("text/plain body", "POST", "/api/v1/payments",
+     {"content": json.dumps(GOOD).encode(), "headers": {"Content-Type": "text/plain"}}, 415,
+     "Content-Type"),
+    ("latin-1 body", "POST", "/api/v1/payments",
+     {"content": json.dumps(GOOD).encode(),
+      "headers": {"Content-Type": "application/json; charset=latin-1"}}, 415, "Content-Type"),
+    ("not utf-8", "POST", "/api/v1/payments",
+     {"content": b'{"provider": "cash\xff"}', "headers": {"Content-Type": "application/json"}},
+     400, "body"),
+    ("nested too deep", "POST", "/api/v1/payments",
+     {"content": b"[" * 5000 + b"]" * 5000, "headers": {"Content-Type": "application/json"}},
+     400, "body"),
+    ("no body", "POST", "/api/v1/payments", {"content": b""}, 400, "body"),
+    ("NaN in the body", "POST", "/api/v1/payments",
+     {"content": b'{"amount": NaN}', "headers": {"Content-Type": "application/json"}}, 400,
+     "body"),
+    ("exponent amount", "POST", "/api/v1/payments", {"json": _json(amount="1e3")}, 422,
+     "amount"),
+    ("padded amount", "POST", "/api/v1/payments", {"json": _json(amount=" 5.00 ")}, 422,
+     "amount"),
+    ("arabic-indic digits", "POST", "/api/v1/payments",
+     {"json": _json(amount="\u0661\u0665\u0660")}, 422, "amount"),
+    ("grouped amount", "POST", "/api/v1/payments", {"json": _json(amount="1,000.00")}, 422,
+     "amount"),
+    ("refund amount exponent", "POST", "/api/v1/payments/pay_nope/refunds",
+     {"json": {"amount": "1e2"}}, 422, "amount"),
+    ("verify not an object", "POST", "/api/v1/payments/pay_nope/verify", {"json": [True]}, 400,
+     "body"),
+    ("bad resolve action", "POST", "/api/v1/reconciliation/issues/1/resolve",
+     {"json": {"action": "shrug", "note": "n"}}, 422, "action"),
+    ("unknown issue type", "GET", "/api/v1/reconciliation/issues?type=odd", {}, 422, "type"),
+    ("unknown path", "GET", "/api/v1/paymentz", {}, 404, "path"),
+    ("wrong method", "DELETE", "/api/v1/payments", {}, 405, "method"),
 ]
 
 
