@@ -77,6 +77,13 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies mid-whatever, as on an OOM or a lost host."""
+        if self.process is not None and self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+            self.process.wait(timeout=10)
+
     def freeze(self) -> None:
         """SIGSTOP: the sockets stay open and nothing answers, the way a server hangs."""
         if self.process is not None:

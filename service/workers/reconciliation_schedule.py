@@ -8,7 +8,8 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -38,22 +39,33 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def request_daily(settings: Settings, sessions: sessionmaker[Session]) -> str | None:
-    """Queue the day's run once RECONCILIATION_TIME has passed (once per day, across
-    replicas); its run id, or None when it is not due or already requested."""
-    local = datetime.now(settings.zone)
-    due = local.replace(hour=settings.reconciliation_time.hour,
-                        minute=settings.reconciliation_time.minute, second=0, microsecond=0)
-    key = f"reconciliation:{local.date().isoformat()}"
-    if local < due or not claim_once(sessions, key, timedelta(days=3)):
-        return None
-    try:
-        run_id, _ = run_queue.request(sessions, "schedule")
-    except Exception:
-        unclaim(sessions, key)  # the next loop requests it again
-        raise
-    log.info("reconciliation.requested", run_id=run_id, by="schedule")
-    return run_id
+@dataclass
+class DailyRequest:
+    """Queues the day's run once RECONCILIATION_TIME has passed: once per day across
+    replicas (a claim in the database), and asked of the database once per day per process."""
+
+    settings: Settings
+    done_for: date | None = None
+
+    def __call__(self, sessions: sessionmaker[Session]) -> str | None:
+        """The run id it queued, or None when not due or already requested."""
+        local = datetime.now(self.settings.zone)
+        at = self.settings.reconciliation_time
+        if local.date() == self.done_for or local < local.replace(
+                hour=at.hour, minute=at.minute, second=0, microsecond=0):
+            return None
+        key = f"reconciliation:{local.date().isoformat()}"
+        if not claim_once(sessions, key, timedelta(days=3)):
+            self.done_for = local.date()  # another replica requested it
+            return None
+        try:
+            run_id, _ = run_queue.request(sessions, "schedule")
+        except Exception:
+            unclaim(sessions, key)  # the next loop requests it again
+            raise
+        self.done_for = local.date()
+        log.info("reconciliation.requested", run_id=run_id, by="schedule")
+        return run_id
 
 
 def execute_next(sessions: sessionmaker[Session], inbox: Inbox, owner: str, *,
@@ -96,13 +108,14 @@ def run_worker(settings: Settings, sessions: sessionmaker[Session], stop: thread
     owner = worker_id()
     log.info("reconciliation_worker.started", at=str(settings.reconciliation_time),
              timezone=settings.timezone, worker=owner)
+    request_daily = DailyRequest(settings)
     outage = OutageNotice("reconciliation_worker",
                           metrics.database_unavailable if metrics is not None else None)
     while not stop.is_set():
         heartbeat.beat(beat)
         ran = None
         try:
-            request_daily(settings, sessions)
+            request_daily(sessions)
             # Beat per chunk, so a long run does not look like a hung worker.
             ran = execute_next(sessions, statements.inbox_for(settings), owner,
                                progress=lambda _done, _total: heartbeat.beat(beat),

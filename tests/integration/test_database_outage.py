@@ -104,13 +104,13 @@ def _wait_ready(client: TestClient[Any], seconds: float) -> float:
     return time.monotonic() - started
 
 
-def test_a_stopped_database_answers_503_fast_and_the_gateway_recovers(
+def test_a_killed_database_answers_503_fast_and_the_gateway_recovers(
         outage: tuple[TestClient[Any], Server, Context]) -> None:
     client, database, ctx = outage
     first = client.post("/api/v1/payments", json=body("cash"), headers=auth())
     assert first.status_code == 201
     key = random_key()
-    database.stop()
+    database.kill()
     took = _assert_unavailable(client, _calls(first.json()["id"]))
     assert max(took) < BOUND, took
     # A keyed create during the outage leaves nothing behind: its retry creates it once.
@@ -183,8 +183,13 @@ def test_workers_ride_out_a_database_outage_and_carry_on(
                 [sys.executable, "-m", "service.cli", *args, "--heartbeat", str(beat)],
                 env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT), log, beat)
         try:
-            database.stop()
-            time.sleep(3 * READ)  # several loops of each worker meet the outage
+            database.kill()
+            logs = [log for _process, log, _beat in workers.values()]
+            deadline = time.monotonic() + 10 * READ
+            while not all("database_unavailable" in log.read_text() for log in logs):
+                assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
+                time.sleep(0.1)
+            time.sleep(1.0)  # five more loops of each (0.2 s apart) meet the outage
             for name, (process, log, beat) in workers.items():
                 assert process.poll() is None, log.read_text()[-2000:]
                 assert time.time() - beat.stat().st_mtime < 2 * READ, name
