@@ -306,7 +306,11 @@ def reconcile(
     from service import logs
     from service.db.engine import make_engine, session_factory
     from service.workers import run_queue, statements
-    from service.workers.reconciliation_schedule import RECONCILIATION_TIMEOUT, execute_next
+    from service.workers.reconciliation_schedule import (
+        RECONCILIATION_TIMEOUT,
+        execute_next,
+        worker_id,
+    )
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -314,11 +318,12 @@ def reconcile(
     try:
         sessions = session_factory(engine)
         run_id, _ = run_queue.request(sessions, "cli")
+        owner = f"cli:{worker_id()}"
         deadline = time.monotonic() + wait
         with Progress(console=err) as progress:
             task = progress.add_task(f"{run_id}: matching statement lines", total=None)
             while True:
-                execute_next(sessions, statements.inbox_for(settings), f"cli:{os.getpid()}",
+                execute_next(sessions, statements.inbox_for(settings), owner,
                              progress=lambda done, total: progress.update(
                                  task, completed=done, total=total))
                 with sessions() as session:

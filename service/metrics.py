@@ -84,7 +84,8 @@ PROVIDER_DURATION = MetricSpec(
 WEBHOOKS = MetricSpec(
     "nilecare_webhooks_received",
     "counter",
-    "Provider webhooks received by result (accepted, duplicate, unmatched, rejected).",
+    "Provider webhooks received by result (accepted, duplicate, rejected: signed but not "
+    "an event we can act on, or not signed).",
     ("provider", "result"),
 )
 IDEMPOTENCY = MetricSpec(
@@ -264,7 +265,7 @@ def exposed_series() -> frozenset[str]:
 # Statuses a payment is counted as completed in; every one of them exists as a series from
 # the start, so a first failure is a step from 0 that rate() sees, not a new series it misses.
 COMPLETED_STATUSES = tuple(sorted(SUCCESSFUL | UNSUCCESSFUL | {PaymentStatus.CANCELLED}))
-WEBHOOK_RESULTS = ("accepted", "duplicate", "unmatched", "rejected")
+WEBHOOK_RESULTS = ("accepted", "duplicate", "rejected")
 IDEMPOTENCY_DECISIONS = ("new", "replayed", "conflict", "mismatch", "recover")
 
 

@@ -1,9 +1,8 @@
-"""Request bodies, read once before a handler runs: only a UTF-8 JSON object is accepted.
+"""Request bodies, vetted once before a handler runs: only a UTF-8 JSON object is taken."""
 
-Litestar would take a text/plain body as JSON and answer 500 to invalid UTF-8 inside a
-string or to deep nesting; here each of those is a 4xx naming what is wrong. The parsed
-object is kept on the request, so the idempotency fingerprint is its canonical form.
-"""
+# Litestar would take a text/plain body as JSON and answer 500 to invalid UTF-8 inside a string or
+# to deep nesting; here each of those is a 4xx naming what is wrong. The parsed object is kept on
+# the request, so the idempotency fingerprint is its canonical form.
 
 from __future__ import annotations
 
@@ -12,8 +11,8 @@ from typing import Any
 from litestar import Request
 
 from service.domain.idempotency import canonical_json
-from service.domain.payload import check_media_type, parse_object
 from service.errors import Malformed
+from service.services.payload import check_media_type, parse_object
 
 PARSED = "nilecare_json"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -12,7 +12,7 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from service.db.availability import is_unavailable, unavailable
+from service.db.availability import is_down, is_unavailable, unavailable
 from service.errors import NileCareError
 
 PROBLEM = "application/problem+json"
@@ -116,7 +116,7 @@ def on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_unavailable(exc):
         breaker = request.app.state.get("breaker")
-        if breaker is not None:
+        if breaker is not None and is_down(exc):
             breaker.trip()
         log.warning("database.unavailable", path=request.url.path, method=request.method,
                     error=type(exc).__name__, reason=str(getattr(exc, "orig", exc))[:200])

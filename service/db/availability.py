@@ -1,10 +1,9 @@
-"""Whether the database answered: which errors mean it did not, and a short memory of it.
+"""Whether the database answered: which errors mean it did not, and a memory of it."""
 
-A database that refuses connections fails a request at once; one that hangs (a stopped
-server keeps its sockets open) costs each request the full connect and read timeouts. So
-once a request has seen the database fail, the gateway answers the next ones with 503 at
-once for `hold` seconds, then lets a request try again: recovery needs nobody.
-"""
+# A database that refuses connections fails a request at once; one that hangs (a stopped server
+# keeps its sockets open) costs each request the full connect and read timeouts. So once a request
+# has seen the database fail, the gateway answers the next ones with 503 at once for `hold`
+# seconds, then lets a request try again: recovery needs nobody.
 
 from __future__ import annotations
 
@@ -24,6 +23,24 @@ RETRY_AFTER_SECONDS = 5
 # lost at handshake.
 UNAVAILABLE_CODES = frozenset({1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2014,
                                2055})
+
+
+# Of those, the ones that say "busy" (a contended row), not "down": they answer 503 but say
+# nothing about the next request.
+BUSY_CODES = frozenset({1205, 1213})
+
+
+def is_down(error: BaseException) -> bool:
+    """True when `error` means the database itself is not answering (refused, gone, hung),
+    so the next requests would fail the same way."""
+    if not is_unavailable(error):
+        return False
+    args = getattr(getattr(error, "orig", None), "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    if code in BUSY_CODES:
+        return False
+    # SQLite's "database is locked" is a busy database, not a missing one.
+    return not (code is None and "locked" in str(getattr(error, "orig", "")))
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -21,7 +21,7 @@ def make_engine(settings: Settings, *, timeout: float | None = None) -> Engine:
         return sqlite_engine(url)
     connect = settings.database_connect_timeout_seconds
     io = settings.database_timeout_seconds if timeout is None else timeout
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_recycle=1800,
@@ -34,13 +34,22 @@ def make_engine(settings: Settings, *, timeout: float | None = None) -> Engine:
         isolation_level="READ COMMITTED",
         connect_args={
             "connect_timeout": min(connect, io),
-            "read_timeout": io,
+            # PyMySQL reads the server's handshake with read_timeout: connecting is bounded
+            # by the connect timeout, and reads by `io` once connected (below).
+            "read_timeout": min(connect, io),
             "write_timeout": io,
             # Without it a row lock is waited for 50 s (the server's default).
             "init_command": (f"SET SESSION innodb_lock_wait_timeout = "
                              f"{settings.database_lock_wait_seconds}"),
         },
     )
+
+    @event.listens_for(engine, "connect")
+    def _read_timeout(dbapi_conn: Any, _record: Any) -> None:
+        # PyMySQL keeps its read timeout in this attribute and applies it at the next read.
+        dbapi_conn._read_timeout = io
+
+    return engine
 
 
 def sqlite_engine(url: str) -> Engine:

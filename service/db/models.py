@@ -293,6 +293,7 @@ class ReconciliationRun(Base):
                         name="status"),
         CheckConstraint("slot IS NULL OR slot IN ('queued', 'active')", name="slot"),
         UniqueConstraint("slot"),
+        UniqueConstraint("scheduled_for"),
         Index("ix_reconciliation_runs_requested_at", "requested_at"),
     )
 
@@ -302,6 +303,8 @@ class ReconciliationRun(Base):
     slot: Mapped[str | None] = mapped_column(String(8))
     requested_by: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(Timestamp)
+    # The local day whose scheduled run this is (unique: one per day, however many workers).
+    scheduled_for: Mapped[date | None] = mapped_column(Date)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # The worker executing it; a run whose lease ran out (its worker died) is taken over.

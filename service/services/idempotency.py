@@ -1,27 +1,28 @@
-"""Idempotency keys kept in the database: the one implementation every unsafe POST uses.
+"""Idempotency keys in the database: the one implementation every unsafe POST uses."""
 
-A keyed request claims its key (a unique row), does its work, and stores its response.
-The work links the key to the resource it creates or changes in the same transaction as
-that change (`Attach`), so if its gateway dies afterwards, a retry once the key's lock has
-passed answers with that resource instead of doing the work again.
-"""
+# A keyed request claims its key (a unique row), does its work, and stores its response. The work
+# links the key to the resource it creates or changes in the same transaction as that change
+# (`Attach`), so if its gateway dies afterwards, a retry once the key's lock has passed answers
+# with that resource instead of doing the work again.
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import CursorResult, delete, event, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
+from service.db.availability import is_unavailable
 from service.db.models import IdempotencyKey
+from service.db.results import rowcount
 from service.domain.idempotency import Decision, StoredKey, decide, fingerprint
 from service.errors import Conflict, InvalidInput
 
@@ -54,24 +55,17 @@ class Keyed:
         return cls(f"caller:{subject}", key, fingerprint(method, path, canonical_body))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Attach:
     """Given to an operation: records, in the transaction that makes the change, which
     resource the key's request created or changed (a public id)."""
 
     key_id: int | None
-    resource_id: str | None = field(default=None)
 
     def __call__(self, session: Session, resource_id: str) -> None:
         if self.key_id is not None:
             session.execute(update(IdempotencyKey).where(IdempotencyKey.id == self.key_id)
                             .values(resource_id=resource_id))
-
-        # Known as attached only once the change it belongs to is committed.
-        def committed(_session: Session) -> None:
-            self.resource_id = resource_id
-
-        event.listen(session, "after_commit", committed, once=True)
 
 
 Operation = Callable[[Attach], Outcome]
@@ -111,21 +105,20 @@ class Idempotency:
         if claim.decision == Decision.CONFLICT:
             raise Conflict("a request with this Idempotency-Key is still in progress; retry "
                            "later", field="Idempotency-Key", retry_after=claim.retry_after)
-        if claim.resource_id is not None:
-            # Its earlier holder made the change, then died: answer with what it made.
-            outcome = recover(claim.resource_id)
-            self.complete(claim.key_id, outcome)
-            return outcome
-        attach = Attach(claim.key_id)
         try:
-            outcome = operation(attach)
-        except BaseException:
-            if attach.resource_id is None:
-                self._free(claim.key_id, forget=True)  # nothing changed: the key is free again
+            if claim.resource_id is not None:
+                # Its earlier holder made the change, then died: answer with what it made.
+                outcome = recover(claim.resource_id)
             else:
-                # Something changed, then the request failed (a provider reply we cannot
-                # trust, a refusal): a retry answers with the resource as it is by then.
-                self._free(claim.key_id, forget=False)
+                outcome = operation(Attach(claim.key_id))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                # The request failed for a reason of its own: free the key at once. Whether
+                # anything changed is the database's to say (the attaching transaction's row
+                # lock makes it so), not what this process heard back from its COMMIT.
+                self._free(claim.key_id)
+            # A database that failed mid-request may have committed it: the key stays locked
+            # until IDEMPOTENCY_LOCK_SECONDS pass, then a retry recovers what was made.
             raise
         self.complete(claim.key_id, outcome)
         return outcome
@@ -147,7 +140,9 @@ class Idempotency:
                 return Claim(Decision.NEW, row.id)
         with self.sessions.begin() as session:
             found = session.scalars(select(IdempotencyKey).where(
-                IdempotencyKey.scope == keyed.scope, IdempotencyKey.key == keyed.key)).one()
+                IdempotencyKey.scope == keyed.scope, IdempotencyKey.key == keyed.key)).first()
+            if found is None:  # purged between our insert and this read: it is free again
+                return Claim(Decision.CONFLICT, 0, retry_after=1)
             stored = StoredKey(found.request_hash, found.state == "completed",
                                found.locked_until, found.expires_at)
             decision = decide(stored, keyed.fingerprint, now)
@@ -162,7 +157,7 @@ class Idempotency:
             # NEW (an expired key) or RECOVER: compare-and-set on the old lock, so of several
             # requests arriving together exactly one takes the key over.
             resource = found.resource_id if decision == Decision.RECOVER else None
-            taken = _rows(session.execute(
+            taken = rowcount(session.execute(
                 update(IdempotencyKey)
                 .where(IdempotencyKey.id == found.id,
                        IdempotencyKey.locked_until == found.locked_until,
@@ -180,25 +175,22 @@ class Idempotency:
                 state="completed", response_status=outcome.status,
                 response_body=json.dumps(outcome.body, separators=(",", ":"))))
 
-    def _free(self, key_id: int, *, forget: bool) -> None:
-        """Unlock the key at once; `forget` also lets it be used for another request."""
+    def _free(self, key_id: int) -> None:
+        """Unlock the key at once; a key whose request changed nothing is also forgotten, so
+        it may carry another request."""
         now = utcnow()
-        values: dict[str, Any] = {"locked_until": now - self.lock}
-        if forget:
-            values["expires_at"] = now
         try:
             with self.sessions.begin() as session:
-                session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id)
-                                .values(**values))
-        except Exception:  # noqa: BLE001 - the database that failed the request may fail this too
+                session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(
+                    locked_until=now - self.lock,
+                    expires_at=case((IdempotencyKey.resource_id.is_(None), now),
+                                    else_=IdempotencyKey.expires_at)))
+        except Exception:  # noqa: BLE001 - the key then waits out its lock instead
             log.warning("idempotency.unlock_failed", key_id=key_id)
 
 
 def purge_expired(session: Session) -> int:
     """Delete keys past their retention (the worker runs this on a schedule)."""
     result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
-    return _rows(result)
+    return rowcount(result)
 
-
-def _rows(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from service.clock import utcnow
+from service.clock import iso, utcnow
 from service.db.models import Payment, PaymentAttempt
 from service.domain.caller import CREATE_ROLES, Caller, require_finance
 from service.domain.catalog import BY_CODE, ProviderSpec, Verification, normalise_phone
@@ -79,8 +79,15 @@ class PaymentService:
             payment = self._insert(caller, new, spec, attach)
             return self._charge(payment, spec, new.payer_phone)
 
-        return self.idempotency.run(keyed, create,
-                                    lambda public_id: Outcome(201, self.view_of(public_id)))
+        def recover(public_id: str) -> Outcome:
+            payment = self._by_public_id(public_id)
+            if payment.status == S.PENDING:
+                # Its request died between recording the payment and sending the charge:
+                # send it now, under the key this retry holds.
+                return self._charge(payment, spec, new.payer_phone)
+            return Outcome(201, self.view(payment))
+
+        return self.idempotency.run(keyed, create, recover)
 
     def _check(self, caller: Caller, new: NewPayment) -> ProviderSpec:
         if not caller.has_any(CREATE_ROLES):
@@ -180,7 +187,10 @@ class PaymentService:
             f"{self.ctx.settings.gateway_public_url.rstrip('/')}/api/v1/webhooks/{spec.code}",
         )
         # Scheduled before the call: if this process dies mid-call, the worker still asks.
-        self.move(payment.id, S.PROCESSING, "system", next_check_at=utcnow() + FIRST_CHECK)
+        # Only the request that moves it out of `pending` sends the charge.
+        if not self.move(payment.id, S.PROCESSING, "system",
+                         next_check_at=utcnow() + FIRST_CHECK):
+            return Outcome(201, self._view_by_id(payment.id))
         reply, error = self.call(
             payment.id, spec.code, "initiate", lambda: adapter.initiate(request)
         )
@@ -427,9 +437,11 @@ class PaymentService:
         return payment
 
     def view_of(self, public_id: str) -> dict[str, Any]:
+        return self.view(self._by_public_id(public_id))
+
+    def _by_public_id(self, public_id: str) -> Payment:
         with self.ctx.sessions() as session:
-            payment = session.scalars(select(Payment).where(Payment.public_id == public_id)).one()
-            return self.view(payment)
+            return session.scalars(select(Payment).where(Payment.public_id == public_id)).one()
 
     def _view_by_id(self, payment_id: int) -> dict[str, Any]:
         with self.ctx.sessions() as session:
@@ -456,14 +468,10 @@ class PaymentService:
             "description": p.description,
             "provider_reference": p.provider_reference,
             "failure_reason": p.failure_reason,
-            "created_at": _iso(p.created_at),
-            "updated_at": _iso(p.updated_at),
-            "completed_at": _iso(p.completed_at) if p.completed_at else None,
+            "created_at": iso(p.created_at),
+            "updated_at": iso(p.updated_at),
+            "completed_at": iso(p.completed_at) if p.completed_at else None,
         }
-
-
-def _iso(value: datetime) -> str:
-    return value.replace(microsecond=0).isoformat() + "Z"
 
 
 def _timed(fn: Callable[[], T]) -> tuple[T | None, ProviderError | None, float]:

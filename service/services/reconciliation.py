@@ -1,13 +1,12 @@
-"""Reconciliation for finance users: their facility's issues, resolutions (audited), and run
-requests the reconciliation worker executes."""
+"""Reconciliation for finance users: issues, resolutions, run requests."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false, select, update
+from sqlalchemy import ColumnElement, Select, false, select, update
 
-from service.clock import utcnow
+from service.clock import iso, utcnow
 from service.db.models import (
     BankStatement,
     BankStatementLine,
@@ -91,19 +90,20 @@ class ReconciliationService:
 
         def request(attach: Attach) -> Outcome:
             run_id, _new = run_queue.request(self.ctx.sessions, caller.subject, attach)
-            return Outcome(202, self._run(run_id))
+            return Outcome(202, self._run(caller, run_id))
 
         return self.idempotency.run(keyed, request,
-                                    lambda resource: Outcome(202, self._run(resource)))
+                                    lambda resource: Outcome(202, self._run(caller, resource)))
 
     def run(self, caller: Caller, run_id: str) -> dict[str, Any]:
         require_finance(caller)
-        return self._run(run_id)
+        return self._run(caller, run_id)
 
-    def _run(self, run_id: str) -> dict[str, Any]:
+    def _run(self, caller: Caller, run_id: str) -> dict[str, Any]:
+        """The run, with what it found in the caller's facility (every facility for admins)."""
         with self.ctx.sessions() as session:
             found = run_queue.view(session, run_id)
-            results = reconciliation.summary(session, run_id)
+            results = reconciliation.summary(session, run_id, *_facility(caller))
         if found is None and results is None:
             raise NotFound(f"no reconciliation run {run_id!r}", field="run_id")
         out = found or {"run_id": run_id, "status": "completed"}
@@ -129,11 +129,15 @@ def _issues() -> Select[Any]:
 
 def _scoped(query: Select[Any], caller: Caller) -> Select[Any]:
     """Admins see every facility's issues; anyone else their own facility's only."""
+    return query.where(*_facility(caller))
+
+
+def _facility(caller: Caller) -> list[ColumnElement[bool]]:
     if caller.is_admin:
-        return query
+        return []
     if caller.facility_id is None:
-        return query.where(false())
-    return query.where(Issue.facility_id == caller.facility_id)
+        return [false()]
+    return [Issue.facility_id == caller.facility_id]
 
 
 def _view(issue: Issue, payment_id: str | None, bank: str | None, line_no: int | None,
@@ -155,6 +159,5 @@ def _view(issue: Issue, payment_id: str | None, bank: str | None, line_no: int |
         "resolution_action": issue.resolution_action,
         "resolution_note": issue.resolution_note,
         "resolved_by": issue.resolved_by,
-        "resolved_at": issue.resolved_at.replace(microsecond=0).isoformat() + "Z"
-        if issue.resolved_at else None,
+        "resolved_at": iso(issue.resolved_at) if issue.resolved_at else None,
     }

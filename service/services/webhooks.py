@@ -1,9 +1,8 @@
-"""Inbound provider webhooks: verify, vet, deduplicate, then ask the provider what is true.
+"""Inbound provider webhooks: verify, vet, deduplicate, then ask the provider."""
 
-A body that passes the signature check but is not an event we can act on (not JSON, not
-UTF-8, fields of the wrong type or length, a reference we never issued) is answered with a
-4xx problem, recorded as rejected, and changes nothing.
-"""
+# A body that passes the signature check but is not an event we can act on (not JSON, not UTF-8,
+# fields of the wrong type or length, a reference we never issued) is answered with a 4xx problem,
+# recorded as rejected, and changes nothing.
 
 from __future__ import annotations
 
@@ -17,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from service.clock import utcnow
 from service.db.models import Payment, PaymentWebhook
 from service.domain.catalog import BY_CODE
-from service.domain.payload import check_media_type, parse_object
 from service.errors import InvalidInput, NileCareError, NotFound, Unauthenticated
 from service.providers import signing
 from service.services.context import Context
+from service.services.payload import check_media_type, parse_object
 from service.services.payments import PaymentService
 
 # Column widths of payment_webhooks and payments.reference.

@@ -1,11 +1,10 @@
-"""Keeping a lease while work goes on: a thread that renews it a few times per lease period.
+"""Keeping a lease while work goes on: a thread renews it a few times per lease."""
 
-A worker that holds payments (or a reconciliation run) longer than one lease (a batch of
-slow provider calls, a long statement) renews them, so no other worker takes them over
-while it still works. If the whole process stops (SIGSTOP, a lost host) the renewals stop
-too, the lease runs out, and another worker takes over; what the stopped worker then tries
-to apply is fenced out by the lease token.
-"""
+# A worker that holds payments (or a reconciliation run) longer than one lease (a batch of slow
+# provider calls, a long statement) renews them, so no other worker takes them over while it still
+# works. If the whole process stops (SIGSTOP, a lost host) the renewals stop too, the lease runs
+# out, and another worker takes over; what the stopped worker then tries to apply is fenced out by
+# the lease token.
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""How a worker loop reports a database outage: one warning when it starts, one line when
-it ends, a count per loop it cost; never a stack trace per loop."""
+"""How a worker loop reports a database outage: once when it starts, once when it ends."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 from prometheus_client import Counter
@@ -12,8 +12,10 @@ log = structlog.get_logger()
 
 
 class OutageNotice:
-    def __init__(self, name: str, counter: Counter | None = None, **context: str) -> None:
+    def __init__(self, name: str, counter: Counter | None = None,
+                 clock: Callable[[], float] = time.monotonic, **context: str) -> None:
         self.name = name
+        self.clock = clock
         self.counter = counter
         self.context = context
         self.since: float | None = None
@@ -22,12 +24,12 @@ class OutageNotice:
         if self.counter is not None:
             self.counter.inc()
         if self.since is None:
-            self.since = time.monotonic()
+            self.since = self.clock()
             log.warning(f"{self.name}.database_unavailable", error=type(error).__name__,
                         **self.context)
 
     def succeeded(self) -> None:
         if self.since is not None:
             log.info(f"{self.name}.database_back",
-                     after_seconds=round(time.monotonic() - self.since, 1), **self.context)
+                     after_seconds=round(self.clock() - self.since, 1), **self.context)
             self.since = None

@@ -15,13 +15,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
 from service.db.models import Payment
+from service.db.results import rowcount
 from service.domain.catalog import BY_CODE
 from service.domain.status import PaymentStatus
 
@@ -90,7 +90,7 @@ def renew(sessions: sessionmaker[Session], ids: Sequence[int], token: str,
     if not ids:
         return 0
     with sessions.begin() as session:
-        return _rows(session.execute(
+        return rowcount(session.execute(
             update(Payment)
             .where(Payment.id.in_(list(ids)), Payment.lease_token == token)
             .values(lease_expires_at=utcnow() + lease)
@@ -102,7 +102,7 @@ def finish(sessions: sessionmaker[Session], payment_id: int, token: str,
     """Count the check, schedule the next one (None: the payment is settled) and free the
     lease. False when the lease had already passed to another worker."""
     with sessions.begin() as session:
-        done = _rows(session.execute(
+        done = rowcount(session.execute(
             update(Payment)
             .where(Payment.id == payment_id, Payment.lease_token == token)
             .values(lease_owner=None, lease_expires_at=None, lease_token=None,
@@ -118,7 +118,7 @@ def release(sessions: sessionmaker[Session], ids: Sequence[int], token: str) -> 
     if not ids:
         return 0
     with sessions.begin() as session:
-        count = _rows(session.execute(
+        count = rowcount(session.execute(
             update(Payment)
             .where(Payment.id.in_(list(ids)), Payment.lease_token == token)
             .values(lease_owner=None, lease_expires_at=None, lease_token=None)
@@ -126,6 +126,3 @@ def release(sessions: sessionmaker[Session], ids: Sequence[int], token: str) -> 
         ))
     return count
 
-
-def _rows(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -3,7 +3,6 @@ record every match and discrepancy in payment_reconciliation, confirm matched tr
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -19,7 +18,7 @@ from service.db.models import BankStatement, BankStatementLine, Payment, Payment
 from service.domain.reconciliation import ISSUE_TYPES, Candidate, Finding, Line, Matcher
 from service.domain.status import SETTLED, PaymentStatus
 from service.metrics import EventMetrics
-from service.workers import statements
+from service.workers import run_queue, statements
 from service.workers.statement_sources import DirectoryInbox, Inbox
 
 log = structlog.get_logger()
@@ -41,17 +40,13 @@ class RunResult:
     issues: dict[str, int]
 
 
-def new_run_id() -> str:
-    return f"run_{uuid.uuid4().hex[:20]}"
-
-
 def run(sessions: sessionmaker[Session], inbox: Inbox | Path, *, run_id: str | None = None,
         window: timedelta = timedelta(days=2), progress: Progress | None = None,
         metrics: EventMetrics | None = None) -> RunResult:
     """Import what is new in `inbox` (a statement directory, or statements.inbox_for(...)),
     then match every imported, not yet reconciled statement; counted in `metrics`."""
     try:
-        result = _run(sessions, inbox, run_id or new_run_id(), window, progress)
+        result = _run(sessions, inbox, run_id or run_queue.new_run_id(), window, progress)
     except Exception:
         if metrics is not None:
             metrics.reconciliation_runs.labels("failed").inc()
@@ -232,12 +227,13 @@ def open_issue_counts(session: Session) -> dict[str, int]:
     return counts
 
 
-def summary(session: Session, run_id: str) -> dict[str, Any] | None:
+def summary(session: Session, run_id: str, *where: Any) -> dict[str, Any] | None:
+    """What a run found, counted over the findings `where` admits (a facility's)."""
     rows = session.execute(
         select(PaymentReconciliation.result, PaymentReconciliation.issue_type,
                PaymentReconciliation.status, func.count(),
                func.min(PaymentReconciliation.created_at))
-        .where(PaymentReconciliation.run_id == run_id)
+        .where(PaymentReconciliation.run_id == run_id, *where)
         .group_by(PaymentReconciliation.result, PaymentReconciliation.issue_type,
                   PaymentReconciliation.status)).all()
     if not rows:

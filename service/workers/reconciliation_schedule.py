@@ -22,7 +22,6 @@ from service.workers import heartbeat, reconciliation, run_queue, statements
 from service.workers.leases import LeaseKeeper
 from service.workers.outage import OutageNotice
 from service.workers.statement_sources import Inbox
-from service.workers.tasks import claim_once, unclaim
 
 log = structlog.get_logger()
 Progress = Callable[[int, int], None]
@@ -42,7 +41,7 @@ def worker_id() -> str:
 @dataclass
 class DailyRequest:
     """Queues the day's run once RECONCILIATION_TIME has passed: once per day across
-    replicas (a claim in the database), and asked of the database once per day per process."""
+    replicas (the database's unique key), asked of the database once per day per process."""
 
     settings: Settings
     done_for: date | None = None
@@ -54,17 +53,10 @@ class DailyRequest:
         if local.date() == self.done_for or local < local.replace(
                 hour=at.hour, minute=at.minute, second=0, microsecond=0):
             return None
-        key = f"reconciliation:{local.date().isoformat()}"
-        if not claim_once(sessions, key, timedelta(days=3)):
-            self.done_for = local.date()  # another replica requested it
-            return None
-        try:
-            run_id, _ = run_queue.request(sessions, "schedule")
-        except Exception:
-            unclaim(sessions, key)  # the next loop requests it again
-            raise
+        run_id = run_queue.request_scheduled(sessions, local.date())
         self.done_for = local.date()
-        log.info("reconciliation.requested", run_id=run_id, by="schedule")
+        if run_id is not None:
+            log.info("reconciliation.requested", run_id=run_id, by="schedule")
         return run_id
 
 

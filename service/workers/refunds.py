@@ -14,14 +14,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, CursorResult, and_, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
 from service.db.models import Payment, PaymentRefund
+from service.db.results import rowcount
 from service.providers.contract import ProviderUnavailable
 from service.services.context import Context
 from service.services.payments import PaymentService
@@ -86,7 +87,7 @@ def renew(sessions: sessionmaker[Session], ids: list[int], token: str, lease: ti
                    PaymentRefund.status == "pending")
             .values(next_attempt_at=utcnow() + lease)
             .execution_options(synchronize_session=False))
-    return int(cast(CursorResult[Any], result).rowcount or 0)
+    return rowcount(result)
 
 
 class RefundRetrier:
@@ -118,6 +119,13 @@ class RefundRetrier:
         return done
 
     def retry(self, item: ClaimedRefund) -> None:
+        with self.ctx.sessions() as session:
+            token = session.scalar(select(PaymentRefund.lease_token)
+                                   .where(PaymentRefund.id == item.id))
+        if token != item.token:  # frozen past our claim: another worker has it
+            self.ctx.metrics.leases_lost.inc()
+            log.warning("refund.lease_lost", refund=item.public_id)
+            return
         adapter = self.ctx.providers.adapter(item.provider_code)
         attempts = item.attempts + 1
         if adapter is None:  # its credentials were removed: keep it, ask again later
@@ -152,7 +160,7 @@ class RefundRetrier:
                        PaymentRefund.lease_token == item.token)
                 .values(lease_token=None, **values)
                 .execution_options(synchronize_session=False))
-        kept = bool(cast(CursorResult[Any], result).rowcount)
+        kept = bool(rowcount(result))
         if not kept:
             self.ctx.metrics.leases_lost.inc()
             log.warning("refund.lease_lost", refund=item.public_id)

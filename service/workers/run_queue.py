@@ -1,26 +1,25 @@
-"""The reconciliation run queue: the API and the schedule request runs, the reconciliation
-worker executes them, one at a time.
+"""The reconciliation run queue: runs are requested, then executed one at a time."""
 
-The database keeps them apart: a run's `slot` is 'queued' while it waits and 'active' while
-it runs, and a unique key on `slot` admits one of each. A request while one is queued joins
-it; a claim while one is active fails. A run whose worker died (its lease ran out) is taken
-over and resumed by the next worker.
-"""
+# The database keeps them apart: a run's `slot` is 'queued' while it waits and 'active' while it
+# runs, and a unique key on `slot` admits one of each. A request while one is queued joins it; a
+# claim while one is active fails. A run whose worker died (its lease ran out) is taken over and
+# resumed by the next worker.
 
 from __future__ import annotations
 
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
 from service.db.models import ReconciliationRun
+from service.db.results import rowcount
 from service.services.idempotency import Attach
 
 # How long a worker holds a run between renewals (it renews every third of this).
@@ -65,6 +64,39 @@ def request(sessions: sessionmaker[Session], requested_by: str,
     raise RuntimeError("could not queue a reconciliation run")
 
 
+def request_scheduled(sessions: sessionmaker[Session], day: date) -> str | None:
+    """Queue the run of `day` (or mark the queued one as it) unless that day has one: the
+    unique `scheduled_for` keeps it to one, however many workers ask."""
+    for _ in range(5):
+        with sessions() as session:
+            if session.scalars(select(ReconciliationRun.id)
+                               .where(ReconciliationRun.scheduled_for == day)).first():
+                return None
+        public_id = new_run_id()
+        try:
+            with sessions.begin() as session:
+                session.add(ReconciliationRun(
+                    public_id=public_id, status="requested", slot="queued",
+                    requested_by="schedule", requested_at=utcnow(), scheduled_for=day,
+                    statements=0, lines=0, matched=0))
+            return public_id
+        except IntegrityError:  # a run is queued already (or another worker scheduled it)
+            try:
+                with sessions.begin() as session:
+                    queued = session.scalars(select(ReconciliationRun.public_id).where(
+                        ReconciliationRun.slot == "queued",
+                        ReconciliationRun.scheduled_for.is_(None))).first()
+                    if queued is not None and rowcount(session.execute(
+                            update(ReconciliationRun)
+                            .where(ReconciliationRun.public_id == queued,
+                                   ReconciliationRun.slot == "queued")
+                            .values(scheduled_for=day))):
+                        return queued
+            except IntegrityError:  # another worker marked a run for the day first
+                return None
+    raise RuntimeError("could not queue the scheduled reconciliation run")
+
+
 def claim(sessions: sessionmaker[Session], owner: str,
           lease: timedelta = RUN_LEASE) -> ClaimedRun | None:
     """The run this worker should execute now: one whose worker died, else the queued one;
@@ -78,7 +110,7 @@ def claim(sessions: sessionmaker[Session], owner: str,
         if orphan is not None:
             if orphan.lease_expires_at is not None and orphan.lease_expires_at >= now:
                 return None  # running elsewhere
-            taken = _rows(session.execute(
+            taken = rowcount(session.execute(
                 update(ReconciliationRun)
                 .where(ReconciliationRun.id == orphan.id, ReconciliationRun.slot == "active",
                        ReconciliationRun.lease_expires_at == orphan.lease_expires_at)
@@ -91,7 +123,7 @@ def claim(sessions: sessionmaker[Session], owner: str,
                 .where(ReconciliationRun.slot == "queued")).first()
             if queued is None:
                 return None
-            taken = _rows(session.execute(
+            taken = rowcount(session.execute(
                 update(ReconciliationRun)
                 .where(ReconciliationRun.id == queued.id, ReconciliationRun.slot == "queued")
                 .values(slot="active", status="running", started_at=now,
@@ -104,7 +136,7 @@ def claim(sessions: sessionmaker[Session], owner: str,
 def renew(sessions: sessionmaker[Session], run: ClaimedRun, owner: str,
           lease: timedelta = RUN_LEASE) -> bool:
     with sessions.begin() as session:
-        return bool(_rows(session.execute(
+        return bool(rowcount(session.execute(
             update(ReconciliationRun)
             .where(ReconciliationRun.id == run.id, ReconciliationRun.slot == "active",
                    ReconciliationRun.lease_owner == owner[:64])
@@ -116,7 +148,7 @@ def finish(sessions: sessionmaker[Session], run: ClaimedRun, owner: str, *,
            issues: dict[str, int] | None = None, error: str | None = None) -> bool:
     """Record how the run ended and free the active slot for the next one."""
     with sessions.begin() as session:
-        return bool(_rows(session.execute(
+        return bool(rowcount(session.execute(
             update(ReconciliationRun)
             .where(ReconciliationRun.id == run.id, ReconciliationRun.lease_owner == owner[:64])
             .values(status="failed" if error else "completed", slot=None,
@@ -149,6 +181,3 @@ def view(session: Session, public_id: str) -> dict[str, Any] | None:
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
 
-
-def _rows(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount or 0)

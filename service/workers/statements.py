@@ -15,15 +15,16 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import CursorResult, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
 from service.db.models import BankStatement, BankStatementLine
+from service.db.results import rowcount
 from service.settings import Settings
 from service.workers.statement_sources import (
     BankFormat,
@@ -138,7 +139,7 @@ def _claim(sessions: sessionmaker[Session], source: Source, digest: str,
     # Failed, or its importer died: take it over only if nobody else did since we looked,
     # and start again from an empty statement in the same transaction.
     with sessions.begin() as session:
-        taken = _rows(session.execute(
+        taken = rowcount(session.execute(
             update(BankStatement)
             .where(BankStatement.id == statement_id, BankStatement.status == status,
                    BankStatement.imported_at == progress)
@@ -156,7 +157,7 @@ def _claim(sessions: sessionmaker[Session], source: Source, digest: str,
 def _touch(session: Session, statement_id: int, touched: datetime, **values: Any) -> datetime:
     """Record progress on our import; raises TakenOver when it is no longer ours."""
     now = max(utcnow(), touched + timedelta(microseconds=1))
-    if not _rows(session.execute(
+    if not rowcount(session.execute(
             update(BankStatement)
             .where(BankStatement.id == statement_id, BankStatement.status == "importing",
                    BankStatement.imported_at == touched)
@@ -190,9 +191,6 @@ def _fail(sessions: sessionmaker[Session], statement_id: int, touched: datetime)
     except Exception:  # the database may be what failed: the stale rule covers that
         log.exception("statement.mark_failed_failed", statement_id=statement_id)
 
-
-def _rows(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def import_all(sessions: sessionmaker[Session], inbox: Inbox) -> list[int]:

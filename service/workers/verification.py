@@ -102,9 +102,15 @@ class PaymentWorker:
     def check(self, item: queue.Claimed) -> None:
         started = time.time()
         with self.ctx.sessions() as session:
-            payment = session.get(Payment, item.id)
-            assert payment is not None
-            amount, currency = payment.amount, payment.currency
+            found = session.execute(select(Payment.amount, Payment.currency, Payment.lease_token)
+                                    .where(Payment.id == item.id)).one()
+        if found.lease_token != item.token:
+            # Frozen past our lease (the renewals stopped with us): another worker has it.
+            self.ctx.metrics.leases_lost.inc()
+            log.warning("payment.lease_lost", worker=self.owner, payment_id=item.id,
+                        provider=item.provider_code)
+            return
+        amount, currency = found.amount, found.currency
         adapter = self.ctx.providers.adapter(item.provider_code)
         outcome = "no_adapter"
         if adapter is not None:

@@ -86,8 +86,8 @@ def test_no_generated_request_makes_a_server_error(gateway: str, tmp_path: Path)
          "--header", f"Authorization: {token}", "--generation-database", "none",
          "--report", "ndjson", "--report-ndjson-path", str(events), "--no-color",
          "--request-timeout", "30", "--suppress-health-check", "all"],
-        capture_output=True, text=True, timeout=900, check=False,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+        capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""})  # its cache goes to tmp_path
     assert events.exists(), run.stdout[-5000:] + run.stderr[-3000:]
     failures = _failures(events)
     print(run.stdout[-6000:])

@@ -33,9 +33,9 @@ from tests.simulator import running_simulator
 
 pytestmark = pytest.mark.integration
 # The test's timeouts (the defaults are 3 s and 5 s): a hung server costs a request at most
-# the pool's connect wait plus one read, plus slack for a loaded machine.
+# one read (the pooled connection's check) and one connect, plus slack for a loaded machine.
 CONNECT, READ = 1, 2
-BOUND = CONNECT + READ + 3.0
+BOUND = CONNECT + READ + 1.5
 
 Call = tuple[str, str, dict[str, Any] | None]
 

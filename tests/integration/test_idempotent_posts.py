@@ -7,28 +7,37 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, func, insert, select, update
+from sqlalchemy import exc as sa_exc
 
 from service.api.app import create_app
 from service.clock import utcnow
 from service.db import migrate
 from service.db.models import (
     IdempotencyKey,
+    PaymentAttempt,
     PaymentAuditLog,
     PaymentReconciliation,
     PaymentRefund,
     ReconciliationRun,
 )
+from service.domain.caller import Caller
+from service.domain.catalog import BY_CODE
+from service.domain.idempotency import canonical_json
+from service.errors import Conflict
 from service.services.context import Context
-from service.services.idempotency import Keyed
+from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
+from service.services.payments import NewPayment
 from service.settings import Settings
 from tests.conftest import random_key
 from tests.integration.test_api import auth, body
+from tests.simulator import running_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +48,13 @@ def gateway(settings_factory: Callable[..., Settings], mysql_url: str, tmp_path:
     engine = create_engine(mysql_url)
     migrate.prepare(engine)
     engine.dispose()
-    settings = settings_factory(database_url=mysql_url)
-    ctx = Context.build(settings)
-    with TestClient(create_app(settings, ctx)) as client:
-        yield client, ctx
-    ctx.close()
+    with running_simulator(settings_factory()) as sim:
+        settings = settings_factory(database_url=mysql_url, provider_simulator_url=sim,
+                                    gateway_public_url="http://127.0.0.1:9")
+        ctx = Context.build(settings)
+        with TestClient(create_app(settings, ctx)) as client:
+            yield client, ctx
+        ctx.close()
 
 
 def _keyed(key: str) -> dict[str, str]:
@@ -171,3 +182,83 @@ def test_a_malformed_key_is_refused(gateway: tuple[TestClient[Any], Context], ke
                         headers={**auth(), "Idempotency-Key": key})  # type: ignore[dict-item]
     assert reply.status_code == 422 and reply.json()["field"] == "Idempotency-Key"
     assert _count(ctx, IdempotencyKey) == 0
+
+
+def _idempotency(client: TestClient[Any]) -> Idempotency:
+    idempotency: Idempotency = client.app.state["services"].payments.idempotency
+    return idempotency
+
+
+def test_a_change_whose_commit_reply_was_lost_is_not_made_twice(
+        gateway: tuple[TestClient[Any], Context]) -> None:
+    """The work committed (and linked the key to what it made), but the process heard back
+    an error. The key is freed by what the database says, not by what the process heard:
+    it stays linked, and the retry answers with what was made instead of making it again."""
+    client, ctx = gateway
+    idempotency = _idempotency(client)
+    keyed = Keyed.of("u1", random_key(), "POST", "/api/v1/payments", "{}")
+    made: list[str] = []
+
+    def make(attach: Attach) -> Outcome:
+        with ctx.sessions.begin() as session:
+            attach(session, "pay_made_once")
+        made.append("pay_made_once")
+        raise Conflict("pretend the COMMIT's reply was lost", field=None)
+
+    with pytest.raises(Conflict):
+        idempotency.run(keyed, make, lambda resource: Outcome(201, {"id": resource}))
+    again = idempotency.run(keyed, make, lambda resource: Outcome(201, {"id": resource}))
+    assert again == Outcome(201, {"id": "pay_made_once"}) and made == ["pay_made_once"]
+
+
+def test_a_request_the_database_failed_keeps_its_key_locked(
+        gateway: tuple[TestClient[Any], Context]) -> None:
+    """A database error mid-request says nothing of whether it committed: the key stays in
+    flight (409 with Retry-After) until its lock passes, then the retry recovers."""
+    client, ctx = gateway
+    idempotency = _idempotency(client)
+    keyed = Keyed.of("u1", random_key(), "POST", "/api/v1/payments", "{}")
+
+    def lost(attach: Attach) -> Outcome:
+        with ctx.sessions.begin() as session:
+            attach(session, "pay_maybe")
+        raise sa_exc.OperationalError("COMMIT", {}, Exception(2013, "Lost connection"))
+
+    with pytest.raises(sa_exc.OperationalError):
+        idempotency.run(keyed, lost, lambda resource: Outcome(201, {"id": resource}))
+    with pytest.raises(Conflict) as busy:
+        idempotency.run(keyed, lost, lambda resource: Outcome(201, {"id": resource}))
+    assert busy.value.retry_after is not None and busy.value.retry_after >= 1
+    with ctx.sessions.begin() as session:  # the lock passes
+        session.execute(update(IdempotencyKey).where(IdempotencyKey.key == keyed.key)
+                        .values(locked_until=utcnow() - timedelta(seconds=1)))
+    recovered = idempotency.run(keyed, lost, lambda resource: Outcome(201, {"id": resource}))
+    assert recovered.body == {"id": "pay_maybe"}
+
+
+def test_a_retry_sends_the_charge_its_dead_first_request_never_sent(
+        gateway: tuple[TestClient[Any], Context]) -> None:
+    """The first request recorded the payment (linked to its key) and died before sending
+    the charge. The retry, once the lock has passed, sends it, exactly once."""
+    client, ctx = gateway
+    request = body("visa")
+    keyed = Keyed.of("u1", random_key(), "POST", "/api/v1/payments", canonical_json(request))
+    payments = client.app.state["services"].payments
+    claim = payments.idempotency.claim(keyed)
+    caller = Caller("u1", frozenset({"accountant"}), "fac-1")
+    new = NewPayment("visa", Decimal("150.00"), "SDG", "fac-1", "p-1",
+                     payer_phone="+249912345678")
+    pending = payments._insert(caller, new, BY_CODE["visa"], Attach(claim.key_id))
+    assert pending.status == "pending"
+    with ctx.sessions.begin() as session:  # its gateway died; the lock passes
+        session.execute(update(IdempotencyKey).where(IdempotencyKey.id == claim.key_id)
+                        .values(locked_until=utcnow() - timedelta(seconds=1)))
+    retry = client.post("/api/v1/payments", json=request,
+                        headers={**auth(), "Idempotency-Key": keyed.key})
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["id"] == pending.public_id and retry.json()["status"] == "confirmed"
+    assert _count(ctx, PaymentAttempt, PaymentAttempt.operation == "initiate") == 1
+    again = client.post("/api/v1/payments", json=request,
+                        headers={**auth(), "Idempotency-Key": keyed.key})
+    assert again.json() == retry.json()
+    assert _count(ctx, PaymentAttempt, PaymentAttempt.operation == "initiate") == 1

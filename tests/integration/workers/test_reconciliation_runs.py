@@ -9,15 +9,18 @@ import itertools
 import json
 import threading
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from service.db.models import PaymentReconciliation, ReconciliationRun
 from service.services.context import Context
+from service.workers import run_queue
+from service.workers.reconciliation_schedule import DailyRequest
 from tests.integration.test_api import auth
 from tests.integration.workers.conftest import Process, wait_for
 from tests.servers import free_port
@@ -114,3 +117,20 @@ def _answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
 
+
+
+def test_the_days_run_is_requested_once_however_many_workers_ask(ctx: Context) -> None:
+    settings = ctx.settings.model_copy(update={"reconciliation_time": dt_time(0, 0)})
+    first, second = DailyRequest(settings), DailyRequest(settings)
+    # Finance asked for a run that has not started: the schedule takes it as the day's.
+    asked, _ = run_queue.request(ctx.sessions, "fin-1")
+    assert first(ctx.sessions) == asked
+    assert second(ctx.sessions) is None  # another worker: the day has its run
+    with ctx.sessions.begin() as session:  # it ran
+        session.execute(update(ReconciliationRun).values(status="completed", slot=None))
+    assert second(ctx.sessions) is None and first(ctx.sessions) is None
+    with ctx.sessions() as session:
+        runs = session.execute(select(ReconciliationRun.public_id,
+                                      ReconciliationRun.scheduled_for)).all()
+    assert [r.public_id for r in runs] == [asked]
+    assert runs[0].scheduled_for == datetime.now(settings.zone).date()

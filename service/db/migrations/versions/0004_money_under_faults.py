@@ -11,7 +11,7 @@ Revises: 0003
   earlier overlap of runs left are dropped first, keeping a resolved one where there is one),
   and the facility an issue belongs to; bank_statements.facility_id (banks.json).
 - reconciliation_runs: the run queue the API writes and the reconciliation worker executes,
-  one at a time (a unique `slot`).
+  one at a time (a unique `slot`), and one scheduled run per day (a unique `scheduled_for`).
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("slot", sa.String(length=8), nullable=True),
         sa.Column("requested_by", sa.String(length=64), nullable=False),
         sa.Column("requested_at", _timestamp(), nullable=False),
+        sa.Column("scheduled_for", sa.Date(), nullable=True),
         sa.Column("started_at", _timestamp(), nullable=True),
         sa.Column("finished_at", _timestamp(), nullable=True),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
@@ -101,6 +102,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_reconciliation_runs"),
         sa.UniqueConstraint("public_id", name="uq_reconciliation_runs_public_id"),
         sa.UniqueConstraint("slot", name="uq_reconciliation_runs_slot"),
+        sa.UniqueConstraint("scheduled_for", name="uq_reconciliation_runs_scheduled_for"),
         mysql_charset="utf8mb4",
         mysql_engine="InnoDB",
     )

@@ -1,4 +1,4 @@
-"""What a JSON request body must be before anything reads its fields (pure, no I/O)."""
+"""A JSON request body as the API takes it: application/json, UTF-8, one object."""
 
 from __future__ import annotations
 
