@@ -26,3 +26,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    # A line per provider call is noise at INFO (every call is a row in payment_attempts and
+    # a count in nilecare_provider_requests_total); DEBUG still shows them.
+    if logging.getLevelName(level) > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)

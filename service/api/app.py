@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
-from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
-from litestar.stores.base import Store
-from litestar.stores.memory import MemoryStore
-from litestar.stores.redis import RedisStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from service.api.auth import caller_from_header
 from service.api.body import require_json_object
 from service.api.controllers.payments import PaymentController
 from service.api.controllers.public import health, list_providers, metrics, ready, receive_webhook
 from service.api.controllers.reconciliation import ReconciliationController
 from service.api.deps import Services, provide_services
+from service.api.limits import RateLimiter, caller_and_limits
 from service.api.problems import HANDLERS
-from service.api.rate_limit_store import FallbackStore
 from service.db.availability import Breaker
-from service.errors import Unauthenticated
 from service.services.context import Context
 from service.services.payments import PaymentService
 from service.services.reconciliation import ReconciliationService
@@ -37,23 +31,7 @@ from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 from service.settings import Settings
 
-UNLIMITED = ["/health", "/metrics", "/schema", "/api/v1/webhooks"]
-
-
-def client_identity(jwt_secret: str) -> Callable[[Request[Any, Any, Any]], str]:
-    """Rate-limit per caller: the verified token subject, so minting fresh tokens buys no
-    extra quota; anything without a valid token is counted against its address."""
-
-    def identify(request: Request[Any, Any, Any]) -> str:
-        header = request.headers.get("authorization")
-        if header:
-            try:
-                return "sub:" + caller_from_header(header, jwt_secret).subject
-            except Unauthenticated:
-                pass
-        return "ip:" + get_remote_address(request)
-
-    return identify
+UNLIMITED = ("/health", "/metrics", "/schema", "/api/v1/webhooks")
 
 
 def http_metrics(ctx: Context) -> Any:
@@ -95,9 +73,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     dsn = settings.redis_dsn()
     # Short socket timeouts: a Redis that hangs must cost a request a second, not a minute.
     redis = Redis.from_url(dsn, socket_connect_timeout=1, socket_timeout=1) if dsn else None
-    store: Store = (FallbackStore(RedisStore(redis, namespace="nilecare"),
-                                  context.metrics.rate_limit_fallback)
-                    if redis else MemoryStore())
+    limiter = RateLimiter(settings.rate_limit_per_minute, redis,
+                          context.metrics.rate_limit_fallback)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -108,12 +85,6 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
                 await redis.aclose()
             context.close()
 
-    rate_limit = RateLimitConfig(
-        rate_limit=("minute", settings.rate_limit_per_minute),
-        exclude=UNLIMITED,
-        identifier_for_request=client_identity(settings.jwt_secret.get_secret_value()),
-        store="rate_limit",
-    )
     return Litestar(
         route_handlers=[
             PaymentController,
@@ -126,9 +97,11 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,
-        middleware=[http_metrics(context), rate_limit.middleware],
-        stores={"rate_limit": store},
-        state=State({"services": services, "redis": redis, "breaker": Breaker()}),
+        middleware=[http_metrics(context),
+                    caller_and_limits(settings.jwt_secret.get_secret_value(), limiter,
+                                      UNLIMITED)],
+        state=State({"services": services, "redis": redis, "breaker": Breaker(),
+                     "limiter": limiter}),
         before_request=require_json_object,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,

@@ -10,8 +10,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter
 
-from service.api.auth import caller_from_header
 from service.api.body import canonical
+from service.api.limits import caller_of
 from service.domain.caller import Caller
 from service.services.context import Context
 from service.services.idempotency import Keyed
@@ -41,10 +41,9 @@ def provide_services(state: State) -> Services:
     return services
 
 
-def provide_caller(request: Request[Any, Any, Any], state: State) -> Caller:
-    services: Services = state.services
-    return caller_from_header(request.headers.get("authorization"),
-                              services.ctx.settings.jwt_secret.get_secret_value())
+def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """The caller the middleware verified (service/api/limits.py): the token is read once."""
+    return caller_of(request.state.dict())
 
 
 def provide_keyed(

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 
 from service.api.app import create_app
 from service.api.auth import mint
-from service.api.rate_limit_store import FallbackStore
+from service.api.limits import RateLimiter
 from service.db import migrate
 from service.services.context import Context
 from service.settings import Settings
@@ -73,10 +73,10 @@ def test_payments_go_on_without_redis_and_the_limit_still_holds(
     assert 429 in codes and codes.count(201) <= 4
     assert _fallbacks(ctx) >= 3  # one per decision taken without Redis
     redis.start()
-    # The store asks Redis again 5 s after it last failed: move its clock rather than wait.
-    store = client.app.stores.get("rate_limit")
-    assert isinstance(store, FallbackStore)
-    store.clock = lambda: time.monotonic() + store.retry_after + 0.5
+    # The limiter asks Redis again 5 s after it last failed: move its clock, do not wait.
+    limiter = client.app.state["limiter"]
+    assert isinstance(limiter, RateLimiter)
+    limiter.clock = lambda: time.time() + limiter.retry_after + 0.5
     for _ in range(3):
         client.get("/api/v1/payment-providers")
     back = _fallbacks(ctx)

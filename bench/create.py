@@ -1,0 +1,239 @@
+"""The gateway's keyed create and its GET, side by side with a bare Litestar app on the same
+server, in interleaved rounds; and what one create costs the database.
+
+    .venv/bin/python bench/create.py [--rounds 3] [--seconds 10] [--provider visa]
+
+Starts a throwaway MariaDB and Redis, the provider simulator, one gateway process and the
+bare app (bench/bare.py) under the same uvicorn settings, and drives each with wrk (Debian's
+`wrk`): 64 connections for throughput, one connection for latency without queueing. Prints
+each round, then the median ratio and its spread, then the statements and commits one
+create costs, read from the server's status counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from service.api.auth import mint
+from service.db.migrate import prepare
+from tests.conftest import TEST_JWT_SECRET, base_environ
+from tests.servers import free_port, mariadb_server, redis_server
+
+BODY = ('{"provider":"%s","amount":"150.00","currency":"SDG","patient_id":"p-1",'
+        '"payer_phone":"+249912345678"}')
+# One key per request: each thread numbers its own, so no two requests share one.
+CREATE_LUA = """
+local counter = 0
+local thread_id = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
+end
+function init(args)
+  math.randomseed(os.time() + thread_id)
+  thread_tag = tostring(thread_id) .. "-" .. tostring(math.random(1, 1000000000))
+end
+request = function()
+  counter = counter + 1
+  local headers = {}
+  headers["Content-Type"] = "application/json"
+  headers["Authorization"] = "Bearer %(token)s"
+  headers["Idempotency-Key"] = "bench-" .. thread_tag .. "-" .. counter
+  return wrk.format("POST", "%(path)s", headers, '%(body)s')
+end
+"""
+GET_LUA = """
+request = function()
+  return wrk.format("GET", "%(path)s", {["Authorization"] = "Bearer %(token)s"})
+end
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int) -> Result:
+    threads = min(connections, 2)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d",
+                          f"{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(found.group(1)) if found else 0
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return Result(rps, p50, p99, errors)
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:])
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
+    popen = subprocess.Popen(args, env={**os.environ, **env}, stdout=log.open("wb"),
+                             stderr=subprocess.STDOUT)
+    try:
+        _wait(ready, popen, log)
+        yield
+    finally:
+        popen.terminate()
+        popen.wait(30)
+
+
+def statements_per_create(server: str, database: str, gateway: str, token: str,
+                          provider: str, count: int = 200) -> dict[str, float]:
+    names = ("Questions", "Com_select", "Com_insert", "Com_update", "Com_delete",
+             "Com_commit", "Com_rollback", "Com_begin")
+    engine = create_engine(server)
+
+    def counters() -> dict[str, int]:
+        with engine.connect() as c:
+            rows = c.execute(text("SHOW GLOBAL STATUS WHERE Variable_name IN (" +
+                                  ", ".join(f"'{n}'" for n in names) + ")")).all()
+        return {name: int(value) for name, value in rows}
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        client.post("/api/v1/payments", content=BODY % provider,
+                    headers={**headers, "Idempotency-Key": "warm"})
+        before = counters()
+        for n in range(count):
+            reply = client.post("/api/v1/payments", content=BODY % provider,
+                                headers={**headers, "Idempotency-Key": f"count-{n}"})
+            assert reply.status_code == 201, reply.text
+        after = counters()
+    engine.dispose()
+    # Our own SHOW STATUS is one question (and no Com_select) each time.
+    spent = {n: (after[n] - before[n]) / count for n in names}
+    spent["Questions"] -= 1 / count
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--provider", default="visa")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="nilecare-bench-"))
+    database = mariadb_server(base / "mariadb")
+    cache = redis_server(base / "redis")
+    with database.running() as server, cache.running() as redis_url:
+        engine = create_engine(server)
+        with engine.begin() as c:
+            c.execute(text("CREATE DATABASE bench CHARACTER SET utf8mb4"))
+        engine.dispose()
+        url = f"{server}/bench"
+        engine = create_engine(url)
+        prepare(engine)
+        engine.dispose()
+        ports = {"sim": free_port(), "gateway": free_port(), "bare": free_port()}
+        env = base_environ(DATABASE_URL=url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
+                           DATA_DIR=str(base / "data"), RATE_LIMIT_PER_MINUTE="100000000",
+                           PROVIDER_SIMULATOR_URL=f"http://127.0.0.1:{ports['sim']}",
+                           PROVIDER_TIMEOUT_SECONDS="10",
+                           GATEWAY_PUBLIC_URL="http://127.0.0.1:9")
+        exe = [sys.executable, "-m"]
+        token = mint(TEST_JWT_SECRET, "bench", ["accountant"], "fac-1", 4 * 3600)
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        bare = f"http://127.0.0.1:{ports['bare']}"
+        uvicorn_bare = [*exe, "uvicorn", "bench.bare:app_factory", "--factory", "--host",
+                        "127.0.0.1", "--port", str(ports["bare"]), "--no-access-log",
+                        "--log-level", "warning"]
+        with process([*exe, "service.cli", "simulator", "--port", str(ports["sim"])], env,
+                     base / "sim.log", f"http://127.0.0.1:{ports['sim']}/health"), \
+                process([*exe, "service.cli", "serve", "--port", str(ports["gateway"])], env,
+                        base / "gateway.log", f"{gateway}/health/ready"), \
+                process(uvicorn_bare, {**env, "PYTHONPATH": str(Path(__file__).parent.parent)},
+                        base / "bare.log", f"{bare}/item/x"):
+            httpx.put(f"http://127.0.0.1:{ports['sim']}/_control/{args.provider}",
+                      json={"settle_after_seconds": 0}).raise_for_status()
+            made = httpx.post(f"{gateway}/api/v1/payments", content=BODY % args.provider,
+                              headers={"Authorization": f"Bearer {token}",
+                                       "Content-Type": "application/json"}).json()
+            scripts = {}
+            for name, template, path, body in (
+                    ("create", CREATE_LUA, "/api/v1/payments", BODY % args.provider),
+                    ("echo", CREATE_LUA, "/echo", BODY % args.provider),
+                    ("get", GET_LUA, f"/api/v1/payments/{made['id']}", ""),
+                    ("bare_get", GET_LUA, f"/item/{made['id']}", "")):
+                scripts[name] = base / f"{name}.lua"
+                scripts[name].write_text(template % {"token": token, "path": path,
+                                                     "body": body})
+            rounds: list[dict[str, Result]] = []
+            for number in range(1, args.rounds + 1):
+                r = {
+                    "echo": wrk(bare, scripts["echo"], 64, args.seconds),
+                    "create": wrk(gateway, scripts["create"], 64, args.seconds),
+                    "bare_get": wrk(bare, scripts["bare_get"], 64, args.seconds),
+                    "get": wrk(gateway, scripts["get"], 64, args.seconds),
+                    "create_1": wrk(gateway, scripts["create"], 1, args.seconds),
+                    "get_1": wrk(gateway, scripts["get"], 1, args.seconds),
+                }
+                rounds.append(r)
+                print(f"round {number}: create {r['create'].rps:7.0f} req/s vs echo "
+                      f"{r['echo'].rps:7.0f} ({r['create'].rps / r['echo'].rps:.3f}x); "
+                      f"GET {r['get'].rps:7.0f} vs bare {r['bare_get'].rps:7.0f} "
+                      f"({r['get'].rps / r['bare_get'].rps:.3f}x); 1 connection: create p50 "
+                      f"{r['create_1'].p50_ms:.1f} ms p99 {r['create_1'].p99_ms:.1f} ms, GET "
+                      f"p50 {r['get_1'].p50_ms:.1f} ms p99 {r['get_1'].p99_ms:.1f} ms; "
+                      f"errors {sum(x.errors for x in r.values())}", flush=True)
+
+            def summary(name: str, values: list[float], unit: str = "x") -> None:
+                print(f"  {name:<34} median {statistics.median(values):8.3f}{unit}  "
+                      f"(spread {min(values):.3f}-{max(values):.3f})")
+
+            print(f"\n{args.rounds} rounds of {args.seconds} s, provider {args.provider}:")
+            summary("keyed create / bare echo (64 c)",
+                    [r["create"].rps / r["echo"].rps for r in rounds])
+            summary("GET / bare GET (64 c)", [r["get"].rps / r["bare_get"].rps for r in rounds])
+            summary("create req/s (64 c)", [r["create"].rps for r in rounds], "")
+            summary("create p50 ms (1 c)", [r["create_1"].p50_ms for r in rounds], "")
+            summary("create p99 ms (1 c)", [r["create_1"].p99_ms for r in rounds], "")
+            summary("GET p99 ms (1 c)", [r["get_1"].p99_ms for r in rounds], "")
+            spent = statements_per_create(server, "bench", gateway, token, args.provider)
+            print("\nper keyed create, from SHOW GLOBAL STATUS over 200 creates: " +
+                  ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
+
+
+if __name__ == "__main__":
+    main()
