@@ -37,23 +37,21 @@ BODY = ('{"provider":"%s","amount":"150.00","currency":"SDG","patient_id":"p-1",
         '"payer_phone":"+249912345678"}')
 # One key per request: each thread numbers its own, so no two requests share one.
 CREATE_LUA = """
-local counter = 0
-local thread_id = 0
-local threads = 0
+-- Each wrk thread has its own Lua state; setup() names each one, so no two requests of a
+-- run share an Idempotency-Key.
+counter = 0
+threads = 0
 function setup(thread)
   threads = threads + 1
-  thread:set("thread_id", threads)
-end
-function init(args)
-  math.randomseed(os.time() + thread_id)
-  thread_tag = tostring(thread_id) .. "-" .. tostring(math.random(1, 1000000000))
+  thread:set("tag", tostring(threads) .. "-" .. tostring(os.time()) .. "-" ..
+             tostring(math.random(1, 1000000000)))
 end
 request = function()
   counter = counter + 1
   local headers = {}
   headers["Content-Type"] = "application/json"
   headers["Authorization"] = "Bearer %(token)s"
-  headers["Idempotency-Key"] = "bench-" .. thread_tag .. "-" .. counter
+  headers["Idempotency-Key"] = "bench-" .. tag .. "-" .. counter
   return wrk.format("POST", "%(path)s", headers, '%(body)s')
 end
 """

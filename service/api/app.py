@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
+from service.api.auth import Verifier
 from service.api.body import require_json_object
 from service.api.controllers.payments import PaymentController
 from service.api.controllers.public import health, list_providers, metrics, ready, receive_webhook
@@ -25,6 +26,7 @@ from service.api.limits import RateLimiter, caller_and_limits
 from service.api.problems import HANDLERS
 from service.db.availability import Breaker
 from service.services.context import Context
+from service.services.creation import Creation
 from service.services.payments import PaymentService
 from service.services.reconciliation import ReconciliationService
 from service.services.refunds import RefundService
@@ -67,7 +69,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     context = ctx or Context.build(settings)
     payments = PaymentService(context)
     services = Services(
-        context, payments, RefundService(payments), WebhookService(context, payments),
+        context, payments, Creation(payments), RefundService(payments),
+        WebhookService(context, payments),
         ReconciliationService(context, payments.idempotency),
     )
     dsn = settings.redis_dsn()
@@ -98,8 +101,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,
         middleware=[http_metrics(context),
-                    caller_and_limits(settings.jwt_secret.get_secret_value(), limiter,
-                                      UNLIMITED)],
+                    caller_and_limits(Verifier(settings.jwt_secret.get_secret_value()),
+                                      limiter, UNLIMITED)],
         state=State({"services": services, "redis": redis, "breaker": Breaker(),
                      "limiter": limiter}),
         before_request=require_json_object,

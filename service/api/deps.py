@@ -14,6 +14,7 @@ from service.api.body import canonical
 from service.api.limits import caller_of
 from service.domain.caller import Caller
 from service.services.context import Context
+from service.services.creation import Creation
 from service.services.idempotency import Keyed
 from service.services.payments import PaymentService
 from service.services.reconciliation import ReconciliationService
@@ -31,6 +32,7 @@ IDEMPOTENCY_HELP = (
 class Services:
     ctx: Context
     payments: PaymentService
+    creation: Creation
     refunds: RefundService
     webhooks: WebhookService
     reconciliation: ReconciliationService

@@ -19,7 +19,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from service.api.auth import caller_from_header
+from service.api.auth import Verifier
 from service.domain.caller import Caller
 from service.errors import NileCareError, Unauthenticated
 
@@ -92,7 +92,7 @@ class RateLimiter:
         return count
 
 
-def caller_and_limits(secret: str, limiter: RateLimiter,
+def caller_and_limits(verifier: Verifier, limiter: RateLimiter,
                       unlimited: tuple[str, ...]) -> Callable[[ASGIApp], ASGIApp]:
     """ASGI middleware: verify the bearer token once, then count the request against its
     caller (the token's subject, so minting new tokens buys no quota; else the address)."""
@@ -106,7 +106,7 @@ def caller_and_limits(secret: str, limiter: RateLimiter,
             caller: Caller | Unauthenticated | None = None
             if header is not None:
                 try:
-                    caller = caller_from_header(header, secret)
+                    caller = verifier.caller(header)
                 except Unauthenticated as exc:
                     caller = exc
             state: dict[str, Any] = scope.setdefault("state", {})

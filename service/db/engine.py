@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 
 
-def make_engine(settings: Settings, *, timeout: float | None = None) -> Engine:
+def make_engine(settings: Settings, *, timeout: float | None = None,
+                reader: bool = False) -> Engine:
     """The engine for `settings`. On MySQL every wait is bounded (DATABASE_*_SECONDS): a
     connection, a pooled connection, each read and write, a row lock; `timeout` (seconds)
     replaces the read/write bound for a process that needs another (the exporter's shorter
-    one, reconciliation's longer statements)."""
+    one, reconciliation's longer statements). A `reader` engine's connections autocommit:
+    a read is its one statement, with no transaction to end."""
     url = settings.sqlalchemy_url()
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -25,13 +27,20 @@ def make_engine(settings: Settings, *, timeout: float | None = None) -> Engine:
         url,
         pool_pre_ping=True,
         pool_recycle=1800,
-        pool_size=10,
-        max_overflow=20,
+        # As many as the threads that may use it at once (anyio's 40, shared with the other
+        # engine): a connection past pool_size is closed on return, and a new one costs a
+        # TLS context and a handshake.
+        pool_size=10 if reader else 20,
+        max_overflow=10 if reader else 20,
+        # Every checkout ends its own transaction (commit, or the rollback SQLAlchemy issues
+        # when a Connection or Session closes with one open), so the pool's own rollback on
+        # return would only repeat it: a statement per transaction for nothing.
+        pool_reset_on_return=None,
         # A request waits this long for a free connection, then answers 503.
         pool_timeout=connect,
         # READ COMMITTED: a worker polling for due payments must see rows committed by the
         # gateway since its transaction began, and SKIP LOCKED behaves best at this level.
-        isolation_level="READ COMMITTED",
+        isolation_level="AUTOCOMMIT" if reader else "READ COMMITTED",
         connect_args={
             "connect_timeout": min(connect, io),
             # PyMySQL reads the server's handshake with read_timeout: connecting is bounded
@@ -49,6 +58,10 @@ def make_engine(settings: Settings, *, timeout: float | None = None) -> Engine:
         # PyMySQL keeps its read timeout in this attribute and applies it at the next read.
         dbapi_conn._read_timeout = io
 
+    if reader:
+        # An autocommit connection has no transaction to roll back; PyMySQL would still send
+        # ROLLBACK after every read.
+        engine.dialect.do_rollback = lambda _dbapi_connection: None  # type: ignore[method-assign,assignment]
     return engine
 
 

@@ -19,6 +19,8 @@ from service.settings import Settings
 class Context:
     settings: Settings
     engine: Engine
+    # Reads that are one statement (a payment, a page of payments): autocommit connections.
+    reader: Engine
     sessions: sessionmaker[Session]
     providers: Registry
     metrics: EventMetrics
@@ -31,6 +33,7 @@ class Context:
         return cls(
             settings=settings,
             engine=engine,
+            reader=engine if settings.embedded else make_engine(settings, reader=True),
             sessions=session_factory(engine),
             providers=providers or Registry.from_settings(settings),
             metrics=EventMetrics(registry or CollectorRegistry()),
@@ -40,3 +43,4 @@ class Context:
     def close(self) -> None:
         self.providers.close()
         self.engine.dispose()
+        self.reader.dispose()

@@ -11,11 +11,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Connection, CursorResult, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,20 +55,61 @@ class Keyed:
         return cls(f"caller:{subject}", key, fingerprint(method, path, canonical_body))
 
 
-@dataclass(frozen=True)
-class Attach:
-    """Given to an operation: records, in the transaction that makes the change, which
-    resource the key's request created or changed (a public id)."""
+class KeyTaken(Exception):
+    """Another request holds this Idempotency-Key (raised where an operation takes it)."""
 
-    key_id: int | None
 
-    def __call__(self, session: Session, resource_id: str) -> None:
+Executor = Session | Connection
+
+
+@dataclass
+class Hold:
+    """One request's hold on its Idempotency-Key, handed to the operation.
+
+    The operation links the key to what it creates or changes in the same transaction as the
+    change (`hold(conn, public_id)`). An operation run `inline` also takes the key in its own
+    first transaction and completes it in its last, so the key costs no transaction of its
+    own (the payment create: two transactions in all)."""
+
+    owner: Idempotency | None
+    keyed: Keyed | None
+    key_id: int | None = None
+    completed: bool = False
+
+    def __call__(self, conn: Executor, resource_id: str) -> None:
+        if self.keyed is None or self.owner is None:
+            return
         if self.key_id is not None:
-            session.execute(update(IdempotencyKey).where(IdempotencyKey.id == self.key_id)
-                            .values(resource_id=resource_id))
+            conn.execute(update(IdempotencyKey).where(IdempotencyKey.id == self.key_id)
+                         .values(resource_id=resource_id))
+            return
+        now = utcnow()
+        try:
+            result = conn.execute(insert(IdempotencyKey), {
+                "scope": self.keyed.scope, "key": self.keyed.key,
+                "request_hash": self.keyed.fingerprint, "state": "in_flight",
+                "resource_id": resource_id, "locked_until": now + self.owner.lock,
+                "created_at": now, "expires_at": now + self.owner.ttl})
+        except IntegrityError:
+            raise KeyTaken(self.keyed.key) from None
+        key = cast(CursorResult[Any], result).inserted_primary_key
+        assert key is not None
+        self.key_id = int(key[0])
+        self.owner.decisions.labels(Decision.NEW.value).inc()
+
+    def complete(self, conn: Executor, outcome: Outcome) -> None:
+        """Store the response in the caller's transaction."""
+        if self.key_id is None:
+            return
+        conn.execute(update(IdempotencyKey).where(IdempotencyKey.id == self.key_id).values(
+            state="completed", response_status=outcome.status,
+            response_body=json.dumps(outcome.body, separators=(",", ":"))))
+        self.completed = True
 
 
-Operation = Callable[[Attach], Outcome]
+# Kept for the operations that only link the key: what they receive is a Hold.
+Attach = Hold
+Operation = Callable[[Hold], Outcome]
 Recover = Callable[[str], Outcome]
 
 
@@ -90,10 +131,18 @@ class Idempotency:
         self.ttl = ttl
         self.lock = lock
 
-    def run(self, keyed: Keyed | None, operation: Operation, recover: Recover) -> Outcome:
-        """Do `operation` once per key: replay, refuse, or recover as the stored key says."""
+    def run(self, keyed: Keyed | None, operation: Operation, recover: Recover, *,
+            inline: bool = False) -> Outcome:
+        """Do `operation` once per key: replay, refuse, or recover as the stored key says.
+        `inline`: the operation takes the key itself, in its first transaction."""
         if keyed is None:
-            return operation(Attach(None))
+            return operation(Hold(None, None))
+        if inline:
+            hold = Hold(self, keyed)
+            try:
+                return self._do(hold, lambda: operation(hold))
+            except KeyTaken:
+                pass  # another request has used the key: decide as the stored key says
         claim = self.claim(keyed)
         self.decisions.labels(claim.decision.value).inc()
         if claim.decision == Decision.REPLAY:
@@ -105,22 +154,29 @@ class Idempotency:
         if claim.decision == Decision.CONFLICT:
             raise Conflict("a request with this Idempotency-Key is still in progress; retry "
                            "later", field="Idempotency-Key", retry_after=claim.retry_after)
+        held = Hold(self, keyed, claim.key_id)
+        resource = claim.resource_id
+        if resource is not None:
+            # Its earlier holder made the change, then died: answer with what it made.
+            return self._do(held, lambda: recover(resource))
+        return self._do(held, lambda: operation(held))
+
+    def _do(self, hold: Hold, work: Callable[[], Outcome]) -> Outcome:
         try:
-            if claim.resource_id is not None:
-                # Its earlier holder made the change, then died: answer with what it made.
-                outcome = recover(claim.resource_id)
-            else:
-                outcome = operation(Attach(claim.key_id))
+            outcome = work()
+        except KeyTaken:
+            raise
         except Exception as exc:
-            if not is_unavailable(exc):
+            if hold.key_id is not None and not is_unavailable(exc):
                 # The request failed for a reason of its own: free the key at once. Whether
                 # anything changed is the database's to say (the attaching transaction's row
                 # lock makes it so), not what this process heard back from its COMMIT.
-                self._free(claim.key_id)
+                self._free(hold.key_id)
             # A database that failed mid-request may have committed it: the key stays locked
             # until IDEMPOTENCY_LOCK_SECONDS pass, then a retry recovers what was made.
             raise
-        self.complete(claim.key_id, outcome)
+        if hold.key_id is not None and not hold.completed:
+            self.complete(hold.key_id, outcome)
         return outcome
 
     def claim(self, keyed: Keyed) -> Claim:

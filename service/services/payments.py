@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from service.clock import iso, utcnow
@@ -19,12 +19,9 @@ from service.domain.caller import CREATE_ROLES, Caller, require_finance
 from service.domain.catalog import BY_CODE, ProviderSpec, Verification, normalise_phone
 from service.domain.money import fmt
 from service.domain.status import OPEN, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
-from service.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.providers.contract import (
-    ChargeRequest,
     ProviderError,
-    ProviderIntegrityError,
-    ProviderRefused,
     ProviderReply,
     RefundReply,
 )
@@ -34,6 +31,7 @@ from service.services.context import Context
 from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
 
 S = PaymentStatus
+PAYMENTS = cast(Table, Payment.__table__)
 T = TypeVar("T")
 FIRST_CHECK = timedelta(seconds=30)
 # An invoice with one of these payments may not be charged again: it is paid, or its
@@ -71,25 +69,9 @@ class PaymentService:
                                        timedelta(hours=settings.idempotency_ttl_hours),
                                        timedelta(seconds=settings.idempotency_lock_seconds))
 
-    # --- create ---------------------------------------------------------------------------
-    def create(self, caller: Caller, new: NewPayment, keyed: Keyed | None) -> Outcome:
-        spec = self._check(caller, new)
-
-        def create(attach: Attach) -> Outcome:
-            payment = self._insert(caller, new, spec, attach)
-            return self._charge(payment, spec, new.payer_phone)
-
-        def recover(public_id: str) -> Outcome:
-            payment = self._by_public_id(public_id)
-            if payment.status == S.PENDING:
-                # Its request died between recording the payment and sending the charge:
-                # send it now, under the key this retry holds.
-                return self._charge(payment, spec, new.payer_phone)
-            return Outcome(201, self.view(payment))
-
-        return self.idempotency.run(keyed, create, recover)
-
-    def _check(self, caller: Caller, new: NewPayment) -> ProviderSpec:
+    # --- create (service/services/creation.py writes it) ---------------------------------
+    def check(self, caller: Caller, new: NewPayment) -> ProviderSpec:
+        """Whether `caller` may take this payment, and its provider's spec."""
         if not caller.has_any(CREATE_ROLES):
             raise Forbidden("your role may not take payments", field="roles")
         if not caller.may_see(new.facility_id):
@@ -121,102 +103,6 @@ class PaymentService:
                 )
             normalise_phone(new.payer_phone)
         return spec
-
-    def _insert(self, caller: Caller, new: NewPayment, spec: ProviderSpec,
-                attach: Attach) -> Payment:
-        now = utcnow()
-        status = S.PENDING if spec.electronic else S.AWAITING_VERIFICATION
-        phone = normalise_phone(new.payer_phone) if new.payer_phone else None
-        with self.ctx.sessions.begin() as session:
-            if new.invoice_id is not None:
-                blocking = session.scalars(
-                    select(Payment)
-                    .where(
-                        Payment.facility_id == new.facility_id,
-                        Payment.invoice_id == new.invoice_id,
-                        Payment.status.in_(list(BLOCKS_NEW_CHARGE)),
-                    )
-                    .limit(1)
-                    .with_for_update()
-                ).first()
-                if blocking is not None:
-                    raise Conflict(
-                        f"invoice {new.invoice_id} already has payment {blocking.public_id} "
-                        f"in status {blocking.status}; resolve it before charging again",
-                        field="invoice_id",
-                        payment_id=blocking.public_id,
-                    )
-            payment = Payment(
-                public_id=f"pay_{uuid.uuid4().hex}",
-                reference=f"NC-{uuid.uuid4().hex[:20].upper()}",
-                provider_code=spec.code,
-                facility_id=new.facility_id,
-                patient_id=new.patient_id,
-                invoice_id=new.invoice_id,
-                amount=new.amount,
-                currency=new.currency,
-                total_fees=spec.fees.fee(new.amount),
-                refunded_amount=Decimal("0"),
-                status=status,
-                payer_account=self.ctx.sealer.seal(phone) if phone else None,
-                description=new.description,
-                created_by=caller.subject,
-                updated_by=caller.subject,
-                created_at=now,
-                updated_at=now,
-                check_attempts=0,
-            )
-            session.add(payment)
-            session.flush()
-            # In the creating transaction: a crash after it leaves a key that points at the
-            # payment instead of inviting a second one.
-            attach(session, payment.public_id)
-        self.ctx.metrics.payments_created.labels(spec.code, new.currency).inc()
-        return payment
-
-    def _charge(self, payment: Payment, spec: ProviderSpec, phone: str | None) -> Outcome:
-        adapter = self.ctx.providers.adapter(spec.code)
-        if adapter is None:
-            return Outcome(201, self._view_by_id(payment.id))
-        request = ChargeRequest(
-            payment.reference,
-            payment.amount,
-            payment.currency,
-            normalise_phone(phone) if phone else None,
-            payment.description,
-            f"{self.ctx.settings.gateway_public_url.rstrip('/')}/api/v1/webhooks/{spec.code}",
-        )
-        # Scheduled before the call: if this process dies mid-call, the worker still asks.
-        # Only the request that moves it out of `pending` sends the charge.
-        if not self.move(payment.id, S.PROCESSING, "system",
-                         next_check_at=utcnow() + FIRST_CHECK):
-            return Outcome(201, self._view_by_id(payment.id))
-        reply, error = self.call(
-            payment.id, spec.code, "initiate", lambda: adapter.initiate(request)
-        )
-        if reply is not None:
-            self.apply_reply(payment.id, reply, "provider")
-        elif isinstance(error, ProviderRefused):
-            self.move(payment.id, S.FAILED, "provider", failure_reason=str(error)[:255])
-        else:
-            # Timeout, transport error or a reply we cannot trust: the money may or may not
-            # have moved. `unknown` is resolved by asking the provider, never by guessing.
-            self.move(
-                payment.id,
-                S.UNKNOWN,
-                "system",
-                failure_reason=str(error)[:255] if error else None,
-                next_check_at=utcnow() + FIRST_CHECK,
-            )
-        view = self._view_by_id(payment.id)
-        if isinstance(error, ProviderIntegrityError):
-            raise ProviderFailure(
-                f"{spec.code} answered about a different amount or currency; the payment is "
-                "held as unknown for review",
-                field="provider",
-                payment=view,
-            )
-        return Outcome(201, view)
 
     # --- provider calls and status changes --------------------------------------------------
     def call(
@@ -334,13 +220,7 @@ class PaymentService:
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, caller: Caller, public_id: str) -> dict[str, Any]:
-        with self.ctx.sessions() as session:
-            payment = session.scalars(select(Payment).where(Payment.public_id == public_id)).first()
-            # Another facility's payment is reported as absent, not forbidden: its existence
-            # is none of the caller's business.
-            if payment is None or not caller.may_see(payment.facility_id):
-                raise NotFound(f"no payment {public_id!r}", field="payment_id")
-            return self.view(payment)
+        return self.view(self.owned(caller, public_id))
 
     def list(
         self,
@@ -355,7 +235,7 @@ class PaymentService:
         limit: int,
         cursor: int | None,
     ) -> dict[str, Any]:
-        query = select(Payment)
+        query = select(PAYMENTS)
         if caller.is_admin:
             if facility_id:
                 query = query.where(Payment.facility_id == facility_id)
@@ -378,8 +258,8 @@ class PaymentService:
         if cursor is not None:
             query = query.where(Payment.id < cursor)
         query = query.order_by(Payment.id.desc()).limit(limit + 1)
-        with self.ctx.sessions() as session:
-            rows = list(session.scalars(query))
+        with self.ctx.reader.connect() as conn:
+            rows = [Payment(**row._mapping) for row in conn.execute(query)]
         more = len(rows) > limit
         rows = rows[:limit]
         return {
@@ -430,18 +310,23 @@ class PaymentService:
                                     lambda resource: Outcome(200, self.view_of(resource)))
 
     def owned(self, caller: Caller, public_id: str) -> Payment:
-        with self.ctx.sessions() as session:
-            payment = session.scalars(select(Payment).where(Payment.public_id == public_id)).first()
+        """The caller's payment. Another facility's is reported as absent, not forbidden:
+        its existence is none of the caller's business."""
+        payment = self._find(public_id)
         if payment is None or not caller.may_see(payment.facility_id):
             raise NotFound(f"no payment {public_id!r}", field="payment_id")
         return payment
 
     def view_of(self, public_id: str) -> dict[str, Any]:
-        return self.view(self._by_public_id(public_id))
+        payment = self._find(public_id)
+        assert payment is not None
+        return self.view(payment)
 
-    def _by_public_id(self, public_id: str) -> Payment:
-        with self.ctx.sessions() as session:
-            return session.scalars(select(Payment).where(Payment.public_id == public_id)).one()
+    def _find(self, public_id: str) -> Payment | None:
+        """One statement on an autocommit connection."""
+        with self.ctx.reader.connect() as conn:
+            row = conn.execute(select(PAYMENTS).where(PAYMENTS.c.public_id == public_id)).first()
+        return None if row is None else Payment(**row._mapping)
 
     def _view_by_id(self, payment_id: int) -> dict[str, Any]:
         with self.ctx.sessions() as session:

@@ -23,6 +23,7 @@ from service.api.app import create_app
 from service.db import migrate
 from service.db.models import IdempotencyKey, Payment
 from service.services.context import Context
+from service.services.creation import Creation
 from service.services.payments import NewPayment, PaymentService
 from service.settings import Settings
 from tests.conftest import base_environ, random_key
@@ -203,7 +204,7 @@ def test_workers_ride_out_a_database_outage_and_carry_on(
                 database_url=ctx.settings.sqlalchemy_url(), provider_simulator_url=sim,
                 gateway_public_url="http://127.0.0.1:9"), CollectorRegistry())
             try:
-                created = PaymentService(with_provider).create(ACCOUNTANT, NewPayment(
+                created = Creation(PaymentService(with_provider)).create(ACCOUNTANT, NewPayment(
                     "zain_cash", Decimal("150.00"), "SDG", "fac-1", "p-1",
                     payer_phone="+249912345678"), None).body
             finally:

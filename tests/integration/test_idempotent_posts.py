@@ -21,6 +21,7 @@ from service.clock import utcnow
 from service.db import migrate
 from service.db.models import (
     IdempotencyKey,
+    Payment,
     PaymentAttempt,
     PaymentAuditLog,
     PaymentReconciliation,
@@ -28,13 +29,13 @@ from service.db.models import (
     ReconciliationRun,
 )
 from service.domain.caller import Caller
-from service.domain.catalog import BY_CODE
 from service.domain.idempotency import canonical_json
 from service.errors import Conflict
 from service.services.context import Context
 from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
 from service.services.payments import NewPayment
 from service.settings import Settings
+from service.workers.verification import PaymentWorker
 from tests.conftest import random_key
 from tests.integration.test_api import auth, body
 from tests.simulator import running_simulator
@@ -236,29 +237,43 @@ def test_a_request_the_database_failed_keeps_its_key_locked(
     assert recovered.body == {"id": "pay_maybe"}
 
 
-def test_a_retry_sends_the_charge_its_dead_first_request_never_sent(
-        gateway: tuple[TestClient[Any], Context]) -> None:
-    """The first request recorded the payment (linked to its key) and died before sending
-    the charge. The retry, once the lock has passed, sends it, exactly once."""
+class _Died(BaseException):
+    """The process ends here: nothing after this line runs, no handler frees anything."""
+
+
+def test_a_charge_whose_gateway_died_before_sending_it_is_never_taken(
+        gateway: tuple[TestClient[Any], Context], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first request recorded the payment (processing, its key linked to it) and died
+    before the provider call. The retry, once the lock has passed, answers with that payment
+    and sends nothing; the worker's first check finds the provider never saw it."""
     client, ctx = gateway
+    services = client.app.state["services"]
     request = body("visa")
     keyed = Keyed.of("u1", random_key(), "POST", "/api/v1/payments", canonical_json(request))
-    payments = client.app.state["services"].payments
-    claim = payments.idempotency.claim(keyed)
+    adapter = ctx.providers.adapter("visa")
+    assert adapter is not None
+
+    def die(*_args: Any) -> Any:
+        raise _Died
+
+    monkeypatch.setattr(adapter, "initiate", die)
     caller = Caller("u1", frozenset({"accountant"}), "fac-1")
     new = NewPayment("visa", Decimal("150.00"), "SDG", "fac-1", "p-1",
                      payer_phone="+249912345678")
-    pending = payments._insert(caller, new, BY_CODE["visa"], Attach(claim.key_id))
-    assert pending.status == "pending"
-    with ctx.sessions.begin() as session:  # its gateway died; the lock passes
-        session.execute(update(IdempotencyKey).where(IdempotencyKey.id == claim.key_id)
+    with pytest.raises(_Died):
+        services.creation.create(caller, new, keyed)
+    monkeypatch.undo()
+    with ctx.sessions.begin() as session:  # its gateway is gone; the lock passes
+        session.execute(update(IdempotencyKey).where(IdempotencyKey.key == keyed.key)
                         .values(locked_until=utcnow() - timedelta(seconds=1)))
     retry = client.post("/api/v1/payments", json=request,
                         headers={**auth(), "Idempotency-Key": keyed.key})
     assert retry.status_code == 201, retry.text
-    assert retry.json()["id"] == pending.public_id and retry.json()["status"] == "confirmed"
-    assert _count(ctx, PaymentAttempt, PaymentAttempt.operation == "initiate") == 1
-    again = client.post("/api/v1/payments", json=request,
-                        headers={**auth(), "Idempotency-Key": keyed.key})
-    assert again.json() == retry.json()
-    assert _count(ctx, PaymentAttempt, PaymentAttempt.operation == "initiate") == 1
+    assert retry.json()["status"] == "processing"
+    with ctx.sessions.begin() as session:  # the worker's first check comes due
+        session.execute(update(Payment).values(next_check_at=utcnow()))
+    PaymentWorker(ctx, owner="w-test").run_once()
+    after = client.get(f"/api/v1/payments/{retry.json()['id']}", headers=auth()).json()
+    assert after["status"] == "failed" and after["failure_reason"] == "not found at provider"
+    assert _count(ctx, PaymentAttempt, PaymentAttempt.operation == "initiate") == 0
+    assert _count(ctx, Payment) == 1

@@ -56,7 +56,7 @@ class PaymentController(Controller):
             raise InvalidInput(
                 "facility_id is required (your token names no facility)", field="facility_id"
             )
-        return _response(await to_thread.run_sync(services.payments.create, caller, new, keyed))
+        return _response(await to_thread.run_sync(services.creation.create, caller, new, keyed))
 
     @get("/", summary="List payments (newest first)")
     async def list_payments(

@@ -26,6 +26,7 @@ from service.db.migrate import prepare
 from service.db.models import Payment
 from service.domain.caller import Caller
 from service.services.context import Context
+from service.services.creation import Creation
 from service.services.payments import NewPayment, PaymentService
 from service.settings import Settings, load
 from tests.conftest import base_environ
@@ -96,7 +97,7 @@ def settings(ctx: Context) -> Settings:
 
 def create_payments(ctx: Context, count: int, provider: str = "zain_cash",
                     amount: str = "150.00") -> list[int]:
-    service = PaymentService(ctx)
+    service = Creation(PaymentService(ctx))
     ids = []
     for n in range(count):
         outcome = service.create(ACCOUNTANT, NewPayment(

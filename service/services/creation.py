@@ -1,0 +1,193 @@
+"""Creating a payment: two short transactions around the provider call."""
+
+# The first records the intent: the Idempotency-Key, the invoice check and the payment itself,
+# already `processing` and due for the worker, so a gateway that dies during the call leaves
+# nothing the worker will not finish (a charge that never reached the provider is `failed`
+# at the worker's first check: the provider does not know it). The second applies the reply:
+# the attempt, the payment's new status (the audit trigger writes its history) and the key's
+# stored response. Each is one connection checkout in SQLAlchemy Core, and the response is
+# built from what was written instead of read back.
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, update
+
+from service.clock import utcnow
+from service.db.models import Payment, PaymentAttempt
+from service.db.results import rowcount
+from service.domain.caller import Caller
+from service.domain.catalog import ProviderSpec, normalise_phone
+from service.domain.status import OPEN, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
+from service.errors import Conflict, ProviderFailure
+from service.providers.contract import (
+    ChargeRequest,
+    ProviderError,
+    ProviderIntegrityError,
+    ProviderRefused,
+    ProviderReply,
+)
+from service.providers.outcome import classify
+from service.services.idempotency import Hold, Keyed, Outcome
+from service.services.payments import (
+    BLOCKS_NEW_CHARGE,
+    FIRST_CHECK,
+    PAYMENTS,
+    NewPayment,
+    PaymentService,
+)
+
+S = PaymentStatus
+ATTEMPTS = cast(Table, PaymentAttempt.__table__)
+
+
+class Creation:
+    def __init__(self, payments: PaymentService) -> None:
+        self.payments = payments
+        self.ctx = payments.ctx
+
+    def create(self, caller: Caller, new: NewPayment, keyed: Keyed | None) -> Outcome:
+        spec = self.payments.check(caller, new)
+        return self.payments.idempotency.run(
+            keyed, lambda hold: self._create(caller, new, spec, hold),
+            lambda public_id: Outcome(201, self.payments.view_of(public_id)), inline=True)
+
+    def _create(self, caller: Caller, new: NewPayment, spec: ProviderSpec,
+                hold: Hold) -> Outcome:
+        adapter = self.ctx.providers.adapter(spec.code) if spec.electronic else None
+        now = utcnow()
+        phone = normalise_phone(new.payer_phone) if new.payer_phone else None
+        fees = spec.fees.fee(new.amount)
+        row: dict[str, Any] = {
+            "public_id": f"pay_{uuid.uuid4().hex}",
+            "reference": f"NC-{uuid.uuid4().hex[:20].upper()}",
+            "provider_code": spec.code, "facility_id": new.facility_id,
+            "patient_id": new.patient_id, "invoice_id": new.invoice_id,
+            "amount": new.amount, "currency": new.currency, "total_fees": fees,
+            "net_amount": new.amount - fees, "refunded_amount": Decimal("0"),
+            "status": (S.PROCESSING if adapter else S.AWAITING_VERIFICATION).value,
+            "payer_account": self.ctx.sealer.seal(phone) if phone else None,
+            "description": new.description, "created_by": caller.subject,
+            "updated_by": caller.subject, "created_at": now, "updated_at": now,
+            "check_attempts": 0,
+            # Due for the worker only once the call has surely ended (PROVIDER_TIMEOUT).
+            "next_check_at": now + FIRST_CHECK if adapter else None,
+        }
+        with self.ctx.engine.begin() as conn:
+            hold(conn, row["public_id"])
+            if new.invoice_id is not None:
+                blocking = conn.execute(
+                    select(PAYMENTS.c.public_id, PAYMENTS.c.status)
+                    .where(PAYMENTS.c.facility_id == new.facility_id,
+                           PAYMENTS.c.invoice_id == new.invoice_id,
+                           PAYMENTS.c.status.in_([s.value for s in BLOCKS_NEW_CHARGE]))
+                    .limit(1).with_for_update()).first()
+                if blocking is not None:
+                    raise Conflict(
+                        f"invoice {new.invoice_id} already has payment {blocking.public_id} in "
+                        f"status {blocking.status}; resolve it before charging again",
+                        field="invoice_id", payment_id=blocking.public_id)
+            # Values as parameters, not in the statement: it is compiled once per process.
+            result = conn.execute(insert(PAYMENTS), row)
+            key = result.inserted_primary_key
+            assert key is not None
+            row["id"] = int(key[0])
+            if adapter is None:  # cash, cheque, a transfer: a finance user verifies it
+                outcome = Outcome(201, self._view(row))
+                hold.complete(conn, outcome)
+        self.ctx.metrics.payments_created.labels(spec.code, new.currency).inc()
+        if adapter is None:
+            return outcome
+        request = ChargeRequest(
+            row["reference"], new.amount, new.currency, phone, new.description,
+            f"{self.ctx.settings.gateway_public_url.rstrip('/')}/api/v1/webhooks/{spec.code}")
+        started = time.perf_counter()
+        try:
+            reply: ProviderReply | None = adapter.initiate(request)
+            error: ProviderError | None = None
+        except ProviderError as exc:
+            reply, error = None, exc
+        return self._apply(row, spec, hold, reply, error, time.perf_counter() - started)
+
+    def _apply(self, row: dict[str, Any], spec: ProviderSpec, hold: Hold,
+               reply: ProviderReply | None, error: ProviderError | None,
+               elapsed: float) -> Outcome:
+        now = utcnow()
+        actor, reported, fields = _effect(reply, error, now)
+        target = advance(S.PROCESSING, reported)
+        values: dict[str, Any] = {"updated_by": actor, "updated_at": now, **fields}
+        if target is not None:
+            values["status"] = target.value
+            if target in SUCCESSFUL:
+                # A timeout before the provider confirmed is not a reason the payment failed.
+                values.setdefault("failure_reason", None)
+            if target not in OPEN:
+                values["next_check_at"] = None
+                values["completed_at"] = now
+        outcome = classify(reply, error)
+        integrity = isinstance(error, ProviderIntegrityError)
+        with self.ctx.engine.begin() as conn:
+            conn.execute(insert(ATTEMPTS), {
+                "payment_id": row["id"], "provider_code": spec.code, "operation": "initiate",
+                "request_id": str(uuid.uuid4()), "outcome": outcome.value,
+                "provider_status": reply.status.value if reply else None,
+                "http_status": reply.http_status if reply else None,
+                "latency_ms": int(elapsed * 1000), "error": str(error)[:255] if error else None,
+                "created_at": now})
+            # Still processing: nobody (a webhook, the worker) moved it during the call.
+            applied = rowcount(conn.execute(
+                update(PAYMENTS).where(PAYMENTS.c.id == row["id"],
+                                       PAYMENTS.c.status == S.PROCESSING.value)
+                .values(**values)))
+            if applied:
+                row.update(values)
+                answer = Outcome(201, self._view(row))
+                if not integrity:
+                    hold.complete(conn, answer)
+        metrics = self.ctx.metrics
+        metrics.provider_requests.labels(spec.code, "initiate", outcome.value).inc()
+        metrics.provider_duration.labels(spec.code, "initiate").observe(elapsed)
+        if not applied:
+            # Someone moved it first: let the state machine decide, under the row's lock.
+            if reply is not None:
+                self.payments.apply_reply(row["id"], reply, actor)
+            else:
+                self.payments.move(row["id"], reported, actor, **fields)
+            answer = Outcome(201, self.payments.view_of(row["public_id"]))
+        elif target is not None and (target in SUCCESSFUL | UNSUCCESSFUL):
+            metrics.payments_completed.labels(spec.code, target.value).inc()
+            metrics.processing_duration.labels(spec.code).observe(
+                max((now - row["created_at"]).total_seconds(), 0.0))
+        if integrity:
+            raise ProviderFailure(
+                f"{spec.code} answered about a different amount or currency; the payment is "
+                "held as unknown for review", field="provider", payment=answer.body)
+        return answer
+
+    def _view(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.payments.view(Payment(**row))
+
+
+def _effect(reply: ProviderReply | None, error: ProviderError | None,
+            now: datetime) -> tuple[str, PaymentStatus, dict[str, Any]]:
+    """Who moves the payment, to what, with which facts."""
+    if reply is not None:
+        fields: dict[str, Any] = {}
+        if reply.provider_reference:
+            fields["provider_reference"] = reply.provider_reference
+        if reply.status in UNSUCCESSFUL and reply.decline_reason:
+            fields["failure_reason"] = reply.decline_reason[:255]
+        if reply.status in OPEN:
+            fields["next_check_at"] = now + FIRST_CHECK
+        return "provider", reply.status, fields
+    if isinstance(error, ProviderRefused):
+        return "provider", S.FAILED, {"failure_reason": str(error)[:255]}
+    # Timeout, transport error or a reply we cannot trust: the money may or may not have
+    # moved. `unknown` is resolved by asking the provider, never by guessing.
+    return "system", S.UNKNOWN, {"failure_reason": str(error)[:255] if error else None,
+                                 "next_check_at": now + FIRST_CHECK}
