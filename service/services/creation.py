@@ -40,6 +40,7 @@ from service.services.payments import (
     PAYMENTS,
     NewPayment,
     PaymentService,
+    reply_facts,
 )
 
 S = PaymentStatus
@@ -177,14 +178,7 @@ def _effect(reply: ProviderReply | None, error: ProviderError | None,
             now: datetime) -> tuple[str, PaymentStatus, dict[str, Any]]:
     """Who moves the payment, to what, with which facts."""
     if reply is not None:
-        fields: dict[str, Any] = {}
-        if reply.provider_reference:
-            fields["provider_reference"] = reply.provider_reference
-        if reply.status in UNSUCCESSFUL and reply.decline_reason:
-            fields["failure_reason"] = reply.decline_reason[:255]
-        if reply.status in OPEN:
-            fields["next_check_at"] = now + FIRST_CHECK
-        return "provider", reply.status, fields
+        return "provider", reply.status, reply_facts(reply, now)
     if isinstance(error, ProviderRefused):
         return "provider", S.FAILED, {"failure_reason": str(error)[:255]}
     # Timeout, transport error or a reply we cannot trust: the money may or may not have

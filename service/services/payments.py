@@ -154,14 +154,8 @@ class PaymentService:
                     fence: str | None = None) -> bool:
         """Apply a provider's answer through the state machine; False when it changes
         nothing or when `fence` (a worker's lease token) no longer holds the payment."""
-        fields: dict[str, Any] = {}
-        if reply.provider_reference:
-            fields["provider_reference"] = reply.provider_reference
-        if reply.status in UNSUCCESSFUL and reply.decline_reason:
-            fields["failure_reason"] = reply.decline_reason[:255]
-        if reply.status in OPEN:
-            fields["next_check_at"] = utcnow() + FIRST_CHECK
-        return self.move(payment_id, reply.status, actor, fence=fence, **fields)
+        return self.move(payment_id, reply.status, actor, fence=fence,
+                         **reply_facts(reply, utcnow()))
 
     def move(self, payment_id: int, new: PaymentStatus, actor: str, *,
              fence: str | None = None, attach: Callable[[Session], None] | None = None,
@@ -357,6 +351,19 @@ class PaymentService:
             "updated_at": iso(p.updated_at),
             "completed_at": iso(p.completed_at) if p.completed_at else None,
         }
+
+
+def reply_facts(reply: ProviderReply, now: datetime) -> dict[str, Any]:
+    """What a provider's reply tells us besides its status: its reference, why it declined,
+    and, while the outcome is open, when to ask again."""
+    facts: dict[str, Any] = {}
+    if reply.provider_reference:
+        facts["provider_reference"] = reply.provider_reference
+    if reply.status in UNSUCCESSFUL and reply.decline_reason:
+        facts["failure_reason"] = reply.decline_reason[:255]
+    if reply.status in OPEN:
+        facts["next_check_at"] = now + FIRST_CHECK
+    return facts
 
 
 def _timed(fn: Callable[[], T]) -> tuple[T | None, ProviderError | None, float]:

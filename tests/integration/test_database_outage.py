@@ -223,3 +223,35 @@ def test_workers_ride_out_a_database_outage_and_carry_on(
             for process, _log, _beat in workers.values():
                 process.terminate()
                 process.wait(20)
+
+
+def test_a_locked_row_answers_503_for_that_request_only(
+        settings_factory: Callable[..., Settings], mysql_url: str) -> None:
+    """A row held by a long transaction elsewhere: the request that needs it waits at most
+    DATABASE_LOCK_WAIT_SECONDS and answers 503 with Retry-After; the others go on (a busy row
+    says nothing about the database)."""
+    engine = create_engine(mysql_url)
+    migrate.prepare(engine)
+    settings = settings_factory(database_url=mysql_url, database_lock_wait_seconds=1)
+    ctx = Context.build(settings, CollectorRegistry())
+    try:
+        with TestClient(create_app(settings, ctx)) as client:
+            payment = client.post("/api/v1/payments", json=body("cash"), headers=auth()).json()
+            with engine.begin() as holder:  # someone else's transaction holds the row
+                holder.execute(select(Payment.id).where(Payment.public_id == payment["id"])
+                               .with_for_update())
+                started = time.monotonic()
+                verify = client.post(f"/api/v1/payments/{payment['id']}/verify",
+                                     json={"approve": True}, headers=auth())
+                waited = time.monotonic() - started
+                assert verify.status_code == 503, verify.text
+                assert int(verify.headers["Retry-After"]) >= 1 and waited < 1 + 1.5
+                # The gateway does not take the database for down: the next request runs.
+                assert client.get(f"/api/v1/payments/{payment['id']}",
+                                  headers=auth()).status_code == 200
+            again = client.post(f"/api/v1/payments/{payment['id']}/verify",
+                                json={"approve": True}, headers=auth())
+            assert again.status_code == 200 and again.json()["status"] == "verified"
+    finally:
+        ctx.close()
+        engine.dispose()
