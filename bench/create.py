@@ -13,15 +13,11 @@ create costs, read from the server's status counters.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +27,7 @@ from sqlalchemy import create_engine, text
 from service.api.auth import mint
 from service.db.migrate import prepare
 from tests.conftest import TEST_JWT_SECRET, base_environ
-from tests.servers import free_port, mariadb_server, redis_server
+from tests.servers import free_port, mariadb_server, redis_server, serving
 
 BODY = ('{"provider":"%s","amount":"150.00","currency":"SDG","patient_id":"p-1",'
         '"payer_phone":"+249912345678"}')
@@ -89,32 +85,6 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> Result:
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
     return Result(rps, p50, p99, errors)
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text()[-3000:])
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer:\n{log.read_text()[-3000:]}")
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[None]:
-    popen = subprocess.Popen(args, env={**os.environ, **env}, stdout=log.open("wb"),
-                             stderr=subprocess.STDOUT)
-    try:
-        _wait(ready, popen, log)
-        yield
-    finally:
-        popen.terminate()
-        popen.wait(30)
 
 
 def statements_per_create(server: str, database: str, gateway: str, token: str,
@@ -177,12 +147,14 @@ def main() -> None:
         uvicorn_bare = [*exe, "uvicorn", "bench.bare:app_factory", "--factory", "--host",
                         "127.0.0.1", "--port", str(ports["bare"]), "--no-access-log",
                         "--log-level", "warning"]
-        with process([*exe, "service.cli", "simulator", "--port", str(ports["sim"])], env,
-                     base / "sim.log", f"http://127.0.0.1:{ports['sim']}/health"), \
-                process([*exe, "service.cli", "serve", "--port", str(ports["gateway"])], env,
-                        base / "gateway.log", f"{gateway}/health/ready"), \
-                process(uvicorn_bare, {**env, "PYTHONPATH": str(Path(__file__).parent.parent)},
-                        base / "bare.log", f"{bare}/item/x"):
+        with serving("simulator", [*exe, "service.cli", "simulator", "--port",
+                                   str(ports["sim"])], base / "sim.log",
+                     f"http://127.0.0.1:{ports['sim']}/health", env), \
+                serving("gateway", [*exe, "service.cli", "serve", "--port",
+                                    str(ports["gateway"])], base / "gateway.log",
+                        f"{gateway}/health/ready", env), \
+                serving("bare app", uvicorn_bare, base / "bare.log", f"{bare}/item/x",
+                        {**env, "PYTHONPATH": str(Path(__file__).parent.parent)}):
             httpx.put(f"http://127.0.0.1:{ports['sim']}/_control/{args.provider}",
                       json={"settle_after_seconds": 0}).raise_for_status()
             made = httpx.post(f"{gateway}/api/v1/payments", content=BODY % args.provider,

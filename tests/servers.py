@@ -173,6 +173,44 @@ def redis_server(base: Path) -> Server:
     )
 
 
+def wait_until_serving(name: str, proc: subprocess.Popen[bytes], url: str, log: Path,
+                       seconds: float = 60) -> None:
+    """Until `url` answers 200; fails with the process's own log if it exits first."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n"
+                               f"{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} was not ready within {seconds:.0f} s:\n"
+                       f"{log.read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def serving(name: str, cmd: list[str], log: Path, ready: str,
+            env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run `cmd` (with `env` over ours) until the block ends, once `ready` answers 200."""
+    proc = subprocess.Popen(cmd, env={**os.environ, **env} if env else None,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(name, proc, ready, log)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 @contextmanager
 def mariadb(base: Path) -> Iterator[str]:
     """A fresh MariaDB on a free port; yields a SQLAlchemy URL (root, no password)."""

@@ -5,8 +5,6 @@ time-scaled and cut down to the alerts drilled at that scale."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from infra.monitoring.render import SPEC_PATH, render, write
 from infra.monitoring.spec import Spec, load
 from infra.monitoring.variants import only, scaled
 from tests.drill.system import System
-from tests.servers import free_port
+from tests.servers import free_port, serving
 from tests.sinks import HttpSink, MailSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,36 +67,6 @@ def overlay(workdir: Path, channel: str, sink: HttpSink, mail: MailSink) -> Path
         },
     }))
     return path
-
-
-def _wait_ready(name: str, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n"
-                               f"{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{name} was not ready within 60 s")
-
-
-@contextmanager
-def serving(name: str, cmd: list[str], log: Path, ready: str) -> Iterator[None]:
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(name, proc, ready, log)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @contextmanager
