@@ -305,8 +305,8 @@ def reconcile(
 
     from service import logs
     from service.db.engine import make_engine, session_factory
-    from service.workers import run_queue, statements
-    from service.workers.reconciliation_schedule import (
+    from service.reconciliation import runs, statements
+    from service.reconciliation.schedule import (
         RECONCILIATION_TIMEOUT,
         execute_next,
         worker_id,
@@ -317,7 +317,7 @@ def reconcile(
     engine = make_engine(settings, timeout=RECONCILIATION_TIMEOUT)
     try:
         sessions = session_factory(engine)
-        run_id, _ = run_queue.request(sessions, "cli")
+        run_id, _ = runs.request(sessions, "cli")
         owner = f"cli:{worker_id()}"
         deadline = time.monotonic() + wait
         with Progress(console=err) as progress:
@@ -327,7 +327,7 @@ def reconcile(
                              progress=lambda done, total: progress.update(
                                  task, completed=done, total=total))
                 with sessions() as session:
-                    found = run_queue.view(session, run_id)
+                    found = runs.view(session, run_id)
                 assert found is not None
                 if found["status"] in ("completed", "failed"):
                     break
@@ -396,8 +396,8 @@ def reconciliation_worker(
 
     from service.db.engine import make_engine, session_factory
     from service.metrics import EventMetrics
+    from service.reconciliation.schedule import RECONCILIATION_TIMEOUT, run_worker
     from service.workers import exposition
-    from service.workers.reconciliation_schedule import RECONCILIATION_TIMEOUT, run_worker
 
     def body(stop: threading.Event) -> None:
         settings = _settings()

@@ -8,9 +8,9 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from service.domain.catalog import PROVIDERS
-from service.domain.reconciliation import ISSUE_TYPES
 from service.domain.status import SUCCESSFUL, UNSUCCESSFUL, PaymentStatus
 from service.providers.outcome import OPERATIONS, CallOutcome
+from service.reconciliation.rules import ISSUE_TYPES
 
 Kind = Literal["counter", "gauge", "histogram"]
 # "events" are counted where they happen (gateway, payment worker, reconciliation worker) and

@@ -25,10 +25,10 @@ from service.api.deps import Services, provide_services
 from service.api.limits import RateLimiter, caller_and_limits
 from service.api.problems import HANDLERS
 from service.db.availability import Breaker
+from service.reconciliation.service import ReconciliationService
 from service.services.context import Context
 from service.services.creation import Creation
 from service.services.payments import PaymentService
-from service.services.reconciliation import ReconciliationService
 from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 from service.settings import Settings

@@ -13,11 +13,11 @@ from litestar.params import HeaderParameter
 from service.api.body import canonical
 from service.api.limits import caller_of
 from service.domain.caller import Caller
+from service.reconciliation.service import ReconciliationService
 from service.services.context import Context
 from service.services.creation import Creation
 from service.services.idempotency import Keyed
 from service.services.payments import PaymentService
-from service.services.reconciliation import ReconciliationService
 from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 

@@ -1,5 +1,5 @@
 """The tables of the payment database (SQLAlchemy 2.0 declarative models): the ten of the
-brief and the reconciliation run queue."""
+brief, the reconciliation run queue and the live counts the exporter reads."""
 
 from __future__ import annotations
 
@@ -86,6 +86,8 @@ class Payment(Base):
         Index("ix_payments_patient", "patient_id"),
         Index("ix_payments_completed_revenue", "completed_at", "status", "provider_code",
               "currency", "amount", "total_fees"),
+        # Reconciliation's match by amount and date (migration 0005).
+        Index("ix_payments_provider_amount_created", "provider_code", "amount", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -222,6 +224,9 @@ class BankStatement(Base):
     # The facility whose bank account this is (banks.json `facility_id`), so an issue about
     # money no payment explains still belongs to someone (migration 0004).
     facility_id: Mapped[str | None] = mapped_column(String(64))
+    # The last position (line_no) whose findings are written: a resumed run goes on after it
+    # (migration 0005).
+    matched_through: Mapped[int | None] = mapped_column(Integer)
 
 
 class BankStatementLine(Base):
@@ -230,6 +235,8 @@ class BankStatementLine(Base):
         UniqueConstraint("statement_id", "line_no"),
         Index("ix_bank_statement_lines_reference", "reference"),
         Index("ix_bank_statement_lines_value_date", "value_date"),
+        # "Did any line settle this payment?" without a scan (migration 0005).
+        Index("ix_bank_statement_lines_matched_payment_id", "matched_payment_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -332,6 +339,22 @@ class PaymentAuditLog(Base):
     actor: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class LiveCount(Base):
+    """Counts the writes keep (triggers of migration 0005), so the exporter reads a few
+    dozen rows instead of counting a queue: ('waiting', provider, status) for payments
+    awaiting an answer, ('open_issue', issue type, '') for unresolved reconciliation issues.
+    Spread over SHARDS rows per key (the row's id modulo SHARDS), so concurrent writers rarely
+    wait on the same counter; a reader sums them."""
+
+    __tablename__ = "live_counts"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label_a: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label_b: Mapped[str] = mapped_column(String(32), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 for _table in Base.metadata.tables.values():

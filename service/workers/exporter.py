@@ -1,12 +1,13 @@
 """The metrics exporter: business gauges read from the database at scrape time, exposed by
 prometheus_client as a custom collector (served by service.workers.exposition).
 
-Every query is bounded: an indexed status range (open payments, open issues), or an
-indexed time window (attempts and payments by provider and created_at, settled payments
-by completed_at, refunds by status and completed_at), so a scrape costs about the same
-with ten thousand rows as with a million. The payments reads are answered from covering
-indexes alone (migration 0002); bench/exporter_scrape.py measures it and
-tests/integration/workers/test_exporter_plans.py guards the plans.
+Every read costs the same whatever the tables hold: queue sizes and open issues come from
+the counts the writes keep (live_counts, migration 0005), the queue's age off the end of an
+index, and everything else from an indexed time window (attempts and payments by provider
+and created_at, settled payments by completed_at, refunds by status and completed_at),
+answered from covering indexes alone (migration 0002). bench/exporter_scrape.py measures it
+with a long open queue, and tests/integration/workers/test_exporter_plans.py guards the
+plans.
 
 A scrape never waits on the database longer than `timeout`: a database that refuses, or
 one that hangs with its sockets open, is reported as `nilecare_database_up 0` well inside
@@ -34,11 +35,11 @@ from sqlalchemy.orm import Session
 
 from service import metrics as m
 from service.clock import utcnow
-from service.db.models import Payment, PaymentAttempt, PaymentRefund
+from service.db.models import LiveCount, Payment, PaymentAttempt, PaymentRefund
 from service.domain.catalog import PROVIDERS
 from service.domain.status import SETTLED, PaymentStatus
 from service.providers.outcome import ANSWERED
-from service.workers.reconciliation import open_issue_counts
+from service.reconciliation.storage import open_issue_counts
 
 log = structlog.get_logger()
 S = PaymentStatus
@@ -164,17 +165,24 @@ class Exporter(Collector):
             counts[(provider, status)] = float(count)
         for labels, count in counts.items():
             out.add(m.PAYMENTS_TOTAL, labels, count)
-        # Waiting for verification: a small indexed status range.
+        # Waiting for an answer: the counts the writes keep (a few dozen rows, whatever the
+        # queue's length), and the oldest of each status and provider read off the end of
+        # the (status, provider, created_at) index.
         pending = dict.fromkeys(PROVIDER_CODES, 0.0)
-        oldest: datetime | None = None
-        for provider, count, first in session.execute(
-                select(Payment.provider_code, func.count(), func.min(Payment.created_at))
-                .where(Payment.status.in_(WAITING)).group_by(Payment.provider_code)):
-            pending[provider] = float(count)
-            oldest = first if oldest is None or first < oldest else oldest
+        for provider, count in session.execute(
+                select(LiveCount.label_a, func.sum(LiveCount.n))
+                .where(LiveCount.kind == "waiting", LiveCount.label_b.in_(WAITING))
+                .group_by(LiveCount.label_a)):
+            if provider in pending:
+                pending[provider] = float(count)
         for provider, count in pending.items():
             out.add(m.PENDING_VERIFICATIONS, (provider,), count)
-        out.add(m.PENDING_OLDEST_AGE, (), (now - oldest).total_seconds() if oldest else 0.0)
+        oldest = session.execute(
+            select(func.min(Payment.created_at))
+            .where(Payment.status.in_(WAITING))
+            .group_by(Payment.status, Payment.provider_code)).scalars().all()
+        first = min(oldest, default=None)
+        out.add(m.PENDING_OLDEST_AGE, (), (now - first).total_seconds() if first else 0.0)
         for issue_type, count in open_issue_counts(session).items():
             out.add(m.RECONCILIATION_ISSUES, (issue_type,), float(count))
 

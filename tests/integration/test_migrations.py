@@ -51,9 +51,13 @@ def _triggers(engine: Engine) -> set[str]:
 def test_downgrade_to_the_first_revision_and_back(engine: Engine) -> None:
     migrate.prepare(engine)
     triggers = _triggers(engine)
-    assert len(triggers) == 10
+    # 0001's ten, and 0005's counters (one per event on MariaDB; SQLite splits an update
+    # into leaving one count and entering another).
+    counting = {t for t in triggers if "_count_" in t}
+    assert len(triggers - counting) == 10
+    assert len(counting) == (8 if engine.dialect.name == "sqlite" else 6)
     migrate.downgrade(engine, "0001")
-    assert _triggers(engine) == triggers  # no table rebuild lost its triggers
+    assert _triggers(engine) == triggers - counting  # no table rebuild lost its triggers
     assert migrate.current(engine) == "0001"
     indexes = {i["name"] for i in inspect(engine).get_indexes("payments")}
     assert "ix_payments_provider_created" in indexes

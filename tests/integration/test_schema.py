@@ -73,7 +73,7 @@ def _refund(engine: Engine, payment_id: int, amount: str, status: str = "complet
 def test_every_table_at_head(engine: Engine) -> None:
     names = set(inspect(engine).get_table_names()) - {"alembic_version"}
     # The brief's ten, and the reconciliation run queue.
-    assert names == set(TABLES) and len(names) == 11
+    assert names == set(TABLES) and len(names) == 12
     assert migrate.current(engine) == migrate.head()
     with engine.connect() as c:
         assert c.execute(text("SELECT COUNT(*) FROM payment_providers")).scalar() == 12

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.deps import Services, provide_caller, provide_keyed
 from service.api.guards import database_answers
 from service.domain.caller import Caller
+from service.reconciliation.service import ACTIONS
 from service.services.idempotency import Keyed
-from service.services.reconciliation import ACTIONS
 
 
 class Resolve(BaseModel):

@@ -14,8 +14,8 @@ from sqlalchemy import func, insert, select
 
 from service.clock import utcnow
 from service.db.models import BankStatement, Payment, PaymentReconciliation
+from service.reconciliation import runner, storage
 from service.services.context import Context
-from service.workers import reconciliation
 
 LINES = 10_000
 
@@ -76,7 +76,7 @@ def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
         out.writerow([day, "999999.99", "SDG", "UNKNOWN-REF-1", "not ours"])  # missing
 
     seen: list[tuple[int, int]] = []
-    result = reconciliation.run(ctx.sessions, statement_dir,
+    result = runner.run(ctx.sessions, statement_dir,
                                 progress=lambda done, total: seen.append((done, total)))
     assert result.lines == LINES + 1
     assert seen[-1] == (LINES + 1, LINES + 1)
@@ -99,10 +99,10 @@ def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
     # line of the duplicated pair); amount, timing, currency and unrecorded ones wait.
     assert confirmed == LINES - 4
     with ctx.sessions() as session:
-        summary = reconciliation.summary(session, result.run_id)
+        summary = storage.summary(session, result.run_id)
     assert summary is not None and summary["open_issues"] == 6
 
-    again = reconciliation.run(ctx.sessions, statement_dir)  # same file: nothing new
+    again = runner.run(ctx.sessions, statement_dir)  # same file: nothing new
     assert again.lines == 0
     with ctx.sessions() as session:
         assert session.scalar(select(func.count()).select_from(BankStatement)) == 1
@@ -129,12 +129,12 @@ def _statement(directory: Path, day: date, lines: list[tuple[date, dict[str, obj
 def test_a_run_killed_halfway_resumes_without_reporting_twice(
         ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     day = date.today() - timedelta(days=10)
-    payments = _seed_payments(ctx, day, 2 * reconciliation.CHUNK + 10)
+    payments = _seed_payments(ctx, day, 2 * runner.CHUNK + 10)
     late = _late_payment(ctx, payments[-1], day + timedelta(days=4), "LATE-1")
     # payments[0] never reaches the bank; the late line puts it past its settlement window.
     _statement(tmp_path, day, [(day + timedelta(days=1), p) for p in payments[1:]]
                + [(day + timedelta(days=4), late)])
-    real_record = reconciliation._record
+    real_record = storage.record
     calls = {"n": 0}
 
     def dying_record(*args: Any, **kwargs: Any) -> int:
@@ -143,16 +143,16 @@ def test_a_run_killed_halfway_resumes_without_reporting_twice(
             raise RuntimeError("worker killed")
         return real_record(*args, **kwargs)
 
-    monkeypatch.setattr(reconciliation, "_record", dying_record)
+    monkeypatch.setattr(storage, "record", dying_record)
     with pytest.raises(RuntimeError, match="killed"):
-        reconciliation.run(ctx.sessions, tmp_path)
-    monkeypatch.setattr(reconciliation, "_record", real_record)
-    resumed = reconciliation.run(ctx.sessions, tmp_path)
+        runner.run(ctx.sessions, tmp_path)
+    monkeypatch.setattr(storage, "record", real_record)
+    resumed = runner.run(ctx.sessions, tmp_path)
     # The next statement arrives; payments[0] is still missing from the bank but already
     # has its open issue.
     later_payment = _late_payment(ctx, payments[-1], day + timedelta(days=6), "LATE-2")
     _statement(tmp_path, day + timedelta(days=6), [(day + timedelta(days=6), later_payment)])
-    later = reconciliation.run(ctx.sessions, tmp_path)
+    later = runner.run(ctx.sessions, tmp_path)
     with ctx.sessions() as session:
         per_line = session.execute(
             select(PaymentReconciliation.statement_line_id, func.count())

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from service.db.models import PaymentReconciliation, ReconciliationRun
+from service.reconciliation import runs
+from service.reconciliation.schedule import DailyRequest
 from service.services.context import Context
-from service.workers import run_queue
-from service.workers.reconciliation_schedule import DailyRequest
 from tests.integration.test_api import auth
 from tests.integration.workers.conftest import Process, wait_for
 from tests.servers import free_port
@@ -89,7 +89,7 @@ def test_concurrent_run_requests_run_one_at_a_time_and_judge_each_line_once(
         per_line = session.execute(
             select(PaymentReconciliation.statement_line_id, func.count())
             .group_by(PaymentReconciliation.statement_line_id)).all()
-        runs = session.execute(
+        done = session.execute(
             select(ReconciliationRun.public_id, ReconciliationRun.status,
                    ReconciliationRun.started_at, ReconciliationRun.finished_at,
                    ReconciliationRun.lines)
@@ -97,12 +97,12 @@ def test_concurrent_run_requests_run_one_at_a_time_and_judge_each_line_once(
     assert len(per_line) == LINES and {n for _, n in per_line} == {1}
     # Requests that arrived together joined one queued run: at most one per wave, plus
     # the schedule's own run of the day.
-    assert 1 <= len(runs) <= 3
-    assert {r.status for r in runs} == {"completed"}
-    assert sum(r.lines for r in runs) == LINES  # each line judged by exactly one run
-    for before, after in itertools.pairwise(runs):
-        assert before.finished_at <= after.started_at, runs  # never two at once
-    assert {r.json()["run_id"] for r in replies} <= {r.public_id for r in runs}
+    assert 1 <= len(done) <= 3
+    assert {r.status for r in done} == {"completed"}
+    assert sum(r.lines for r in done) == LINES  # each line judged by exactly one run
+    for before, after in itertools.pairwise(done):
+        assert before.finished_at <= after.started_at, done  # never two at once
+    assert {r.json()["run_id"] for r in replies} <= {r.public_id for r in done}
 
 
 def _runs(ctx: Context, status: str) -> int:
@@ -123,14 +123,14 @@ def test_the_days_run_is_requested_once_however_many_workers_ask(ctx: Context) -
     settings = ctx.settings.model_copy(update={"reconciliation_time": dt_time(0, 0)})
     first, second = DailyRequest(settings), DailyRequest(settings)
     # Finance asked for a run that has not started: the schedule takes it as the day's.
-    asked, _ = run_queue.request(ctx.sessions, "fin-1")
+    asked, _ = runs.request(ctx.sessions, "fin-1")
     assert first(ctx.sessions) == asked
     assert second(ctx.sessions) is None  # another worker: the day has its run
     with ctx.sessions.begin() as session:  # it ran
         session.execute(update(ReconciliationRun).values(status="completed", slot=None))
     assert second(ctx.sessions) is None and first(ctx.sessions) is None
     with ctx.sessions() as session:
-        runs = session.execute(select(ReconciliationRun.public_id,
+        scheduled = session.execute(select(ReconciliationRun.public_id,
                                       ReconciliationRun.scheduled_for)).all()
-    assert [r.public_id for r in runs] == [asked]
-    assert runs[0].scheduled_for == datetime.now(settings.zone).date()
+    assert [r.public_id for r in scheduled] == [asked]
+    assert scheduled[0].scheduled_for == datetime.now(settings.zone).date()

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from service.db.engine import session_factory, sqlite_engine
 from service.db.migrate import prepare
 from service.db.models import BankStatementLine
-from service.workers import statement_sources
-from service.workers.statement_sources import BankFormat, FileSource
-from service.workers.statements import import_statement
+from service.reconciliation import sources
+from service.reconciliation.sources import BankFormat, FileSource
+from service.reconciliation.statements import import_statement
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def test_import_memory_stays_flat_as_the_file_grows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Smaller read blocks than production's 1 MiB, so that files small enough to import
     # quickly under tracemalloc are still many blocks long.
-    monkeypatch.setattr(statement_sources, "BLOCK", 64 * 1024)
+    monkeypatch.setattr(sources, "BLOCK", 64 * 1024)
     engine = sqlite_engine(f"sqlite:///{tmp_path / 'import.db'}")
     prepare(engine)
     sessions = session_factory(engine)

@@ -13,9 +13,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 from service.db.models import BankStatement, BankStatementLine
+from service.reconciliation import runner, statements
+from service.reconciliation.sources import BankFormat, FileSource
 from service.services.context import Context
-from service.workers import reconciliation, statements
-from service.workers.statement_sources import BankFormat, FileSource
 from tests.integration.workers.conftest import Process, wait_for
 
 
@@ -56,10 +56,10 @@ def test_an_import_that_failed_partway_is_redone_whole_on_the_next_run(
     assert _state(ctx) == ([("failed", 0)], 1_000, 1_000)
     monkeypatch.setattr(statements, "_flush", real_flush)
 
-    result = reconciliation.run(ctx.sessions, tmp_path / "statements")
+    result = runner.run(ctx.sessions, tmp_path / "statements")
     assert result.statements == 1 and result.lines == 2_500
     assert _state(ctx) == ([("reconciled", 2_500)], 2_500, 2_500)
-    assert reconciliation.run(ctx.sessions, tmp_path / "statements").lines == 0
+    assert runner.run(ctx.sessions, tmp_path / "statements").lines == 0
 
 
 def test_an_importer_killed_mid_file_is_taken_over_once_its_progress_is_stale(

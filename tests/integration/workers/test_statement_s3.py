@@ -22,10 +22,11 @@ from sqlalchemy import func, insert, select
 
 from service.clock import utcnow
 from service.db.models import BankStatement, BankStatementLine, Payment
+from service.reconciliation import runner, statements
+from service.reconciliation import s3 as statement_s3
+from service.reconciliation.sources import BLOCK
 from service.services.context import Context
 from service.settings import load
-from service.workers import reconciliation, statement_s3, statements
-from service.workers.statement_sources import BLOCK
 from tests.servers import free_port
 
 BUCKET = "nilecare-statements"
@@ -117,7 +118,7 @@ def test_statements_are_listed_streamed_and_imported_once_from_s3(
     for key, body in put.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
 
-    result = reconciliation.run(ctx.sessions, statements.inbox_for(settings))
+    result = runner.run(ctx.sessions, statements.inbox_for(settings))
     assert result.lines == 10_000 and result.matched == 10_000 and not result.issues
     with ctx.sessions() as session:
         found = sorted(session.execute(
@@ -135,7 +136,7 @@ def test_statements_are_listed_streamed_and_imported_once_from_s3(
     # The same bytes again, under another name: the checksum says it is known.
     s3.put_object(Bucket=BUCKET, Key=f"statements/bank_of_khartoum/{day}-copy.csv",
                   Body=khartoum)
-    again = reconciliation.run(ctx.sessions, statements.inbox_for(settings))
+    again = runner.run(ctx.sessions, statements.inbox_for(settings))
     assert again.lines == 0
     with ctx.sessions() as session:
         assert session.scalar(select(func.count()).select_from(BankStatement)) == 2

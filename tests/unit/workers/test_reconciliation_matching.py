@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from service.domain.reconciliation import Candidate, Issue, Line, Matcher
+from service.reconciliation.rules import Candidate, Issue, Line, Matcher
 
 DAY = date(2025, 3, 1)
 PAY = Candidate(1, "NC-1", Decimal("100.00"), "SDG", DAY)

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from service.workers.statement_sources import BankFormat, parse_formats
-from service.workers.statements import checksum, rows
+from service.reconciliation.sources import BankFormat, parse_formats
+from service.reconciliation.statements import checksum, rows
 
 STATEMENT = (
     "\ufeffvalue_date,amount,currency,reference,description\r\n"

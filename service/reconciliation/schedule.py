@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.availability import is_unavailable
 from service.metrics import EventMetrics
+from service.reconciliation import runner, runs, statements
+from service.reconciliation.sources import Inbox
 from service.settings import Settings
-from service.workers import heartbeat, reconciliation, run_queue, statements
+from service.workers import heartbeat
 from service.workers.leases import LeaseKeeper
 from service.workers.outage import OutageNotice
-from service.workers.statement_sources import Inbox
 
 log = structlog.get_logger()
 Progress = Callable[[int, int], None]
@@ -53,7 +54,7 @@ class DailyRequest:
         if local.date() == self.done_for or local < local.replace(
                 hour=at.hour, minute=at.minute, second=0, microsecond=0):
             return None
-        run_id = run_queue.request_scheduled(sessions, local.date())
+        run_id = runs.request_scheduled(sessions, local.date())
         self.done_for = local.date()
         if run_id is not None:
             log.info("reconciliation.requested", run_id=run_id, by="schedule")
@@ -62,13 +63,13 @@ class DailyRequest:
 
 def execute_next(sessions: sessionmaker[Session], inbox: Inbox, owner: str, *,
                  progress: Progress | None = None, metrics: EventMetrics | None = None,
-                 lease: timedelta = run_queue.RUN_LEASE) -> reconciliation.RunResult | None:
+                 lease: timedelta = runs.RUN_LEASE) -> runner.RunResult | None:
     """Execute the next requested run if no other is active; its result, or None."""
-    run = run_queue.claim(sessions, owner, lease)
+    run = runs.claim(sessions, owner, lease)
     if run is None:
         return None
     log.info("reconciliation.started", run_id=run.public_id, resumed=run.resumed, worker=owner)
-    keeper = LeaseKeeper(lambda: run_queue.renew(sessions, run, owner, lease), lease,
+    keeper = LeaseKeeper(lambda: runs.renew(sessions, run, owner, lease), lease,
                          run.public_id)
 
     def step(done: int, total: int) -> None:
@@ -79,18 +80,18 @@ def execute_next(sessions: sessionmaker[Session], inbox: Inbox, owner: str, *,
 
     try:
         with keeper.held():
-            result = reconciliation.run(sessions, inbox, run_id=run.public_id, progress=step,
+            result = runner.run(sessions, inbox, run_id=run.public_id, progress=step,
                                         metrics=metrics)
     except LeaseLost:
         log.warning("reconciliation.taken_over", run_id=run.public_id, worker=owner)
         return None
     except Exception as exc:
         if not is_unavailable(exc):
-            run_queue.finish(sessions, run, owner, error=f"{type(exc).__name__}: {exc}")
+            runs.finish(sessions, run, owner, error=f"{type(exc).__name__}: {exc}")
         # A database outage leaves the run active: once its lease runs out, the next claim
         # takes it over and resumes after the lines already judged.
         raise
-    run_queue.finish(sessions, run, owner, statements=result.statements, lines=result.lines,
+    runs.finish(sessions, run, owner, statements=result.statements, lines=result.lines,
                      matched=result.matched, issues=result.issues)
     return result
 

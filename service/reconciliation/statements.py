@@ -25,14 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.clock import utcnow
 from service.db.models import BankStatement, BankStatementLine
 from service.db.results import rowcount
-from service.settings import Settings
-from service.workers.statement_sources import (
+from service.reconciliation.sources import (
     BankFormat,
     DirectoryInbox,
     Inbox,
     Source,
     text,
 )
+from service.settings import Settings
 
 log = structlog.get_logger()
 CHUNK = 1000
@@ -48,9 +48,9 @@ class TakenOver(Exception):
 def inbox_for(settings: Settings) -> Inbox:
     """S3 when AWS_S3_BUCKET is set, else STATEMENT_DIR."""
     if settings.aws_s3_bucket:
-        from service.workers import statement_s3
+        from service.reconciliation import s3
 
-        return statement_s3.S3Inbox(statement_s3.client(settings), settings.aws_s3_bucket,
+        return s3.S3Inbox(s3.client(settings), settings.aws_s3_bucket,
                                     settings.aws_s3_prefix)
     return DirectoryInbox(settings.statement_dir)
 

@@ -16,11 +16,11 @@ from service.db.models import (
 )
 from service.domain.caller import Caller, require_finance
 from service.domain.money import fmt
-from service.domain.reconciliation import ISSUE_TYPES
 from service.errors import Conflict, InvalidInput, NotFound
+from service.reconciliation import runs, storage
+from service.reconciliation.rules import ISSUE_TYPES
 from service.services.context import Context
 from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
-from service.workers import reconciliation, run_queue
 
 ACTIONS = ("accepted", "adjusted", "refunded", "written_off", "false_positive")
 ISSUE_STATUSES = ("open", "resolved")
@@ -89,7 +89,7 @@ class ReconciliationService:
         require_finance(caller)
 
         def request(attach: Attach) -> Outcome:
-            run_id, _new = run_queue.request(self.ctx.sessions, caller.subject, attach)
+            run_id, _new = runs.request(self.ctx.sessions, caller.subject, attach)
             return Outcome(202, self._run(caller, run_id))
 
         return self.idempotency.run(keyed, request,
@@ -102,8 +102,8 @@ class ReconciliationService:
     def _run(self, caller: Caller, run_id: str) -> dict[str, Any]:
         """The run, with what it found in the caller's facility (every facility for admins)."""
         with self.ctx.sessions() as session:
-            found = run_queue.view(session, run_id)
-            results = reconciliation.summary(session, run_id, *_facility(caller))
+            found = runs.view(session, run_id)
+            results = storage.summary(session, run_id, *_facility(caller))
         if found is None and results is None:
             raise NotFound(f"no reconciliation run {run_id!r}", field="run_id")
         out = found or {"run_id": run_id, "status": "completed"}

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from service.reconciliation.sources import BLOCK, FORMATS_FILE, BankFormat, parse_formats
 from service.settings import Settings
-from service.workers.statement_sources import BLOCK, FORMATS_FILE, BankFormat, parse_formats
 
 
 def client(settings: Settings) -> Any:

@@ -1,0 +1,220 @@
+"""counts kept on write and set-based reconciliation
+
+live_counts and its triggers, statement checkpoints, the indexes a chunked match reads.
+
+Revision ID: 0005
+Revises: 0004
+
+- live_counts: payments awaiting an answer by provider and status, and open reconciliation
+  issues by type, kept by triggers in the transaction that changes them, so a metrics scrape
+  reads a few dozen rows whatever the queue's length (bench/exporter_scrape.py). Filled from
+  the tables here; like every migration, run it with the gateway and workers stopped (a write
+  between the trigger's creation and the fill would be counted twice).
+- bank_statements.matched_through: the position a run has written findings up to; a resumed
+  run goes on after it instead of testing every line for an earlier finding.
+- ix_payments_provider_amount_created: a line without a reference is matched by amount and
+  date; ix_bank_statement_lines_matched_payment_id: "did a line settle this payment?".
+
+The trigger SQL is written out here, not imported, so this revision creates the same
+triggers whatever later code says.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+SHARDS = 8
+WAITING = "('processing', 'awaiting_verification', 'unknown')"
+
+MYSQL = [
+    f"""
+CREATE TRIGGER trg_payments_count_insert AFTER INSERT ON payments
+FOR EACH ROW
+BEGIN
+  IF NEW.status IN {WAITING} THEN
+    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
+    VALUES ('waiting', NEW.provider_code, NEW.status, NEW.id % {SHARDS}, 1)
+    ON DUPLICATE KEY UPDATE n = n + 1;
+  END IF;
+END""",
+    # Both counters of a move in one statement, in label order: two transactions moving
+    # payments in opposite directions take the rows in the same order and never deadlock.
+    f"""
+CREATE TRIGGER trg_payments_count_update AFTER UPDATE ON payments
+FOR EACH ROW
+BEGIN
+  IF NOT (OLD.status <=> NEW.status AND OLD.provider_code <=> NEW.provider_code)
+     AND (OLD.status IN {WAITING} OR NEW.status IN {WAITING}) THEN
+    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
+    SELECT 'waiting', moved.provider_code, moved.status, moved.shard, moved.n FROM (
+      SELECT OLD.provider_code AS provider_code, OLD.status AS status,
+             OLD.id % {SHARDS} AS shard, -1 AS n FROM DUAL WHERE OLD.status IN {WAITING}
+      UNION ALL
+      SELECT NEW.provider_code, NEW.status, NEW.id % {SHARDS}, 1 FROM DUAL
+       WHERE NEW.status IN {WAITING}) AS moved
+    ORDER BY moved.provider_code, moved.status
+    ON DUPLICATE KEY UPDATE n = live_counts.n + VALUES(n);
+  END IF;
+END""",
+    f"""
+CREATE TRIGGER trg_payments_count_delete AFTER DELETE ON payments
+FOR EACH ROW
+BEGIN
+  IF OLD.status IN {WAITING} THEN
+    UPDATE live_counts SET n = n - 1
+     WHERE kind = 'waiting' AND label_a = OLD.provider_code AND label_b = OLD.status
+       AND shard = OLD.id % {SHARDS};
+  END IF;
+END""",
+    f"""
+CREATE TRIGGER trg_reconciliation_count_insert AFTER INSERT ON payment_reconciliation
+FOR EACH ROW
+BEGIN
+  IF NEW.status = 'open' AND NEW.issue_type IS NOT NULL THEN
+    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
+    VALUES ('open_issue', NEW.issue_type, '', NEW.id % {SHARDS}, 1)
+    ON DUPLICATE KEY UPDATE n = n + 1;
+  END IF;
+END""",
+    f"""
+CREATE TRIGGER trg_reconciliation_count_update AFTER UPDATE ON payment_reconciliation
+FOR EACH ROW
+BEGIN
+  IF OLD.status = 'open' AND OLD.issue_type IS NOT NULL
+     AND NOT (NEW.status <=> 'open' AND NEW.issue_type <=> OLD.issue_type) THEN
+    UPDATE live_counts SET n = n - 1
+     WHERE kind = 'open_issue' AND label_a = OLD.issue_type AND label_b = ''
+       AND shard = OLD.id % {SHARDS};
+  END IF;
+  IF NEW.status = 'open' AND NEW.issue_type IS NOT NULL
+     AND NOT (OLD.status <=> 'open' AND OLD.issue_type <=> NEW.issue_type) THEN
+    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
+    VALUES ('open_issue', NEW.issue_type, '', NEW.id % {SHARDS}, 1)
+    ON DUPLICATE KEY UPDATE n = n + 1;
+  END IF;
+END""",
+    f"""
+CREATE TRIGGER trg_reconciliation_count_delete AFTER DELETE ON payment_reconciliation
+FOR EACH ROW
+BEGIN
+  IF OLD.status = 'open' AND OLD.issue_type IS NOT NULL THEN
+    UPDATE live_counts SET n = n - 1
+     WHERE kind = 'open_issue' AND label_a = OLD.issue_type AND label_b = ''
+       AND shard = OLD.id % {SHARDS};
+  END IF;
+END""",
+]
+
+_UPSERT = ("INSERT INTO live_counts (kind, label_a, label_b, shard, n) VALUES ({values}, 1) "
+           "ON CONFLICT (kind, label_a, label_b, shard) DO UPDATE SET n = n + 1;")
+_LEAVE = ("UPDATE live_counts SET n = n - 1 WHERE kind = {kind} AND label_a = {a} "
+          "AND label_b = {b} AND shard = OLD.id % " + str(SHARDS) + ";")
+_PAYMENT_MOVED = "(OLD.status IS NOT NEW.status OR OLD.provider_code IS NOT NEW.provider_code)"
+_ISSUE_MOVED = "(OLD.status IS NOT NEW.status OR OLD.issue_type IS NOT NEW.issue_type)"
+_NEW_PAYMENT = _UPSERT.format(values=f"'waiting', NEW.provider_code, NEW.status, "
+                                     f"NEW.id % {SHARDS}")
+_OLD_PAYMENT = _LEAVE.format(kind="'waiting'", a="OLD.provider_code", b="OLD.status")
+_NEW_ISSUE = _UPSERT.format(values=f"'open_issue', NEW.issue_type, '', NEW.id % {SHARDS}")
+_OLD_ISSUE = _LEAVE.format(kind="'open_issue'", a="OLD.issue_type", b="''")
+_OPEN_NEW = "NEW.status = 'open' AND NEW.issue_type IS NOT NULL"
+_OPEN_OLD = "OLD.status = 'open' AND OLD.issue_type IS NOT NULL"
+
+SQLITE = [
+    f"""
+CREATE TRIGGER trg_payments_count_insert AFTER INSERT ON payments
+WHEN NEW.status IN {WAITING}
+BEGIN {_NEW_PAYMENT} END""",
+    f"""
+CREATE TRIGGER trg_payments_count_leave AFTER UPDATE OF status, provider_code ON payments
+WHEN OLD.status IN {WAITING} AND {_PAYMENT_MOVED}
+BEGIN {_OLD_PAYMENT} END""",
+    f"""
+CREATE TRIGGER trg_payments_count_enter AFTER UPDATE OF status, provider_code ON payments
+WHEN NEW.status IN {WAITING} AND {_PAYMENT_MOVED}
+BEGIN {_NEW_PAYMENT} END""",
+    f"""
+CREATE TRIGGER trg_payments_count_delete AFTER DELETE ON payments
+WHEN OLD.status IN {WAITING}
+BEGIN {_OLD_PAYMENT} END""",
+    f"""
+CREATE TRIGGER trg_reconciliation_count_insert AFTER INSERT ON payment_reconciliation
+WHEN {_OPEN_NEW}
+BEGIN {_NEW_ISSUE} END""",
+    f"""
+CREATE TRIGGER trg_reconciliation_count_leave AFTER UPDATE OF status, issue_type
+ON payment_reconciliation
+WHEN {_OPEN_OLD} AND {_ISSUE_MOVED}
+BEGIN {_OLD_ISSUE} END""",
+    f"""
+CREATE TRIGGER trg_reconciliation_count_enter AFTER UPDATE OF status, issue_type
+ON payment_reconciliation
+WHEN {_OPEN_NEW} AND {_ISSUE_MOVED}
+BEGIN {_NEW_ISSUE} END""",
+    f"""
+CREATE TRIGGER trg_reconciliation_count_delete AFTER DELETE ON payment_reconciliation
+WHEN {_OPEN_OLD}
+BEGIN {_OLD_ISSUE} END""",
+]
+
+FILL = [
+    f"""
+INSERT INTO live_counts (kind, label_a, label_b, shard, n)
+SELECT 'waiting', provider_code, status, id % {SHARDS}, COUNT(*) FROM payments
+ WHERE status IN {WAITING} GROUP BY provider_code, status, id % {SHARDS}""",
+    f"""
+INSERT INTO live_counts (kind, label_a, label_b, shard, n)
+SELECT 'open_issue', issue_type, '', id % {SHARDS}, COUNT(*) FROM payment_reconciliation
+ WHERE status = 'open' AND issue_type IS NOT NULL GROUP BY issue_type, id % {SHARDS}""",
+]
+
+
+def _trigger_names(statements: list[str]) -> list[str]:
+    return [s.split()[2] for s in statements]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "live_counts",
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("label_a", sa.String(length=32), nullable=False),
+        sa.Column("label_b", sa.String(length=32), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("kind", "label_a", "label_b", "shard", name="pk_live_counts"),
+        mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+    )
+    for statement in FILL:
+        op.execute(statement)
+    for statement in SQLITE if op.get_bind().dialect.name == "sqlite" else MYSQL:
+        op.execute(statement.strip())
+    # Plain ADD COLUMN and CREATE INDEX: a batch rebuild on SQLite would drop the triggers.
+    op.add_column("bank_statements", sa.Column("matched_through", sa.Integer(), nullable=True))
+    op.create_index("ix_payments_provider_amount_created", "payments",
+                    ["provider_code", "amount", "created_at"], unique=False)
+    op.create_index("ix_bank_statement_lines_matched_payment_id", "bank_statement_lines",
+                    ["matched_payment_id"], unique=False)
+
+
+def downgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        op.drop_index("ix_bank_statement_lines_matched_payment_id",
+                      table_name="bank_statement_lines")
+    else:
+        # MySQL let the new index stand in for the foreign key's own; give it that back.
+        op.create_index("fk_bank_statement_lines_matched_payment_id_payments",
+                        "bank_statement_lines", ["matched_payment_id"], unique=False)
+        op.drop_index("ix_bank_statement_lines_matched_payment_id",
+                      table_name="bank_statement_lines")
+    op.drop_index("ix_payments_provider_amount_created", table_name="payments")
+    op.execute("ALTER TABLE bank_statements DROP COLUMN matched_through")
+    for name in _trigger_names(SQLITE if sqlite else MYSQL):
+        op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    op.drop_table("live_counts")
