@@ -43,11 +43,14 @@ def _elt(selector: str, names: tuple[str, ...]) -> str:
         sel=selector, n=len(names), names=", ".join(f"'{v}'" for v in names))
 
 
-def fill(engine: Engine, rows: int, stale_open: bool = False) -> None:
+def fill(engine: Engine, rows: int, stale_open: bool = False, queue: int = 0) -> None:
+    """`rows` payments over 90 days; `queue` of them (every other one, over all 90 days)
+    left open whatever the mix says: a verification queue nobody works."""
     recent = rows if stale_open else max(rows // 90, 1)  # one day of the 90
     created = f"UTC_TIMESTAMP(6) - INTERVAL (seq * 7776000 DIV {rows}) SECOND"
-    status = (f"IF(seq <= {recent}, {_elt('(seq DIV 7)', STATUSES)}, "
-              f"{_elt('(seq DIV 7)', CLOSED)})")
+    status = (f"IF(seq % 2 = 0 AND seq <= {2 * queue}, {_elt('(seq DIV 2)', OPEN)}, "
+              f"IF(seq <= {recent}, {_elt('(seq DIV 7)', STATUSES)}, "
+              f"{_elt('(seq DIV 7)', CLOSED)}))")
     open_list = ", ".join(f"'{s}'" for s in OPEN)
     with engine.begin() as c:
         c.execute(text(f"""
@@ -131,11 +134,17 @@ def main() -> None:
     parser.add_argument("--server", default="mysql+pymysql://root@127.0.0.1:3306")
     parser.add_argument("--rows", type=int, nargs="*", default=[10_000, 1_000_000])
     parser.add_argument("--stale-open", action="store_true",
-                        help="keep 2 in 9 payments open across all 90 days (worst case)")
+                        help="keep 2 in 9 payments open across all 90 days")
+    parser.add_argument("--queue", type=int, default=500_000,
+                        help="also measure the largest size with this many left open "
+                             "(0: skip)")
     parser.add_argument("--explain", action="store_true", help="print each query's plan")
     args = parser.parse_args()
     admin = create_engine(args.server)
-    for rows in args.rows:
+    cases = [(rows, 0) for rows in args.rows]
+    if args.queue and args.rows:
+        cases.append((max(args.rows), args.queue))
+    for rows, queue in cases:
         name = f"nc_bench_{uuid.uuid4().hex[:8]}"
         with admin.begin() as c:
             c.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
@@ -143,12 +152,12 @@ def main() -> None:
         try:
             prepare(engine)
             started = time.perf_counter()
-            fill(engine, rows, args.stale_open)
+            fill(engine, rows, args.stale_open, queue)
             filled = time.perf_counter() - started
             with engine.connect() as c:
                 waiting = c.execute(text(
                     "SELECT COUNT(*) FROM payments WHERE status IN ('processing', "
-                    "'awaiting_verification')")).scalar_one()
+                    "'awaiting_verification', 'unknown')")).scalar_one()
             median, worst = measure(engine)
             print(f"{rows:>9,} payment rows ({waiting:,} open): scrape median "
                   f"{median * 1000:.1f} ms, max {worst * 1000:.1f} ms (fill {filled:.0f} s)",

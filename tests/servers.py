@@ -103,7 +103,7 @@ class Server:
             self.stop()
 
 
-def mariadb_server(base: Path) -> Server:
+def mariadb_server(base: Path, buffer_pool: str = "256M") -> Server:
     """A fresh MariaDB data directory and the server for it (not started). Its URL is a
     SQLAlchemy server URL: root, no password, no database."""
     datadir = base / "data"
@@ -134,7 +134,7 @@ def mariadb_server(base: Path) -> Server:
             f"--pid-file={base / 'mysqld.pid'}",
             "--user=root",
             f"--log-error={log}",
-            "--innodb-buffer-pool-size=256M",
+            f"--innodb-buffer-pool-size={buffer_pool}",
             "--innodb-flush-log-at-trx-commit=2",
             "--skip-log-bin",
             "--max-connections=500",
@@ -212,9 +212,9 @@ def serving(name: str, cmd: list[str], log: Path, ready: str,
 
 
 @contextmanager
-def mariadb(base: Path) -> Iterator[str]:
+def mariadb(base: Path, buffer_pool: str = "256M") -> Iterator[str]:
     """A fresh MariaDB on a free port; yields a SQLAlchemy URL (root, no password)."""
-    with mariadb_server(base).running() as url:
+    with mariadb_server(base, buffer_pool).running() as url:
         yield url
 
 

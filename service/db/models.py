@@ -235,8 +235,6 @@ class BankStatementLine(Base):
         UniqueConstraint("statement_id", "line_no"),
         Index("ix_bank_statement_lines_reference", "reference"),
         Index("ix_bank_statement_lines_value_date", "value_date"),
-        # "Did any line settle this payment?" without a scan (migration 0005).
-        Index("ix_bank_statement_lines_matched_payment_id", "matched_payment_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -247,7 +245,8 @@ class BankStatementLine(Base):
     currency: Mapped[str] = mapped_column(String(3))
     reference: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(String(255))
-    matched_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    # Which payment a line settled is its finding's (payment_reconciliation, result
+    # 'matched'), stated once there (migration 0005 dropped matched_payment_id).
 
 
 class PaymentReconciliation(Base):
@@ -265,6 +264,8 @@ class PaymentReconciliation(Base):
         # One finding per statement line, whatever runs overlap (migration 0004).
         Index("uq_payment_reconciliation_statement_line_id", "statement_line_id", unique=True),
         Index("ix_payment_reconciliation_facility_status", "facility_id", "status"),
+        # "Did a line settle this payment?" without a scan (migration 0005).
+        Index("ix_payment_reconciliation_payment_id_result", "payment_id", "result"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

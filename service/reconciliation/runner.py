@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import structlog
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.metrics import EventMetrics
@@ -57,25 +58,27 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
     pending = storage.pending(sessions)
     total = sum(s.line_count for s in pending)
     done = sum(s.matched_through for s in pending)
-    matcher = Matcher(window)
     counts: dict[str, int] = {}
     matched = 0
     span: tuple[date, date] | None = None
     for statement in pending:
         after = statement.matched_through
-        if after:
-            # Resumed: what the committed chunks matched stays taken.
-            matcher.taken |= storage.taken_by(sessions, statement.id)
-        while (chunk := storage.chunk(sessions, statement.id, after, CHUNK)) is not None:
-            dates = [ln.value_date for ln in chunk.lines]
-            low, high = min(dates), max(dates)
-            span = (min(span[0], low), max(span[1], high)) if span else (low, high)
-            findings = _judge(sessions, matcher, chunk, window)
-            matched += storage.record(sessions, run_id, findings, chunk.facilities,
-                                      statement.facility_id, (statement.id, chunk.last_position))
+        while True:
+            with sessions.begin() as session:
+                connection = session.connection()
+                chunk = storage.bounds(connection, statement.id, after, CHUNK)
+                if chunk is None:
+                    break
+                matched += storage.write_clean_matches(connection, run_id, chunk, window)
+                rest = storage.rest(connection, run_id, chunk)
+                findings = _judge(connection, run_id, chunk, rest, window)
+                matched += storage.record(connection, run_id, findings, rest.facilities,
+                                          statement.facility_id, chunk)
             _count(findings, counts)
-            done += len(chunk.lines)
-            after = chunk.last_position
+            span = ((min(span[0], chunk.first_date), max(span[1], chunk.last_date)) if span
+                    else (chunk.first_date, chunk.last_date))
+            done += chunk.lines
+            after = chunk.last
             if progress:
                 progress(done, total)
         storage.finish_statement(sessions, statement.id)
@@ -85,8 +88,9 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
         for payment, facility in storage.unsettled(sessions, *span, window):
             unsettled.append(payment)
             facilities[payment.id] = facility
-        for batch in storage.batched(matcher.unrecorded(unsettled, span[1]), CHUNK):
-            storage.record(sessions, run_id, batch, facilities, None)
+        for batch in storage.batched(Matcher(window).unrecorded(unsettled, span[1]), CHUNK):
+            with sessions.begin() as session:
+                storage.record(session.connection(), run_id, batch, facilities, None)
             _count(batch, counts)
     result = RunResult(run_id, len(pending), total, matched, counts)
     log.info("reconciliation.finished", run_id=run_id, statements=len(pending), lines=total,
@@ -94,15 +98,16 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
     return result
 
 
-def _judge(sessions: sessionmaker[Session], matcher: Matcher, chunk: storage.Chunk,
+def _judge(connection: Connection, run_id: str, chunk: storage.Bounds, rest: storage.Rest,
            window: timedelta) -> list[Finding]:
-    """Each line of the chunk judged in statement order: by the payment its reference names,
-    else by amount and date among the candidates one query found for the whole chunk."""
-    unnamed = [ln for ln in chunk.lines if ln.id not in chunk.by_reference]
-    nearby = storage.by_amount(sessions, unnamed, window, chunk.facilities)
+    """The lines the clean-match INSERT left, judged by the rules in statement order: by the
+    payment the reference names, else by amount and date among one query's candidates."""
+    unnamed = [ln for ln in rest.lines if ln.id not in rest.by_reference]
+    nearby = storage.by_amount(connection, run_id, chunk, unnamed, window, rest)
+    matcher = Matcher(window, taken=rest.taken)
     findings = []
-    for line in chunk.lines:
-        payment = chunk.by_reference.get(line.id)
+    for line in rest.lines:
+        payment = rest.by_reference.get(line.id)
         if payment is not None:
             findings.append(matcher.by_reference(line, payment))
         else:
@@ -115,4 +120,3 @@ def _count(findings: Sequence[Finding], counts: dict[str, int]) -> None:
     for f in findings:
         if f.issue is not None:
             counts[f.issue.value] = counts.get(f.issue.value, 0) + 1
-

@@ -66,21 +66,39 @@ def rows(source: Source, fmt: BankFormat) -> Iterator[dict[str, Any]]:
     """Statement lines one at a time (the file is never held in memory)."""
     name = source.location.rsplit("/", 1)[-1]
     with text(source) as handle:
-        reader = csv.DictReader(handle, delimiter=fmt.delimiter)
+        reader = csv.reader(handle, delimiter=fmt.delimiter)
+        header = next(reader, None) or []
+        column = {title: index for index, title in enumerate(header)}
+        value_date, amount = column.get(fmt.value_date), column.get(fmt.amount)
+        currency, reference = column.get(fmt.currency), column.get(fmt.reference)
+        description = column.get(fmt.description)
+        # A statement spans a few dozen days: each date's text is parsed once.
+        days: dict[str, date] = {}
         for number, row in enumerate(reader, start=1):
             try:
-                currency = (row.get(fmt.currency) or fmt.currency_default or "").strip().upper()
-                reference = (row.get(fmt.reference) or "").strip() or None
+                if value_date is None or amount is None:
+                    raise KeyError(fmt.value_date if value_date is None else fmt.amount)
+                day_text = row[value_date].strip()
+                day = days.get(day_text)
+                if day is None:
+                    day = datetime.strptime(day_text, fmt.date_format).date()
+                    if len(days) < 10_000:
+                        days[day_text] = day
+                code = ((row[currency] if currency is not None and currency < len(row)
+                         else "") or fmt.currency_default or "").strip().upper()
+                ref = (row[reference].strip() if reference is not None
+                       and reference < len(row) else "")
+                about = (row[description] if description is not None
+                         and description < len(row) else "")
                 yield {
                     "line_no": number,
-                    "value_date": datetime.strptime(row[fmt.value_date].strip(),
-                                                    fmt.date_format).date(),
-                    "amount": Decimal(row[fmt.amount].strip().replace(",", "")),
-                    "currency": currency,
-                    "reference": reference[:64] if reference else None,
-                    "description": (row.get(fmt.description) or "")[:255] or None,
+                    "value_date": day,
+                    "amount": Decimal(row[amount].strip().replace(",", "")),
+                    "currency": code,
+                    "reference": ref[:64] or None,
+                    "description": about[:255] or None,
                 }
-            except (KeyError, ValueError, InvalidOperation, AttributeError) as exc:
+            except (KeyError, IndexError, ValueError, InvalidOperation, AttributeError) as exc:
                 raise ValueError(f"{name} line {number + 1}: cannot read {exc}") from None
 
 

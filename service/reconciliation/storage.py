@@ -1,10 +1,15 @@
-"""Every table read and write of a reconciliation run, set-based: a chunk of statement lines
-is read with its reference matches in one join, its amount-only lines' candidates in one
-indexed query, and its findings written with one multi-row INSERT, one joined UPDATE of the
-lines, one UPDATE of the payments it confirms and the statement's checkpoint, in one
-transaction. Chunks are keyed by position (line_no after the checkpoint), so a resumed run
-starts where the last committed chunk ended and the cost of a chunk does not grow with
-progress."""
+"""Every table read and write of a reconciliation run, set-based and chunked by position.
+
+A chunk is the lines at positions (after, after + size] of one statement, judged in one
+transaction: clean reference matches (the payment the reference names, in scope, not taken,
+same currency and amount, inside the date window) are written by one INSERT … SELECT that
+never leaves the server; the few lines left are read in one query with the payment their
+reference names, the amount-only ones get their candidates from one indexed query, and the
+rules (rules.py) judge them in Python; their findings go in one multi-row INSERT; the
+payments the chunk settles are confirmed by one joined UPDATE; the statement's checkpoint
+moves. A chunk's cost does not depend on where in the statement it is, and a resumed run
+goes on after the checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, case, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
@@ -48,20 +53,27 @@ class Pending:
     matched_through: int
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """A chunk's extent: its positions, line ids and value dates."""
+
+    statement_id: int
+    after: int
+    last: int  # the last position in the chunk
+    lines: int
+    first_date: date
+    last_date: date
+
+
 @dataclass
-class Chunk:
-    """Statement lines in position order, each with the payment its reference names (if
-    one is in scope), and the facility of every payment involved."""
+class Rest:
+    """The lines of a chunk the clean-match INSERT left, in position order, with the payment
+    each one's reference names (if one is in scope), and what is known of those payments."""
 
     lines: list[Line]
     by_reference: dict[int, Candidate]  # line id -> payment
     facilities: dict[int, str]  # payment id -> facility
-    last_position: int
-
-
-def _in_scope() -> Any:
-    return and_(PAYMENTS.c.provider_code.in_(SCOPE_PROVIDERS),
-                PAYMENTS.c.status.in_(SCOPE_STATUSES))
+    taken: set[int]  # payments an earlier line of this run or statement took
 
 
 def pending(sessions: sessionmaker[Session]) -> list[Pending]:
@@ -73,74 +85,137 @@ def pending(sessions: sessionmaker[Session]) -> list[Pending]:
                     .where(STATEMENTS.c.status == "imported").order_by(STATEMENTS.c.id))]
 
 
-def taken_by(sessions: sessionmaker[Session], statement_id: int) -> set[int]:
-    """Payments the already-matched part of a statement took (a resumed run must not match
-    them again): one pass over that statement's findings."""
-    with sessions() as session:
-        return set(session.scalars(
-            select(FINDINGS.c.payment_id)
-            .join(LINES, LINES.c.id == FINDINGS.c.statement_line_id)
-            .where(LINES.c.statement_id == statement_id, FINDINGS.c.payment_id.is_not(None))))
+def _in_scope(p: Any = PAYMENTS) -> Any:
+    return and_(p.c.provider_code.in_(SCOPE_PROVIDERS), p.c.status.in_(SCOPE_STATUSES))
 
 
-def chunk(sessions: sessionmaker[Session], statement_id: int, after: int,
-          size: int) -> Chunk | None:
-    """The next `size` lines after position `after`, joined to their payments by reference."""
-    p = PAYMENTS
-    with sessions() as session:
-        rows = session.execute(
-            select(LINES.c.id, LINES.c.line_no, LINES.c.value_date, LINES.c.amount,
-                   LINES.c.currency, LINES.c.reference, p.c.id.label("payment_id"),
-                   p.c.reference.label("payment_reference"), p.c.amount.label("payment_amount"),
-                   p.c.currency.label("payment_currency"), p.c.created_at, p.c.facility_id)
-            .select_from(LINES.outerjoin(p, and_(p.c.reference == LINES.c.reference,
-                                                 _in_scope())))
-            .where(LINES.c.statement_id == statement_id, LINES.c.line_no > after)
-            .order_by(LINES.c.line_no).limit(size)).all()
-    if not rows:
+def _in_chunk(bounds: Bounds, lines: Any = LINES) -> Any:
+    return and_(lines.c.statement_id == bounds.statement_id, lines.c.line_no > bounds.after,
+                lines.c.line_no <= bounds.last)
+
+
+def _taken(payment_id: Any, run_id: str, statement_id: int) -> Any:
+    """A line of this run, or of this statement (a resumed run has a new id), already has a
+    finding naming the payment: a later line naming it again is a duplicate."""
+    earlier = FINDINGS.alias("earlier")
+    earlier_line = LINES.alias("earlier_line")
+    return (select(earlier.c.id)
+            .select_from(earlier.join(earlier_line,
+                                      earlier_line.c.id == earlier.c.statement_line_id))
+            .where(earlier.c.payment_id == payment_id,
+                   or_(earlier.c.run_id == run_id, earlier_line.c.statement_id == statement_id))
+            .exists())
+
+
+def _days_apart(connection: Connection, day: Any, moment: Any) -> Any:
+    """Whole days between a DATE and the date of a DATETIME, as rules.py counts them."""
+    if connection.dialect.name == "sqlite":
+        return func.abs(func.julianday(day) - func.julianday(func.date(moment)))
+    return func.abs(func.datediff(day, moment))
+
+
+def bounds(connection: Connection, statement_id: int, after: int, size: int) -> Bounds | None:
+    row = connection.execute(
+        select(func.count(), func.max(LINES.c.line_no), func.min(LINES.c.value_date),
+               func.max(LINES.c.value_date))
+        .where(LINES.c.statement_id == statement_id, LINES.c.line_no > after,
+               LINES.c.line_no <= after + size)).one()
+    count, last, first_date, last_date = row
+    if not count:
         return None
-    out = Chunk([], {}, {}, rows[-1].line_no)
+    if isinstance(first_date, str):  # SQLite's MIN over a DATE column is its text
+        first_date, last_date = date.fromisoformat(first_date), date.fromisoformat(last_date)
+    return Bounds(statement_id, after, last, count, first_date, last_date)
+
+
+def write_clean_matches(connection: Connection, run_id: str, chunk: Bounds,
+                        window: timedelta) -> int:
+    """One INSERT … SELECT of the chunk's clean reference matches (a payment's first line in
+    the chunk, not taken before, same currency and amount, within the window); how many."""
+    p = PAYMENTS
+    named = (select(LINES.c.id.label("line_id"), LINES.c.line_no, LINES.c.value_date,
+                    LINES.c.amount.label("actual"), LINES.c.currency,
+                    p.c.id.label("payment_id"), p.c.amount.label("expected"),
+                    p.c.currency.label("payment_currency"), p.c.created_at, p.c.facility_id,
+                    func.row_number().over(partition_by=p.c.id,
+                                           order_by=LINES.c.line_no).label("nth"))
+             .select_from(LINES.join(p, and_(p.c.reference == LINES.c.reference, _in_scope())))
+             .where(_in_chunk(chunk))).subquery("named")
+    now = utcnow()
+    clean = (select(literal(run_id), named.c.line_id, named.c.payment_id, named.c.facility_id,
+                    literal("matched"), named.c.expected, named.c.actual, literal("closed"),
+                    literal(now, FINDINGS.c.created_at.type))
+             .where(named.c.nth == 1, named.c.currency == named.c.payment_currency,
+                    named.c.actual == named.c.expected,
+                    _days_apart(connection, named.c.value_date, named.c.created_at)
+                    <= window.days,
+                    ~_taken(named.c.payment_id, run_id, chunk.statement_id)))
+    result = connection.execute(insert(FINDINGS).from_select(
+        ["run_id", "statement_line_id", "payment_id", "facility_id", "result",
+         "expected_amount", "actual_amount", "status", "created_at"], clean))
+    return max(result.rowcount, 0)
+
+
+def rest(connection: Connection, run_id: str, chunk: Bounds) -> Rest:
+    """The chunk's lines without a finding yet, with the payment each reference names."""
+    p = PAYMENTS
+    done = FINDINGS.alias("done")
+    rows = connection.execute(
+        select(LINES.c.id, LINES.c.value_date, LINES.c.amount, LINES.c.currency,
+               LINES.c.reference, p.c.id.label("payment_id"),
+               p.c.reference.label("payment_reference"), p.c.amount.label("payment_amount"),
+               p.c.currency.label("payment_currency"), p.c.created_at, p.c.facility_id,
+               case((_taken(p.c.id, run_id, chunk.statement_id), 1), else_=0).label("taken"))
+        .select_from(LINES.outerjoin(done, done.c.statement_line_id == LINES.c.id)
+                     .outerjoin(p, and_(p.c.reference == LINES.c.reference, _in_scope())))
+        .where(_in_chunk(chunk), done.c.id.is_(None))
+        .order_by(LINES.c.line_no)).all()
+    out = Rest([], {}, {}, set())
     for r in rows:
-        out.lines.append(Line(r.id, r.value_date, r.amount, r.currency, r.reference))
+        out.lines.append(Line(r.id, _day(r.value_date), r.amount, r.currency, r.reference))
         if r.payment_id is not None:
             out.by_reference[r.id] = Candidate(r.payment_id, r.payment_reference,
                                                r.payment_amount, r.payment_currency,
                                                r.created_at.date())
             out.facilities[r.payment_id] = r.facility_id
+            if r.taken:
+                out.taken.add(r.payment_id)
     return out
 
 
-def by_amount(sessions: sessionmaker[Session], lines: Sequence[Line], window: timedelta,
-              facilities: dict[int, str]) -> dict[tuple[Decimal, str], list[Candidate]]:
+def by_amount(connection: Connection, run_id: str, chunk: Bounds, lines: Sequence[Line],
+              window: timedelta, known: Rest) -> dict[tuple[Decimal, str], list[Candidate]]:
     """Payments in scope with the amount of one of `lines`, booked within `window` of the
-    lines' value dates, by (amount, currency): one query on (provider, amount, created_at)."""
+    chunk's value dates, by (amount, currency): one query on (provider, amount, created_at).
+    Their facilities and whether they are taken go into `known`."""
     if not lines:
         return {}
-    low = datetime.combine(min(ln.value_date for ln in lines) - window, time())
-    high = datetime.combine(max(ln.value_date for ln in lines) + window + timedelta(days=1),
-                            time())
+    low = datetime.combine(chunk.first_date - window, time())
+    high = datetime.combine(chunk.last_date + window + timedelta(days=1), time())
     p = PAYMENTS
     found: dict[tuple[Decimal, str], list[Candidate]] = {}
-    with sessions() as session:
-        for r in session.execute(
-                select(p.c.id, p.c.reference, p.c.amount, p.c.currency, p.c.created_at,
-                       p.c.facility_id)
-                .where(_in_scope(), p.c.amount.in_({ln.amount for ln in lines}),
-                       p.c.created_at >= low, p.c.created_at < high)):
-            found.setdefault((r.amount, r.currency), []).append(
-                Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date()))
-            facilities[r.id] = r.facility_id
+    for r in connection.execute(
+            select(p.c.id, p.c.reference, p.c.amount, p.c.currency, p.c.created_at,
+                   p.c.facility_id,
+                   case((_taken(p.c.id, run_id, chunk.statement_id), 1), else_=0)
+                   .label("taken"))
+            .where(_in_scope(), p.c.amount.in_({ln.amount for ln in lines}),
+                   p.c.created_at >= low, p.c.created_at < high)):
+        found.setdefault((r.amount, r.currency), []).append(
+            Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date()))
+        known.facilities[r.id] = r.facility_id
+        if r.taken:
+            known.taken.add(r.id)
     return found
 
 
-def record(sessions: sessionmaker[Session], run_id: str, findings: Sequence[Finding],
+def record(connection: Connection, run_id: str, findings: Sequence[Finding],
            facilities: dict[int, str], statement_facility: str | None,
-           checkpoint: tuple[int, int] | None = None) -> int:
-    """Write findings (each belongs to its payment's facility, else the statement's), link
-    clean matches to their lines, confirm the payments they settle, and move the statement's
-    checkpoint (statement id, position reached): all or nothing. The number confirmed."""
-    if not findings and checkpoint is None:
-        return 0
+           chunk: Bounds | None = None) -> int:
+    """Write findings (each belongs to its payment's facility, else the statement's) in one
+    multi-row INSERT; with a chunk, also confirm every payment its clean matches settle (the
+    SQL-written ones included) and move the statement's checkpoint. How many of `findings`
+    are clean matches."""
     now = utcnow()
     rows = [{"run_id": run_id, "statement_line_id": f.line_id, "payment_id": f.payment_id,
              "facility_id": (facilities.get(f.payment_id) if f.payment_id is not None
@@ -150,40 +225,22 @@ def record(sessions: sessionmaker[Session], run_id: str, findings: Sequence[Find
              "expected_amount": f.expected, "actual_amount": f.actual, "detail": f.detail,
              "status": "closed" if f.matched else "open", "created_at": now}
             for f in findings]
-    confirm = [f.payment_id for f in findings
-               if f.matched and f.payment_id is not None and f.line_id is not None]
-    with sessions.begin() as session:
-        connection = session.connection()
-        if rows:
-            connection.execute(insert(FINDINGS), rows)
-        line_ids = [f.line_id for f in findings if f.line_id is not None]
-        if confirm and line_ids:
-            _link(connection, min(line_ids), max(line_ids))
-        if confirm:
-            # awaiting_verification -> confirmed is a legal move; the WHERE keeps it so.
-            connection.execute(
-                update(PAYMENTS)
-                .where(PAYMENTS.c.id.in_(confirm),
-                       PAYMENTS.c.status == S.AWAITING_VERIFICATION.value)
-                .values(status=S.CONFIRMED.value, updated_by="reconciliation",
-                        updated_at=now, completed_at=now, next_check_at=None))
-        if checkpoint is not None:
-            statement_id, position = checkpoint
-            connection.execute(update(STATEMENTS).where(STATEMENTS.c.id == statement_id)
-                               .values(matched_through=position))
-    return len(confirm)
-
-
-def _link(connection: Connection, low: int, high: int) -> None:
-    """Each clean match among the lines `low`..`high` (ids) names its payment on its line:
-    one joined UPDATE (MariaDB's multi-table form, SQLite's UPDATE … FROM), bounded on both
-    tables by the chunk's id range so it costs the same at any point of the statement."""
+    if rows:
+        connection.execute(insert(FINDINGS), rows)
+    clean = sum(1 for f in findings if f.matched and f.payment_id is not None)
+    if chunk is None:
+        return clean
+    # awaiting_verification -> confirmed is a legal move; the WHERE keeps it so.
     connection.execute(
-        update(LINES)
-        .where(LINES.c.id == FINDINGS.c.statement_line_id,
-               FINDINGS.c.statement_line_id.between(low, high), LINES.c.id.between(low, high),
-               FINDINGS.c.result == "matched", LINES.c.matched_payment_id.is_(None))
-        .values(matched_payment_id=FINDINGS.c.payment_id))
+        update(PAYMENTS)
+        .where(PAYMENTS.c.id == FINDINGS.c.payment_id, FINDINGS.c.statement_line_id == LINES.c.id,
+               _in_chunk(chunk), FINDINGS.c.result == "matched",
+               PAYMENTS.c.status == S.AWAITING_VERIFICATION.value)
+        .values(status=S.CONFIRMED.value, updated_by="reconciliation", updated_at=now,
+                completed_at=now, next_check_at=None))
+    connection.execute(update(STATEMENTS).where(STATEMENTS.c.id == chunk.statement_id)
+                       .values(matched_through=chunk.last))
+    return clean
 
 
 def finish_statement(sessions: sessionmaker[Session], statement_id: int) -> None:
@@ -202,7 +259,10 @@ def unsettled(sessions: sessionmaker[Session], first: date, last: date,
     low = datetime.combine(first - window, time())
     high = datetime.combine(last - window + timedelta(days=1), time())
     p = PAYMENTS
-    settled = select(LINES.c.id).where(LINES.c.matched_payment_id == p.c.id).exists()
+    # Named by any line's finding (a match or an issue): the statement shows it.
+    shown = (select(FINDINGS.c.id)
+             .where(FINDINGS.c.payment_id == p.c.id,
+                    FINDINGS.c.statement_line_id.is_not(None)).exists())
     # Reported earlier and still open: one issue per payment, not one per run.
     reported = (select(FINDINGS.c.id)
                 .where(FINDINGS.c.payment_id == p.c.id, FINDINGS.c.issue_type == "unrecorded",
@@ -211,10 +271,14 @@ def unsettled(sessions: sessionmaker[Session], first: date, last: date,
         rows = session.execute(
             select(p.c.id, p.c.reference, p.c.amount, p.c.currency, p.c.created_at,
                    p.c.facility_id)
-            .where(_in_scope(), p.c.created_at.between(low, high), ~settled, ~reported)).all()
+            .where(_in_scope(), p.c.created_at.between(low, high), ~shown, ~reported)).all()
     for r in rows:
         yield (Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date()),
                r.facility_id)
+
+
+def _day(value: Any) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else cast(date, value)
 
 
 def open_issue_counts(session: Session) -> dict[str, int]:

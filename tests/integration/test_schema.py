@@ -72,7 +72,7 @@ def _refund(engine: Engine, payment_id: int, amount: str, status: str = "complet
 
 def test_every_table_at_head(engine: Engine) -> None:
     names = set(inspect(engine).get_table_names()) - {"alembic_version"}
-    # The brief's ten, and the reconciliation run queue.
+    # The brief's ten, the reconciliation run queue and the live counts.
     assert names == set(TABLES) and len(names) == 12
     assert migrate.current(engine) == migrate.head()
     with engine.connect() as c:

@@ -98,6 +98,7 @@ def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
     # Everything cleanly matched is now confirmed (the line matched by amount, and the first
     # line of the duplicated pair); amount, timing, currency and unrecorded ones wait.
     assert confirmed == LINES - 4
+    assert result.matched == confirmed
     with ctx.sessions() as session:
         summary = storage.summary(session, result.run_id)
     assert summary is not None and summary["open_issues"] == 6

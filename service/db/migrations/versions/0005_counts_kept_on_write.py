@@ -13,7 +13,10 @@ Revises: 0004
 - bank_statements.matched_through: the position a run has written findings up to; a resumed
   run goes on after it instead of testing every line for an earlier finding.
 - ix_payments_provider_amount_created: a line without a reference is matched by amount and
-  date; ix_bank_statement_lines_matched_payment_id: "did a line settle this payment?".
+  date; ix_payment_reconciliation_payment_id_result: "did a line settle this payment?",
+  answered by the findings. bank_statement_lines.matched_payment_id said the same thing a
+  second time (and cost a joined UPDATE per chunk to keep): dropped, after checking that
+  every link it held is a matched finding.
 
 The trigger SQL is written out here, not imported, so this revision creates the same
 triggers whatever later code says.
@@ -32,6 +35,13 @@ depends_on = None
 SHARDS = 8
 WAITING = "('processing', 'awaiting_verification', 'unknown')"
 
+_MYSQL_ENTER = (f"INSERT INTO live_counts (kind, label_a, label_b, shard, n) VALUES "
+                f"('waiting', NEW.provider_code, NEW.status, NEW.id % {SHARDS}, 1) "
+                f"ON DUPLICATE KEY UPDATE n = n + 1;")
+_MYSQL_LEAVE = (f"INSERT INTO live_counts (kind, label_a, label_b, shard, n) VALUES "
+                f"('waiting', OLD.provider_code, OLD.status, OLD.id % {SHARDS}, -1) "
+                f"ON DUPLICATE KEY UPDATE n = n - 1;")
+
 MYSQL = [
     f"""
 CREATE TRIGGER trg_payments_count_insert AFTER INSERT ON payments
@@ -43,23 +53,28 @@ BEGIN
     ON DUPLICATE KEY UPDATE n = n + 1;
   END IF;
 END""",
-    # Both counters of a move in one statement, in label order: two transactions moving
-    # payments in opposite directions take the rows in the same order and never deadlock.
+    # Both counters of a move, in label order: two transactions moving payments in opposite
+    # directions take the rows in the same order and never deadlock on them.
     f"""
 CREATE TRIGGER trg_payments_count_update AFTER UPDATE ON payments
 FOR EACH ROW
 BEGIN
-  IF NOT (OLD.status <=> NEW.status AND OLD.provider_code <=> NEW.provider_code)
-     AND (OLD.status IN {WAITING} OR NEW.status IN {WAITING}) THEN
-    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
-    SELECT 'waiting', moved.provider_code, moved.status, moved.shard, moved.n FROM (
-      SELECT OLD.provider_code AS provider_code, OLD.status AS status,
-             OLD.id % {SHARDS} AS shard, -1 AS n FROM DUAL WHERE OLD.status IN {WAITING}
-      UNION ALL
-      SELECT NEW.provider_code, NEW.status, NEW.id % {SHARDS}, 1 FROM DUAL
-       WHERE NEW.status IN {WAITING}) AS moved
-    ORDER BY moved.provider_code, moved.status
-    ON DUPLICATE KEY UPDATE n = live_counts.n + VALUES(n);
+  IF NOT (OLD.status <=> NEW.status AND OLD.provider_code <=> NEW.provider_code) THEN
+    IF OLD.status IN {WAITING} AND (NEW.status NOT IN {WAITING}
+        OR OLD.provider_code < NEW.provider_code
+        OR (OLD.provider_code = NEW.provider_code AND OLD.status < NEW.status)) THEN
+      {_MYSQL_LEAVE}
+      IF NEW.status IN {WAITING} THEN
+        {_MYSQL_ENTER}
+      END IF;
+    ELSE
+      IF NEW.status IN {WAITING} THEN
+        {_MYSQL_ENTER}
+      END IF;
+      IF OLD.status IN {WAITING} THEN
+        {_MYSQL_LEAVE}
+      END IF;
+    END IF;
   END IF;
 END""",
     f"""
@@ -198,21 +213,47 @@ def upgrade() -> None:
     op.add_column("bank_statements", sa.Column("matched_through", sa.Integer(), nullable=True))
     op.create_index("ix_payments_provider_amount_created", "payments",
                     ["provider_code", "amount", "created_at"], unique=False)
-    op.create_index("ix_bank_statement_lines_matched_payment_id", "bank_statement_lines",
-                    ["matched_payment_id"], unique=False)
+    op.create_index("ix_payment_reconciliation_payment_id_result", "payment_reconciliation",
+                    ["payment_id", "result"], unique=False)
+    # Every line link is also a matched finding (the runs wrote both in one transaction);
+    # one that is not would be lost, so refuse rather than drop it.
+    unexplained = op.get_bind().execute(sa.text(
+        "SELECT COUNT(*) FROM bank_statement_lines l WHERE l.matched_payment_id IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM payment_reconciliation r WHERE r.statement_line_id = "
+        "l.id AND r.payment_id = l.matched_payment_id AND r.result = 'matched')")).scalar()
+    if unexplained:
+        raise RuntimeError(f"{unexplained} statement lines name a payment no finding names")
+    if op.get_bind().dialect.name == "sqlite":
+        # bank_statement_lines has no triggers, so SQLite may rebuild it without the column.
+        with op.batch_alter_table("bank_statement_lines", recreate="always") as batch_op:
+            batch_op.drop_column("matched_payment_id")
+    else:
+        op.drop_constraint("fk_bank_statement_lines_matched_payment_id_payments",
+                           "bank_statement_lines", type_="foreignkey")
+        op.drop_column("bank_statement_lines", "matched_payment_id")
 
 
 def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
+    op.add_column("bank_statement_lines", sa.Column(
+        "matched_payment_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        nullable=True))
+    op.execute(
+        "UPDATE bank_statement_lines SET matched_payment_id = (SELECT r.payment_id FROM "
+        "payment_reconciliation r WHERE r.statement_line_id = bank_statement_lines.id AND "
+        "r.result = 'matched')")
     if sqlite:
-        op.drop_index("ix_bank_statement_lines_matched_payment_id",
-                      table_name="bank_statement_lines")
+        with op.batch_alter_table("bank_statement_lines", recreate="always") as batch_op:
+            batch_op.create_foreign_key("fk_bank_statement_lines_matched_payment_id_payments",
+                                        "payments", ["matched_payment_id"], ["id"])
     else:
+        op.create_foreign_key("fk_bank_statement_lines_matched_payment_id_payments",
+                              "bank_statement_lines", "payments", ["matched_payment_id"], ["id"])
         # MySQL let the new index stand in for the foreign key's own; give it that back.
-        op.create_index("fk_bank_statement_lines_matched_payment_id_payments",
-                        "bank_statement_lines", ["matched_payment_id"], unique=False)
-        op.drop_index("ix_bank_statement_lines_matched_payment_id",
-                      table_name="bank_statement_lines")
+        op.create_index("fk_payment_reconciliation_payment_id_payments",
+                        "payment_reconciliation", ["payment_id"], unique=False)
+    op.drop_index("ix_payment_reconciliation_payment_id_result",
+                  table_name="payment_reconciliation")
     op.drop_index("ix_payments_provider_amount_created", table_name="payments")
     op.execute("ALTER TABLE bank_statements DROP COLUMN matched_through")
     for name in _trigger_names(SQLITE if sqlite else MYSQL):

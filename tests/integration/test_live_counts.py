@@ -1,0 +1,142 @@
+"""The counts the writes keep (live_counts) equal what a COUNT(*) over the tables says,
+after every kind of write the system makes: inserts, status moves in and out of the queue
+(by the app and by the refund trigger), a provider change, deletes, issues opened, resolved
+and reopened. On MariaDB and on SQLite, whose triggers are written separately."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, delete, func, insert, select, update
+
+from service.clock import utcnow
+from service.db import migrate
+from service.db.engine import sqlite_engine
+from service.db.models import LiveCount, Payment, PaymentReconciliation, PaymentRefund
+from service.domain.status import PaymentStatus
+from service.reconciliation.rules import ISSUE_TYPES
+from service.workers.exporter import WAITING
+
+pytestmark = pytest.mark.integration
+STATUSES = [s.value for s in PaymentStatus]
+PROVIDERS = ["visa", "zain_cash", "bank_transfer"]
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "mariadb":
+        engine = create_engine(request.getfixturevalue("mysql_url"))
+    else:
+        engine = sqlite_engine(f"sqlite:///{tmp_path / 't.db'}")
+    migrate.prepare(engine)
+    yield engine
+    engine.dispose()
+
+
+def _kept(engine: Engine, kind: str) -> dict[tuple[str, str], int]:
+    with engine.connect() as c:
+        return {(a, b): int(n) for a, b, n in c.execute(
+            select(LiveCount.label_a, LiveCount.label_b, func.sum(LiveCount.n))
+            .where(LiveCount.kind == kind)
+            .group_by(LiveCount.label_a, LiveCount.label_b)) if n}
+
+
+def _counted(engine: Engine) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    with engine.connect() as c:
+        waiting = {(p, s): int(n) for p, s, n in c.execute(
+            select(Payment.provider_code, Payment.status, func.count())
+            .where(Payment.status.in_(WAITING))
+            .group_by(Payment.provider_code, Payment.status))}
+        issues = {(t, ""): int(n) for t, n in c.execute(
+            select(PaymentReconciliation.issue_type, func.count())
+            .where(PaymentReconciliation.status == "open",
+                   PaymentReconciliation.issue_type.is_not(None))
+            .group_by(PaymentReconciliation.issue_type))}
+    return waiting, issues
+
+
+def _payments(engine: Engine, rng: random.Random, count: int) -> list[int]:
+    now = utcnow()
+    rows = [{"public_id": f"pay_lc_{n}", "reference": f"NC-LC-{n}",
+             "provider_code": rng.choice(PROVIDERS), "facility_id": "f1", "patient_id": "p",
+             "amount": Decimal("100.00"), "currency": "SDG", "total_fees": Decimal("0"),
+             "net_amount": Decimal("0"), "refunded_amount": Decimal("0"),
+             "status": rng.choice(STATUSES), "created_by": "t", "updated_by": "t",
+             "created_at": now, "updated_at": now, "check_attempts": 0}
+            for n in range(count)]
+    with engine.begin() as c:
+        c.execute(insert(Payment), rows)
+        return list(c.execute(select(Payment.id).order_by(Payment.id)).scalars())
+
+
+def test_the_kept_counts_equal_the_tables_after_every_kind_of_write(engine: Engine) -> None:
+    rng = random.Random(7)
+    ids = _payments(engine, rng, 300)
+    assert sum(_kept(engine, "waiting").values()) > 0
+    assert _kept(engine, "waiting") == _counted(engine)[0]
+    with engine.begin() as c:
+        for payment_id in rng.sample(ids, 150):  # one row at a time, as the workers do
+            c.execute(update(Payment).where(Payment.id == payment_id)
+                      .values(status=rng.choice(STATUSES), updated_by="w"))
+        # A set at once, as reconciliation confirms a chunk.
+        c.execute(update(Payment).where(Payment.id.in_(ids[:60]),
+                                        Payment.status == "awaiting_verification")
+                  .values(status="confirmed", updated_by="reconciliation"))
+        c.execute(update(Payment).where(Payment.id.in_(ids[60:80]))
+                  .values(provider_code="visa", updated_by="ops"))
+        # A write that moves nothing the counts see.
+        c.execute(update(Payment).where(Payment.id.in_(ids[80:120]))
+                  .values(description="touched"))
+    # The refund trigger moves a payment, not the app.
+    refundable = ids[200]
+    with engine.begin() as c:
+        c.execute(update(Payment).where(Payment.id == refundable)
+                  .values(status="processing", updated_by="t"))
+        c.execute(update(Payment).where(Payment.id == refundable)
+                  .values(status="confirmed", updated_by="t"))
+        c.execute(insert(PaymentRefund).values(
+            public_id="re_lc", payment_id=refundable, amount=Decimal("100.00"),
+            status="completed", requested_by="t", created_at=utcnow()))
+    with engine.begin() as c:
+        c.execute(delete(Payment).where(Payment.id.in_(ids[250:])))
+
+    now = utcnow()
+    with engine.begin() as c:
+        c.execute(insert(PaymentReconciliation), [
+            {"run_id": "run_lc", "payment_id": None, "result": "issue" if n % 3 else "matched",
+             "issue_type": rng.choice(ISSUE_TYPES) if n % 3 else None,
+             "status": "open" if n % 3 else "closed", "created_at": now}
+            for n in range(120)])
+        issue_ids = list(c.execute(select(PaymentReconciliation.id)
+                                   .where(PaymentReconciliation.result == "issue")).scalars())
+        c.execute(update(PaymentReconciliation)
+                  .where(PaymentReconciliation.id.in_(issue_ids[:30]))
+                  .values(status="resolved", resolved_by="fin"))
+        c.execute(update(PaymentReconciliation)
+                  .where(PaymentReconciliation.id.in_(issue_ids[:5]))
+                  .values(status="open"))
+        c.execute(update(PaymentReconciliation)
+                  .where(PaymentReconciliation.id.in_(issue_ids[40:50]))
+                  .values(issue_type="amount"))
+        c.execute(delete(PaymentReconciliation)
+                  .where(PaymentReconciliation.id.in_(issue_ids[60:70])))
+
+    waiting, issues = _counted(engine)
+    assert _kept(engine, "waiting") == waiting
+    assert _kept(engine, "open_issue") == issues
+    assert sum(issues.values()) > 0
+
+
+def test_a_migrated_database_starts_with_its_existing_queue_counted(
+        engine: Engine) -> None:
+    migrate.downgrade(engine, "0004")
+    rng = random.Random(11)
+    _payments(engine, rng, 200)
+    migrate.upgrade(engine)
+    waiting, _ = _counted(engine)
+    assert sum(waiting.values()) > 0
+    assert _kept(engine, "waiting") == waiting
