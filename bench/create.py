@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--provider", default="visa")
+    parser.add_argument("--only", choices=("create", "get", "create_1", "get_1"),
+                        help="drive only this load (for a profiler attached to the gateway)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="nilecare-bench-"))
     database = mariadb_server(base / "mariadb")
@@ -169,6 +171,11 @@ def main() -> None:
                 scripts[name] = base / f"{name}.lua"
                 scripts[name].write_text(template % {"token": token, "path": path,
                                                      "body": body})
+            if args.only:
+                connections = 1 if args.only.endswith("_1") else 64
+                script = scripts[args.only.removesuffix("_1")]
+                print(args.only, wrk(gateway, script, connections, args.seconds))
+                return
             rounds: list[dict[str, Result]] = []
             for number in range(1, args.rounds + 1):
                 r = {

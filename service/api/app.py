@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
@@ -25,6 +27,7 @@ from service.api.deps import Services, provide_services
 from service.api.limits import RateLimiter, caller_and_limits
 from service.api.problems import HANDLERS
 from service.db.availability import Breaker
+from service.db.engine import THREADS
 from service.reconciliation.service import ReconciliationService
 from service.services.context import Context
 from service.services.creation import Creation
@@ -81,6 +84,12 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # The database pools are sized to this (service/db/engine.py).
+        to_thread.current_default_thread_limiter().total_tokens = THREADS
+        # What startup built (modules, the app, the models) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it mid-request.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

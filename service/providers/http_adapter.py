@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,7 +36,9 @@ WIRE_STATUS = {
 
 
 class HttpAdapter:
-    def __init__(self, code: str, credentials: ProviderCredentials, client: httpx.Client) -> None:
+    def __init__(self, code: str, credentials: ProviderCredentials,
+                 client: Callable[[], httpx.Client]) -> None:
+        """`client` gives the calling thread its HTTP client (registry.ThreadClients)."""
         if credentials.api_url is None:
             raise ValueError(f"provider {code} has credentials but no API URL")
         self.code = code
@@ -90,7 +93,7 @@ class HttpAdapter:
             signing.HEADER: signing.sign(self._credentials.api_secret, raw, int(time.time())),
         }
         try:
-            response = self._client.request(
+            response = self._client().request(
                 method, self._base + path, content=raw or None, headers=headers
             )
         except httpx.TimeoutException as exc:

@@ -32,15 +32,30 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-SHARDS = 8
+# Concurrent writers work on recent rows, whose ids are consecutive: with more shards than
+# writers at once, two of them rarely touch the same counter row.
+SHARDS = 64
 WAITING = "('processing', 'awaiting_verification', 'unknown')"
 
-_MYSQL_ENTER = (f"INSERT INTO live_counts (kind, label_a, label_b, shard, n) VALUES "
-                f"('waiting', NEW.provider_code, NEW.status, NEW.id % {SHARDS}, 1) "
-                f"ON DUPLICATE KEY UPDATE n = n + 1;")
-_MYSQL_LEAVE = (f"INSERT INTO live_counts (kind, label_a, label_b, shard, n) VALUES "
-                f"('waiting', OLD.provider_code, OLD.status, OLD.id % {SHARDS}, -1) "
-                f"ON DUPLICATE KEY UPDATE n = n - 1;")
+
+
+def _mysql_add(kind: str, a: str, b: str, row: str, step: int) -> str:
+    """Add `step` to a counter: an UPDATE of the existing row (a lock on that row alone),
+    an upsert only the first time (INSERT … ON DUPLICATE KEY locks more, and waits more)."""
+    where = (f"kind = '{kind}' AND label_a = {a} AND label_b = {b} "
+             f"AND shard = {row}.id % {SHARDS}")
+    return (f"UPDATE live_counts SET n = n + ({step}) WHERE {where};\n"
+            f"    IF ROW_COUNT() = 0 THEN\n"
+            f"      INSERT INTO live_counts (kind, label_a, label_b, shard, n) VALUES "
+            f"('{kind}', {a}, {b}, {row}.id % {SHARDS}, {step}) "
+            f"ON DUPLICATE KEY UPDATE n = n + ({step});\n"
+            f"    END IF;")
+
+
+_MYSQL_ENTER = _mysql_add("waiting", "NEW.provider_code", "NEW.status", "NEW", 1)
+_MYSQL_LEAVE = _mysql_add("waiting", "OLD.provider_code", "OLD.status", "OLD", -1)
+_MYSQL_OPEN = _mysql_add("open_issue", "NEW.issue_type", "''", "NEW", 1)
+_MYSQL_CLOSE = _mysql_add("open_issue", "OLD.issue_type", "''", "OLD", -1)
 
 MYSQL = [
     f"""
@@ -48,9 +63,7 @@ CREATE TRIGGER trg_payments_count_insert AFTER INSERT ON payments
 FOR EACH ROW
 BEGIN
   IF NEW.status IN {WAITING} THEN
-    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
-    VALUES ('waiting', NEW.provider_code, NEW.status, NEW.id % {SHARDS}, 1)
-    ON DUPLICATE KEY UPDATE n = n + 1;
+    {_MYSQL_ENTER}
   END IF;
 END""",
     # Both counters of a move, in label order: two transactions moving payments in opposite
@@ -82,9 +95,7 @@ CREATE TRIGGER trg_payments_count_delete AFTER DELETE ON payments
 FOR EACH ROW
 BEGIN
   IF OLD.status IN {WAITING} THEN
-    UPDATE live_counts SET n = n - 1
-     WHERE kind = 'waiting' AND label_a = OLD.provider_code AND label_b = OLD.status
-       AND shard = OLD.id % {SHARDS};
+    {_MYSQL_LEAVE}
   END IF;
 END""",
     f"""
@@ -92,9 +103,7 @@ CREATE TRIGGER trg_reconciliation_count_insert AFTER INSERT ON payment_reconcili
 FOR EACH ROW
 BEGIN
   IF NEW.status = 'open' AND NEW.issue_type IS NOT NULL THEN
-    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
-    VALUES ('open_issue', NEW.issue_type, '', NEW.id % {SHARDS}, 1)
-    ON DUPLICATE KEY UPDATE n = n + 1;
+    {_MYSQL_OPEN}
   END IF;
 END""",
     f"""
@@ -103,15 +112,11 @@ FOR EACH ROW
 BEGIN
   IF OLD.status = 'open' AND OLD.issue_type IS NOT NULL
      AND NOT (NEW.status <=> 'open' AND NEW.issue_type <=> OLD.issue_type) THEN
-    UPDATE live_counts SET n = n - 1
-     WHERE kind = 'open_issue' AND label_a = OLD.issue_type AND label_b = ''
-       AND shard = OLD.id % {SHARDS};
+    {_MYSQL_CLOSE}
   END IF;
   IF NEW.status = 'open' AND NEW.issue_type IS NOT NULL
      AND NOT (OLD.status <=> 'open' AND OLD.issue_type <=> NEW.issue_type) THEN
-    INSERT INTO live_counts (kind, label_a, label_b, shard, n)
-    VALUES ('open_issue', NEW.issue_type, '', NEW.id % {SHARDS}, 1)
-    ON DUPLICATE KEY UPDATE n = n + 1;
+    {_MYSQL_OPEN}
   END IF;
 END""",
     f"""
@@ -119,9 +124,7 @@ CREATE TRIGGER trg_reconciliation_count_delete AFTER DELETE ON payment_reconcili
 FOR EACH ROW
 BEGIN
   IF OLD.status = 'open' AND OLD.issue_type IS NOT NULL THEN
-    UPDATE live_counts SET n = n - 1
-     WHERE kind = 'open_issue' AND label_a = OLD.issue_type AND label_b = ''
-       AND shard = OLD.id % {SHARDS};
+    {_MYSQL_CLOSE}
   END IF;
 END""",
 ]
