@@ -1,9 +1,11 @@
-"""Reconciliation on real MariaDB: a generated 10,000-line statement with one seeded
-discrepancy of each type finds exactly those."""
+"""Reconciliation on real MariaDB and on the embedded SQLite (whose SQL for dates and money
+differs): a generated 10,000-line statement with one seeded discrepancy of each type finds
+exactly those, and a run killed halfway resumes without reporting twice."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,16 +13,30 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
+from service.db.engine import session_factory, sqlite_engine
+from service.db.migrate import prepare
 from service.db.models import BankStatement, Payment, PaymentReconciliation
 from service.reconciliation import runner, storage
-from service.services.context import Context
 
 LINES = 10_000
 
 
-def _seed_payments(ctx: Context, day: date, count: int) -> list[dict[str, object]]:
+@pytest.fixture(params=["mariadb", "sqlite"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    if request.param == "mariadb":
+        yield request.getfixturevalue("ctx").sessions
+        return
+    engine = sqlite_engine(f"sqlite:///{tmp_path / 'embedded.db'}")
+    prepare(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def _seed_payments(sessions: sessionmaker[Session], day: date,
+                   count: int) -> list[dict[str, object]]:
     now = utcnow()
     booked = datetime.combine(day, datetime.min.time()) + timedelta(hours=10)
     rows: list[dict[str, object]] = [{
@@ -31,23 +47,23 @@ def _seed_payments(ctx: Context, day: date, count: int) -> list[dict[str, object
         "status": "awaiting_verification", "created_by": "t", "updated_by": "t",
         "created_at": booked, "updated_at": now, "check_attempts": 0,
     } for n in range(count)]
-    with ctx.sessions.begin() as session:
+    with sessions.begin() as session:
         session.execute(insert(Payment), rows)
     return rows
 
 
-def _ids(ctx: Context, references: list[str]) -> dict[str, int]:
-    with ctx.sessions() as session:
+def _ids(sessions: sessionmaker[Session], references: list[str]) -> dict[str, int]:
+    with sessions() as session:
         rows = session.execute(select(Payment.reference, Payment.id)
                                .where(Payment.reference.in_(references)))
         return {row.reference: row.id for row in rows}
 
 
 def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
-        ctx: Context, tmp_path: Path) -> None:
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
     day = date.today() - timedelta(days=5)
     # LINES payments; five are tampered with on the statement, one never appears on it.
-    payments = _seed_payments(ctx, day, LINES)
+    payments = _seed_payments(sessions, day, LINES)
     ref = [str(p["reference"]) for p in payments]
     statement_dir = tmp_path / "statements"
     (statement_dir / "bank_of_khartoum").mkdir(parents=True)
@@ -76,12 +92,12 @@ def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
         out.writerow([day, "999999.99", "SDG", "UNKNOWN-REF-1", "not ours"])  # missing
 
     seen: list[tuple[int, int]] = []
-    result = runner.run(ctx.sessions, statement_dir,
+    result = runner.run(sessions, statement_dir,
                                 progress=lambda done, total: seen.append((done, total)))
     assert result.lines == LINES + 1
     assert seen[-1] == (LINES + 1, LINES + 1)
-    ids = _ids(ctx, list(seeded.values()))
-    with ctx.sessions() as session:
+    ids = _ids(sessions, list(seeded.values()))
+    with sessions() as session:
         issues = {(r.issue_type, r.payment_id) for r in session.scalars(
             select(PaymentReconciliation).where(PaymentReconciliation.run_id == result.run_id,
                                                 PaymentReconciliation.result == "issue"))}
@@ -99,21 +115,21 @@ def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
     # line of the duplicated pair); amount, timing, currency and unrecorded ones wait.
     assert confirmed == LINES - 4
     assert result.matched == confirmed
-    with ctx.sessions() as session:
+    with sessions() as session:
         summary = storage.summary(session, result.run_id)
     assert summary is not None and summary["open_issues"] == 6
 
-    again = runner.run(ctx.sessions, statement_dir)  # same file: nothing new
+    again = runner.run(sessions, statement_dir)  # same file: nothing new
     assert again.lines == 0
-    with ctx.sessions() as session:
+    with sessions() as session:
         assert session.scalar(select(func.count()).select_from(BankStatement)) == 1
 
 
-def _late_payment(ctx: Context, template: dict[str, object], day: date,
+def _late_payment(sessions: sessionmaker[Session], template: dict[str, object], day: date,
                   name: str) -> dict[str, object]:
     row = {**template, "public_id": f"pay_{name}", "reference": f"NC-{name}",
            "created_at": datetime.combine(day, datetime.min.time()) + timedelta(hours=9)}
-    with ctx.sessions.begin() as session:
+    with sessions.begin() as session:
         session.execute(insert(Payment), [row])
     return row
 
@@ -128,10 +144,10 @@ def _statement(directory: Path, day: date, lines: list[tuple[date, dict[str, obj
 
 
 def test_a_run_killed_halfway_resumes_without_reporting_twice(
-        ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     day = date.today() - timedelta(days=10)
-    payments = _seed_payments(ctx, day, 2 * runner.CHUNK + 10)
-    late = _late_payment(ctx, payments[-1], day + timedelta(days=4), "LATE-1")
+    payments = _seed_payments(sessions, day, 2 * runner.CHUNK + 10)
+    late = _late_payment(sessions, payments[-1], day + timedelta(days=4), "LATE-1")
     # payments[0] never reaches the bank; the late line puts it past its settlement window.
     _statement(tmp_path, day, [(day + timedelta(days=1), p) for p in payments[1:]]
                + [(day + timedelta(days=4), late)])
@@ -146,15 +162,15 @@ def test_a_run_killed_halfway_resumes_without_reporting_twice(
 
     monkeypatch.setattr(storage, "record", dying_record)
     with pytest.raises(RuntimeError, match="killed"):
-        runner.run(ctx.sessions, tmp_path)
+        runner.run(sessions, tmp_path)
     monkeypatch.setattr(storage, "record", real_record)
-    resumed = runner.run(ctx.sessions, tmp_path)
+    resumed = runner.run(sessions, tmp_path)
     # The next statement arrives; payments[0] is still missing from the bank but already
     # has its open issue.
-    later_payment = _late_payment(ctx, payments[-1], day + timedelta(days=6), "LATE-2")
+    later_payment = _late_payment(sessions, payments[-1], day + timedelta(days=6), "LATE-2")
     _statement(tmp_path, day + timedelta(days=6), [(day + timedelta(days=6), later_payment)])
-    later = runner.run(ctx.sessions, tmp_path)
-    with ctx.sessions() as session:
+    later = runner.run(sessions, tmp_path)
+    with sessions() as session:
         per_line = session.execute(
             select(PaymentReconciliation.statement_line_id, func.count())
             .where(PaymentReconciliation.statement_line_id.is_not(None))
@@ -164,4 +180,4 @@ def test_a_run_killed_halfway_resumes_without_reporting_twice(
     assert len(per_line) == len(payments) + 1 and all(n == 1 for _, n in per_line)
     assert resumed.issues == {"unrecorded": 1} and later.issues == {}
     first = str(payments[0]["reference"])
-    assert unrecorded == [_ids(ctx, [first])[first]]
+    assert unrecorded == [_ids(sessions, [first])[first]]
