@@ -30,6 +30,12 @@ UNAVAILABLE_CODES = frozenset({1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2
 BUSY_CODES = frozenset({1205, 1213})
 
 
+def is_busy(error: BaseException) -> bool:
+    """True when `error` is MySQL's deadlock or lock wait timeout: the work may be retried."""
+    args: tuple[object, ...] = getattr(getattr(error, "orig", None), "args", ())
+    return len(args) > 0 and args[0] in BUSY_CODES
+
+
 def is_down(error: BaseException) -> bool:
     """True when `error` means the database itself is not answering (refused, gone, hung),
     so the next requests would fail the same way."""

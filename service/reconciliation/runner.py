@@ -4,6 +4,7 @@ matched transfers. The rules are in rules.py, every statement in storage.py."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.availability import is_busy
 from service.metrics import EventMetrics
 from service.reconciliation import runs, statements, storage
 from service.reconciliation.rules import Finding, Matcher
@@ -21,6 +24,9 @@ from service.reconciliation.sources import DirectoryInbox, Inbox
 log = structlog.get_logger()
 # Lines per chunk: one read, one candidates query and one write transaction each.
 CHUNK = 5000
+# Times a chunk is tried when the database says it is busy, before the run gives up (and the
+# next run resumes at the checkpoint).
+BUSY_RETRIES = 3
 Progress = Callable[[int, int], None]
 
 
@@ -64,16 +70,11 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
     for statement in pending:
         after = statement.matched_through
         while True:
-            with sessions.begin() as session:
-                connection = session.connection()
-                chunk = storage.bounds(connection, statement.id, after, CHUNK)
-                if chunk is None:
-                    break
-                matched += storage.write_clean_matches(connection, run_id, chunk, window)
-                rest = storage.rest(connection, run_id, chunk)
-                findings = _judge(connection, run_id, chunk, rest, window)
-                matched += storage.record(connection, run_id, findings, rest.facilities,
-                                          statement.facility_id, chunk)
+            judged = _judge_chunk(sessions, run_id, statement, after, window)
+            if judged is None:
+                break
+            chunk, findings, clean = judged
+            matched += clean
             _count(findings, counts)
             span = ((min(span[0], chunk.first_date), max(span[1], chunk.last_date)) if span
                     else (chunk.first_date, chunk.last_date))
@@ -96,6 +97,35 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
     log.info("reconciliation.finished", run_id=run_id, statements=len(pending), lines=total,
              matched=matched, issues=counts)
     return result
+
+
+def _judge_chunk(sessions: sessionmaker[Session], run_id: str, statement: storage.Pending,
+                 after: int, window: timedelta
+                 ) -> tuple[storage.Bounds, list[Finding], int] | None:
+    """Judge and record the chunk after position `after`, in one transaction: (its bounds,
+    the findings the rules made, how many lines were clean matches), or None at the end. A
+    chunk the database refused as busy (a deadlock with a payment moved at the same moment,
+    a lock wait) is rolled back whole and tried again."""
+    for attempt in range(1, BUSY_RETRIES + 1):
+        try:
+            with sessions.begin() as session:
+                connection = session.connection()
+                chunk = storage.bounds(connection, statement.id, after, CHUNK)
+                if chunk is None:
+                    return None
+                clean = storage.write_clean_matches(connection, run_id, chunk, window)
+                rest = storage.rest(connection, run_id, chunk)
+                findings = _judge(connection, run_id, chunk, rest, window)
+                clean += storage.record(connection, run_id, findings, rest.facilities,
+                                        statement.facility_id, chunk)
+            return chunk, findings, clean
+        except OperationalError as exc:
+            if attempt == BUSY_RETRIES or not is_busy(exc):
+                raise
+            log.warning("reconciliation.chunk_retried", statement_id=statement.id,
+                        after=after, attempt=attempt, error=str(exc.orig)[:200])
+            time.sleep(0.1 * attempt)
+    return None  # unreachable: the last attempt returns or raises
 
 
 def _judge(connection: Connection, run_id: str, chunk: storage.Bounds, rest: storage.Rest,

@@ -74,7 +74,11 @@ def rows(source: Source, fmt: BankFormat) -> Iterator[dict[str, Any]]:
         description = column.get(fmt.description)
         # A statement spans a few dozen days: each date's text is parsed once.
         days: dict[str, date] = {}
-        for number, row in enumerate(reader, start=1):
+        number = 0
+        for row in reader:
+            if not row:
+                continue  # a blank line, as csv.DictReader skipped them
+            number += 1
             try:
                 if value_date is None or amount is None:
                     raise KeyError(fmt.value_date if value_date is None else fmt.amount)
@@ -86,7 +90,10 @@ def rows(source: Source, fmt: BankFormat) -> Iterator[dict[str, Any]]:
                         days[day_text] = day
                 code = ((row[currency] if currency is not None and currency < len(row)
                          else "") or fmt.currency_default or "").strip().upper()
-                ref = (row[reference].strip() if reference is not None
+                # Our references are upper-case; payers type them in any case. Compared
+                # as stored, on every database (MariaDB's collation would ignore case,
+                # SQLite's would not).
+                ref = (row[reference].strip().upper() if reference is not None
                        and reference < len(row) else "")
                 about = (row[description] if description is not None
                          and description < len(row) else "")
@@ -99,7 +106,7 @@ def rows(source: Source, fmt: BankFormat) -> Iterator[dict[str, Any]]:
                     "description": about[:255] or None,
                 }
             except (KeyError, IndexError, ValueError, InvalidOperation, AttributeError) as exc:
-                raise ValueError(f"{name} line {number + 1}: cannot read {exc}") from None
+                raise ValueError(f"{name} line {reader.line_num}: cannot read {exc}") from None
 
 
 def import_statement(sessions: sessionmaker[Session], source: Source, fmt: BankFormat,

@@ -107,6 +107,22 @@ def _taken(payment_id: Any, run_id: str, statement_id: int) -> Any:
             .exists())
 
 
+def _judged(line_id: Any) -> Any:
+    """The line already has its finding (one per line: a unique key), from a run whose
+    checkpoint did not record it (written before checkpoints existed)."""
+    done = FINDINGS.alias("done_line")
+    return select(done.c.id).where(done.c.statement_line_id == line_id).exists()
+
+
+def _named_on(statement_id: int, reference: Any) -> Any:
+    """A line of the statement names this reference: the payment is that line's to settle,
+    never taken by another line's amount, wherever the chunks fall."""
+    naming = LINES.alias("naming")
+    return (select(naming.c.id)
+            .where(naming.c.statement_id == statement_id, naming.c.reference == reference)
+            .exists())
+
+
 def _days_apart(connection: Connection, day: Any, moment: Any) -> Any:
     """Whole days between a DATE and the date of a DATETIME, as rules.py counts them."""
     if connection.dialect.name == "sqlite":
@@ -140,7 +156,7 @@ def write_clean_matches(connection: Connection, run_id: str, chunk: Bounds,
                     func.row_number().over(partition_by=p.c.id,
                                            order_by=LINES.c.line_no).label("nth"))
              .select_from(LINES.join(p, and_(p.c.reference == LINES.c.reference, _in_scope())))
-             .where(_in_chunk(chunk))).subquery("named")
+             .where(_in_chunk(chunk), ~_judged(LINES.c.id))).subquery("named")
     now = utcnow()
     clean = (select(literal(run_id), named.c.line_id, named.c.payment_id, named.c.facility_id,
                     literal("matched"), named.c.expected, named.c.actual, literal("closed"),
@@ -200,7 +216,8 @@ def by_amount(connection: Connection, run_id: str, chunk: Bounds, lines: Sequenc
                    case((_taken(p.c.id, run_id, chunk.statement_id), 1), else_=0)
                    .label("taken"))
             .where(_in_scope(), p.c.amount.in_({ln.amount for ln in lines}),
-                   p.c.created_at >= low, p.c.created_at < high)):
+                   p.c.created_at >= low, p.c.created_at < high,
+                   ~_named_on(chunk.statement_id, p.c.reference))):
         found.setdefault((r.amount, r.currency), []).append(
             Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date()))
         known.facilities[r.id] = r.facility_id

@@ -65,3 +65,38 @@ def test_downgrade_to_the_first_revision_and_back(engine: Engine) -> None:
     assert migrate.current(engine) == migrate.head()
     assert _diff(engine) == []
     assert _triggers(engine) == triggers
+
+
+def test_0005_keeps_what_a_reconciled_database_holds(engine: Engine) -> None:
+    """Dropping matched_payment_id rebuilds bank_statement_lines on SQLite, which findings
+    reference: with findings present it must neither fail nor lose a row, both ways."""
+    migrate.prepare(engine)
+    migrate.downgrade(engine, "0004")
+    now = "2026-01-02 10:00:00"
+    with engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO payments (id, public_id, reference, provider_code, facility_id, "
+            "patient_id, amount, currency, total_fees, net_amount, refunded_amount, status, "
+            "created_by, updated_by, created_at, updated_at, check_attempts) VALUES "
+            f"(7, 'pay_m', 'NC-M', 'bank_transfer', 'f1', 'p', 10, 'SDG', 0, 0, 0, "
+            f"'confirmed', 't', 't', '{now}', '{now}', 0)"))
+        c.execute(text(
+            "INSERT INTO bank_statements (id, bank_code, source, checksum, status, line_count, "
+            f"imported_at) VALUES (3, 'bok', 'f.csv', 'abc', 'reconciled', 1, '{now}')"))
+        c.execute(text(
+            "INSERT INTO bank_statement_lines (id, statement_id, line_no, value_date, amount, "
+            "currency, reference, matched_payment_id) VALUES "
+            "(5, 3, 1, '2026-01-03', 10, 'SDG', 'NC-M', 7)"))
+        c.execute(text(
+            "INSERT INTO payment_reconciliation (run_id, statement_line_id, payment_id, result, "
+            f"status, created_at) VALUES ('run_m', 5, 7, 'matched', 'closed', '{now}')"))
+    migrate.upgrade(engine)
+    assert _diff(engine) == []
+    with engine.connect() as c:
+        assert c.execute(text("SELECT COUNT(*) FROM bank_statement_lines")).scalar() == 1
+        assert c.execute(text("SELECT payment_id FROM payment_reconciliation "
+                              "WHERE statement_line_id = 5")).scalar() == 7
+    migrate.downgrade(engine, "0004")
+    with engine.connect() as c:
+        assert c.execute(text("SELECT matched_payment_id FROM bank_statement_lines "
+                              "WHERE id = 5")).scalar() == 7

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.clock import utcnow
 from service.db.engine import session_factory, sqlite_engine
 from service.db.migrate import prepare
-from service.db.models import BankStatement, Payment, PaymentReconciliation
+from service.db.models import BankStatement, BankStatementLine, Payment, PaymentReconciliation
 from service.reconciliation import runner, storage
 
 LINES = 10_000
@@ -181,3 +181,30 @@ def test_a_run_killed_halfway_resumes_without_reporting_twice(
     assert resumed.issues == {"unrecorded": 1} and later.issues == {}
     first = str(payments[0]["reference"])
     assert unrecorded == [_ids(sessions, [first])[first]]
+
+
+def test_a_payment_named_by_reference_is_never_taken_by_amount_wherever_chunks_fall(
+        sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An amount-only line before the line naming the same payment: the naming line settles
+    it and the other is missing, whether the two lines share a chunk or not."""
+    day = date.today() - timedelta(days=5)
+    payments = _seed_payments(sessions, day, 3)
+    named = payments[2]
+    lines = [(day + timedelta(days=1), p) for p in payments[:2]]
+    amount_only = {**named, "reference": ""}
+    lowered = {**named, "reference": str(named["reference"]).lower()}  # typed by the payer
+    _statement(tmp_path, day, [*lines, (day + timedelta(days=1), amount_only),
+                               (day + timedelta(days=1), lowered)])
+    monkeypatch.setattr(runner, "CHUNK", 3)  # the two lines in different chunks
+    result = runner.run(sessions, tmp_path)
+    assert result.matched == 3 and result.issues == {"missing": 1}
+    ids = _ids(sessions, [str(named["reference"])])
+    with sessions() as session:
+        settled_by = session.execute(
+            select(BankStatementLine.line_no).join(
+                PaymentReconciliation,
+                PaymentReconciliation.statement_line_id == BankStatementLine.id)
+            .where(PaymentReconciliation.payment_id == ids[str(named["reference"])],
+                   PaymentReconciliation.result == "matched")).scalars().all()
+    assert settled_by == [4]

@@ -51,3 +51,14 @@ def test_a_bad_line_is_named_by_file_and_line() -> None:
 def test_banks_json_names_an_unknown_key() -> None:
     with pytest.raises(ValueError, match="faisal_islamic has unknown keys"):
         parse_formats('{"faisal_islamic": {"amount_column": "Credit"}}')
+
+
+def test_blank_lines_are_skipped_and_references_compared_upper_case() -> None:
+    data = (b"value_date,amount,currency,reference\n\n2025-01-30,10.00,sdg,nc-7f\n\n"
+            b"2025-01-31,12x,SDG,NC-1\n")
+    found = rows(Blocks(data, 5), BankFormat())
+    first = next(found)
+    assert (first["line_no"], first["currency"], first["reference"]) == (1, "SDG", "NC-7F")
+    # A later bad line is named by the file's own line number, blank lines counted.
+    with pytest.raises(ValueError, match=r"statement.csv line 5: cannot read"):
+        next(found)

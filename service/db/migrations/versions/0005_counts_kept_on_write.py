@@ -218,6 +218,11 @@ def upgrade() -> None:
                     ["provider_code", "amount", "created_at"], unique=False)
     op.create_index("ix_payment_reconciliation_payment_id_result", "payment_reconciliation",
                     ["payment_id", "result"], unique=False)
+    if op.get_bind().dialect.name != "sqlite":
+        # The new index serves the foreign key; MySQL drops the key's own index then, unless
+        # an earlier downgrade created it by name: the same schema either way.
+        op.execute("DROP INDEX IF EXISTS fk_payment_reconciliation_payment_id_payments "
+                   "ON payment_reconciliation")
     # Every line link is also a matched finding (the runs wrote both in one transaction);
     # one that is not would be lost, so refuse rather than drop it.
     unexplained = op.get_bind().execute(sa.text(
@@ -228,6 +233,8 @@ def upgrade() -> None:
         raise RuntimeError(f"{unexplained} statement lines name a payment no finding names")
     if op.get_bind().dialect.name == "sqlite":
         # bank_statement_lines has no triggers, so SQLite may rebuild it without the column.
+        # Findings reference it: service/db/migrate.py runs SQLite migrations with foreign
+        # keys off (the rebuild drops the old table) and checks them before the commit.
         with op.batch_alter_table("bank_statement_lines", recreate="always") as batch_op:
             batch_op.drop_column("matched_payment_id")
     else:
