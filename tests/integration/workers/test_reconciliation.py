@@ -11,8 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
@@ -208,3 +210,26 @@ def test_a_payment_named_by_reference_is_never_taken_by_amount_wherever_chunks_f
             .where(PaymentReconciliation.payment_id == ids[str(named["reference"])],
                    PaymentReconciliation.result == "matched")).scalars().all()
     assert settled_by == [4]
+
+
+def test_a_chunk_the_database_refuses_as_busy_is_tried_again(
+        sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = date.today() - timedelta(days=5)
+    payments = _seed_payments(sessions, day, 5)
+    _statement(tmp_path, day, [(day + timedelta(days=1), p) for p in payments])
+    real_record = storage.record
+    calls = {"n": 0}
+
+    def deadlocked_once(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:  # after the clean matches were written: all rolled back
+            raise OperationalError("UPDATE payments", {}, pymysql.err.OperationalError(
+                1213, "Deadlock found when trying to get lock"))
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "record", deadlocked_once)
+    result = runner.run(sessions, tmp_path)
+    assert calls["n"] == 2 and result.matched == 5 and result.issues == {}
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(PaymentReconciliation)) == 5
