@@ -6,16 +6,13 @@ and reopened. On MariaDB and on SQLite, whose triggers are written separately.""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from service.clock import utcnow
 from service.db import migrate
-from service.db.engine import sqlite_engine
 from service.db.models import LiveCount, Payment, PaymentReconciliation, PaymentRefund
 from service.domain.status import PaymentStatus
 from service.reconciliation.rules import ISSUE_TYPES
@@ -26,15 +23,9 @@ STATUSES = [s.value for s in PaymentStatus]
 PROVIDERS = ["visa", "zain_cash", "bank_transfer"]
 
 
-@pytest.fixture(params=["mariadb", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "mariadb":
-        engine = create_engine(request.getfixturevalue("mysql_url"))
-    else:
-        engine = sqlite_engine(f"sqlite:///{tmp_path / 't.db'}")
-    migrate.prepare(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Engine:
+    return migrated_engine
 
 
 def _kept(engine: Engine, kind: str) -> dict[tuple[str, str], int]:

@@ -3,29 +3,20 @@ migration after the first can be undone and redone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from service.db import migrate
-from service.db.engine import sqlite_engine
 from service.db.models import Base
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["mariadb", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "mariadb":
-        engine = create_engine(request.getfixturevalue("mysql_url"))
-    else:
-        engine = sqlite_engine(f"sqlite:///{tmp_path / 't.db'}")
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(blank_engine: Engine) -> Engine:
+    return blank_engine
 
 
 def _diff(engine: Engine) -> list[object]:

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, inspect, select, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from service.clock import utcnow
 from service.db import migrate
-from service.db.engine import sqlite_engine
 from service.db.models import TABLES, Payment, PaymentAuditLog, PaymentRefund
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["mariadb", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "mariadb":
-        url = request.getfixturevalue("mysql_url")
-        engine = create_engine(url)
-    else:
-        engine = sqlite_engine(f"sqlite:///{tmp_path / 't.db'}")
-    migrate.prepare(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Engine:
+    return migrated_engine
 
 
 def _payment(engine: Engine, amount: str = "100.00", fees: str = "2.50") -> int:
