@@ -28,6 +28,7 @@ from tests.sinks import HttpSink, MailSink, Notice
 
 MARGIN = 180  # seconds past the expected time before a page or a resolution counts as lost
 CRITICAL_SLACK = 10  # seconds a critical's time-to-page may exceed its floor
+QUIET_SLACK = 10  # seconds past a group flush before an alert counts as quiet again
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Watch:
     target: int
     page_timeout: float
     resolve_timeout: float
+    settle: int  # seconds an earlier firing of this alert needs to reach its receiver
     paged: Notice | None = None
     elsewhere: list[str] = field(default_factory=list)
     resolved_after: float | None = None
@@ -62,6 +64,7 @@ class Run:
     finished: float | None = None
     undo: list[Callable[[], None]] = field(default_factory=list)
     failed: str | None = None
+    waiting_since: float | None = None  # first time it could run but an alert was not quiet
 
 
 class Runner:
@@ -95,8 +98,41 @@ class Runner:
                 page_timeout=t.worst_case + MARGIN,
                 resolve_timeout=(window + route.group_interval.seconds
                                  + p.scrape_interval.seconds + p.evaluation_interval.seconds
-                                 + MARGIN)))
+                                 + MARGIN),
+                settle=(route.group_interval.seconds + p.evaluation_interval.seconds
+                        + QUIET_SLACK)))
         return found
+
+    def _loud(self, run: Run) -> list[str]:
+        """The watched alerts that were pending or firing within their settle time.
+
+        An alert that fired as a side effect of an earlier drill (the exporter stopped under
+        another alert's drill pages PaymentExporterDown) is still in Alertmanager's
+        notification log until the group's next flush reports it resolved. Fired again
+        before that flush, it is the same alert to Alertmanager, which stays silent until
+        repeat_interval: the drill would wait for a page that never comes."""
+        loud = []
+        for watch in run.watches:
+            matcher = f'alertname="{watch.alert.name}"'
+            if watch.provider is not None:
+                matcher += f',provider="{watch.provider}"'
+            if watch.stack.query(f"count_over_time(ALERTS{{{matcher}}}[{watch.settle}s])"):
+                loud.append(f"{watch.alert.name} ({watch.stack.name})")
+        return loud
+
+    def _quiet(self, run: Run) -> bool:
+        loud = self._loud(run)
+        if not loud:
+            return True
+        now = time.monotonic()
+        if run.waiting_since is None:
+            run.waiting_since = now
+            self.say(f"wait    {run.group.title}: {', '.join(loud)} fired lately; "
+                     f"waiting for its resolution to go out first")
+        if now - run.waiting_since > max(w.resolve_timeout for w in run.watches):
+            run.failed = f"{', '.join(loud)} never went quiet before the drill"
+            return True
+        return False
 
     def run(self, groups: list[Group]) -> list[Run]:
         pending = [Run(g, self.watches(g)) for g in groups]
@@ -107,6 +143,8 @@ class Runner:
                 # Never ahead of an earlier drill it conflicts with: spec order is kept.
                 earlier = pending[:pending.index(run)]
                 if any(conflict(run.group, r.group) for r in (*active, *earlier)):
+                    continue
+                if not self._quiet(run):
                     continue
                 self._inject(run)
                 pending.remove(run)
