@@ -18,9 +18,12 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from service.api.app import create_app
+from service.db import engine as engine_module
 from service.db import migrate
+from service.db.engine import make_engine
 from service.db.models import IdempotencyKey, Payment
 from service.services.context import Context
 from service.services.creation import Creation
@@ -255,3 +258,39 @@ def test_a_locked_row_answers_503_for_that_request_only(
     finally:
         ctx.close()
         engine.dispose()
+
+
+def test_a_connection_the_server_dropped_is_never_used_twice(
+        mysql_url: str, settings_factory: Callable[..., Settings],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pooled connections are pinged only after they idled (engine.PING_AFTER_IDLE_SECONDS).
+    One the server dropped is replaced at checkout when it idled, and by its first statement,
+    answered as a disconnect, when it was in use a moment ago; either way the next checkout
+    is a new connection."""
+    engine = make_engine(settings_factory(database_url=mysql_url))
+    admin = create_engine(mysql_url)
+
+    def connection_id() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT CONNECTION_ID()")).scalar_one())
+
+    def kill(number: int) -> None:
+        with admin.begin() as connection:
+            connection.execute(text(f"KILL CONNECTION {number}"))
+
+    try:
+        first = connection_id()
+        kill(first)
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # it idled
+        second = connection_id()
+        assert second != first
+
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)  # it is hot
+        kill(second)
+        with pytest.raises(OperationalError) as dropped, engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert dropped.value.connection_invalidated
+        assert connection_id() not in (first, second)
+    finally:
+        engine.dispose()
+        admin.dispose()
