@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from service.domain.money import fmt
 from service.domain.status import PaymentStatus
@@ -35,10 +36,25 @@ WIRE_STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a provider answered: the HTTP status and the body."""
+
+    status_code: int
+    content: bytes
+
+
+class Http(Protocol):
+    """Sends one request and reads the whole answer (registry.ProviderHttp); raises
+    urllib3's TimeoutError when the provider did not answer in time, and its HTTPError
+    when the request could not be sent or the answer not read."""
+
+    def request(self, method: str, url: str, body: bytes | None,
+                headers: Mapping[str, str]) -> Answer: ...
+
+
 class HttpAdapter:
-    def __init__(self, code: str, credentials: ProviderCredentials,
-                 client: Callable[[], httpx.Client]) -> None:
-        """`client` gives the calling thread its HTTP client (registry.ThreadClients)."""
+    def __init__(self, code: str, credentials: ProviderCredentials, client: Http) -> None:
         if credentials.api_url is None:
             raise ValueError(f"provider {code} has credentials but no API URL")
         self.code = code
@@ -84,7 +100,7 @@ class HttpAdapter:
             data.get("decline_reason"),
         )
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Answer:
         raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -93,12 +109,13 @@ class HttpAdapter:
             signing.HEADER: signing.sign(self._credentials.api_secret, raw, int(time.time())),
         }
         try:
-            response = self._client().request(
-                method, self._base + path, content=raw or None, headers=headers
-            )
-        except httpx.TimeoutException as exc:
+            response = self._client.request(method, self._base + path, raw or None, headers)
+        except NewConnectionError as exc:  # refused or unresolvable (urllib3 files it as a
+            # connect timeout, for compatibility): nothing was sent
+            raise ProviderUnavailable(f"{self.code}: {type(exc).__name__}") from exc
+        except TimeoutError as exc:
             raise ProviderTimeout(f"{self.code}: {type(exc).__name__}") from exc
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             raise ProviderUnavailable(f"{self.code}: {type(exc).__name__}") from exc
         if response.status_code >= 500:
             # A 5xx may have been sent after the charge was taken: the outcome is unknown.
@@ -109,16 +126,16 @@ class HttpAdapter:
             )
         return response
 
-    def _json(self, response: httpx.Response) -> dict[str, Any]:
+    def _json(self, response: Answer) -> dict[str, Any]:
         try:
-            data = response.json()
+            data = json.loads(response.content)
         except ValueError:
             raise ProviderUnavailable(f"{self.code}: reply is not JSON") from None
         if not isinstance(data, dict):
             raise ProviderUnavailable(f"{self.code}: reply is not a JSON object")
         return data
 
-    def _reply(self, response: httpx.Response) -> ProviderReply:
+    def _reply(self, response: Answer) -> ProviderReply:
         data = self._json(response)
         if response.status_code >= 400:
             raise ProviderRefused(f"{self.code} refused the request: {data.get('error')}")
