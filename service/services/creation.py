@@ -14,12 +14,13 @@ import time
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, Update, bindparam, insert, select, update
 
 from service.clock import utcnow
-from service.db.models import Payment, PaymentAttempt
+from service.db.models import PaymentAttempt
 from service.db.results import rowcount
 from service.domain.caller import Caller
 from service.domain.catalog import ProviderSpec, normalise_phone
@@ -45,6 +46,31 @@ from service.services.payments import (
 
 S = PaymentStatus
 ATTEMPTS = cast(Table, PaymentAttempt.__table__)
+# Built once; a create binds its values (built per request, the statements' cache keys
+# cost more than running them).
+NEW_PAYMENT = insert(PAYMENTS)
+NEW_ATTEMPT = insert(ATTEMPTS)
+INVOICE_BLOCKED = (
+    select(PAYMENTS.c.public_id, PAYMENTS.c.status)
+    .where(PAYMENTS.c.facility_id == bindparam("facility"),
+           PAYMENTS.c.invoice_id == bindparam("invoice"),
+           PAYMENTS.c.status.in_([s.value for s in BLOCKS_NEW_CHARGE]))
+    .limit(1).with_for_update())
+_APPLY: dict[tuple[str, ...], Update] = {}
+NOT_YET = dict.fromkeys(("provider_reference", "failure_reason", "completed_at"))
+
+
+def _apply_statement(columns: tuple[str, ...]) -> Update:
+    """UPDATE the payment's `columns` while it is still processing: one statement per set
+    of columns a reply moves (a handful), built the first time it is needed."""
+    found = _APPLY.get(columns)
+    if found is None:
+        found = _APPLY[columns] = (
+            update(PAYMENTS)
+            .where(PAYMENTS.c.id == bindparam("payment"),
+                   PAYMENTS.c.status == S.PROCESSING.value)
+            .values({name: bindparam(f"new_{name}") for name in columns}))
+    return found
 
 
 class Creation:
@@ -82,19 +108,14 @@ class Creation:
         with self.ctx.engine.begin() as conn:
             hold(conn, row["public_id"])
             if new.invoice_id is not None:
-                blocking = conn.execute(
-                    select(PAYMENTS.c.public_id, PAYMENTS.c.status)
-                    .where(PAYMENTS.c.facility_id == new.facility_id,
-                           PAYMENTS.c.invoice_id == new.invoice_id,
-                           PAYMENTS.c.status.in_([s.value for s in BLOCKS_NEW_CHARGE]))
-                    .limit(1).with_for_update()).first()
+                blocking = conn.execute(INVOICE_BLOCKED, {
+                    "facility": new.facility_id, "invoice": new.invoice_id}).first()
                 if blocking is not None:
                     raise Conflict(
                         f"invoice {new.invoice_id} already has payment {blocking.public_id} in "
                         f"status {blocking.status}; resolve it before charging again",
                         field="invoice_id", payment_id=blocking.public_id)
-            # Values as parameters, not in the statement: it is compiled once per process.
-            result = conn.execute(insert(PAYMENTS), row)
+            result = conn.execute(NEW_PAYMENT, row)
             key = result.inserted_primary_key
             assert key is not None
             row["id"] = int(key[0])
@@ -133,7 +154,7 @@ class Creation:
         outcome = classify(reply, error)
         integrity = isinstance(error, ProviderIntegrityError)
         with self.ctx.engine.begin() as conn:
-            conn.execute(insert(ATTEMPTS), {
+            conn.execute(NEW_ATTEMPT, {
                 "payment_id": row["id"], "provider_code": spec.code, "operation": "initiate",
                 "request_id": str(uuid.uuid4()), "outcome": outcome.value,
                 "provider_status": reply.status.value if reply else None,
@@ -141,10 +162,9 @@ class Creation:
                 "latency_ms": int(elapsed * 1000), "error": str(error)[:255] if error else None,
                 "created_at": now})
             # Still processing: nobody (a webhook, the worker) moved it during the call.
-            applied = rowcount(conn.execute(
-                update(PAYMENTS).where(PAYMENTS.c.id == row["id"],
-                                       PAYMENTS.c.status == S.PROCESSING.value)
-                .values(**values)))
+            columns = tuple(sorted(values))
+            applied = rowcount(conn.execute(_apply_statement(columns), {
+                "payment": row["id"], **{f"new_{name}": values[name] for name in columns}}))
             if applied:
                 row.update(values)
                 answer = Outcome(201, self._view(row))
@@ -171,7 +191,8 @@ class Creation:
         return answer
 
     def _view(self, row: dict[str, Any]) -> dict[str, Any]:
-        return self.payments.view(Payment(**row))
+        # Columns a create leaves NULL until a reply sets them.
+        return self.payments.view(SimpleNamespace(**{**NOT_YET, **row}))
 
 
 def _effect(reply: ProviderReply | None, error: ProviderError | None,

@@ -15,7 +15,17 @@ from typing import Any, cast
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import Connection, CursorResult, case, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Table,
+    bindparam,
+    case,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +37,14 @@ from service.domain.idempotency import Decision, StoredKey, decide, fingerprint
 from service.errors import Conflict, InvalidInput
 
 MAX_KEY_LENGTH = 255
+KEYS = cast(Table, IdempotencyKey.__table__)
+# The statements of a keyed create, built once: each request binds its values and reuses
+# their compiled form (built per request, their cache keys cost more than running them).
+TAKE = insert(KEYS)
+LINK = update(KEYS).where(KEYS.c.id == bindparam("key_id")).values(
+    resource_id=bindparam("resource"))
+COMPLETE = update(KEYS).where(KEYS.c.id == bindparam("key_id")).values(
+    state="completed", response_status=bindparam("status"), response_body=bindparam("body"))
 log = structlog.get_logger()
 
 
@@ -80,12 +98,11 @@ class Hold:
         if self.keyed is None or self.owner is None:
             return
         if self.key_id is not None:
-            conn.execute(update(IdempotencyKey).where(IdempotencyKey.id == self.key_id)
-                         .values(resource_id=resource_id))
+            conn.execute(LINK, {"key_id": self.key_id, "resource": resource_id})
             return
         now = utcnow()
         try:
-            result = conn.execute(insert(IdempotencyKey), {
+            result = conn.execute(TAKE, {
                 "scope": self.keyed.scope, "key": self.keyed.key,
                 "request_hash": self.keyed.fingerprint, "state": "in_flight",
                 "resource_id": resource_id, "locked_until": now + self.owner.lock,
@@ -101,9 +118,7 @@ class Hold:
         """Store the response in the caller's transaction."""
         if self.key_id is None:
             return
-        conn.execute(update(IdempotencyKey).where(IdempotencyKey.id == self.key_id).values(
-            state="completed", response_status=outcome.status,
-            response_body=json.dumps(outcome.body, separators=(",", ":"))))
+        conn.execute(COMPLETE, _completion(self.key_id, outcome))
         self.completed = True
 
 
@@ -227,9 +242,7 @@ class Idempotency:
 
     def complete(self, key_id: int, outcome: Outcome) -> None:
         with self.sessions.begin() as session:
-            session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(
-                state="completed", response_status=outcome.status,
-                response_body=json.dumps(outcome.body, separators=(",", ":"))))
+            session.execute(COMPLETE, _completion(key_id, outcome))
 
     def _free(self, key_id: int) -> None:
         """Unlock the key at once; a key whose request changed nothing is also forgotten, so
@@ -243,6 +256,11 @@ class Idempotency:
                                     else_=IdempotencyKey.expires_at)))
         except Exception:  # noqa: BLE001 - the key then waits out its lock instead
             log.warning("idempotency.unlock_failed", key_id=key_id)
+
+
+def _completion(key_id: int, outcome: Outcome) -> dict[str, Any]:
+    return {"key_id": key_id, "status": outcome.status,
+            "body": json.dumps(outcome.body, separators=(",", ":"))}
 
 
 def purge_expired(session: Session) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Row, Table, bindparam, select, update
@@ -347,7 +348,9 @@ class PaymentService:
             assert payment is not None
             return self.view(payment)
 
-    def view(self, p: Payment | Row[Any]) -> dict[str, Any]:
+    def view(self, p: Payment | Row[Any] | SimpleNamespace) -> dict[str, Any]:
+        """The API's view of a payment: an ORM object, a row of SHOWN, or the values a create
+        wrote."""
         phone = self.ctx.sealer.open(p.payer_account) if p.payer_account else None
         return {
             "id": p.public_id,
