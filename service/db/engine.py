@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import time
 from typing import Any
 
@@ -16,9 +17,9 @@ from service.settings import Settings
 # a TLS context, a third of the gateway's CPU under load when the pools were smaller).
 THREADS = 40
 # A pooled connection back within this many seconds is used without a ping: under load the
-# ping was a round trip per checkout (a fifth of a GET's time). A connection the server
-# dropped since is found by its first statement, which SQLAlchemy reports as a disconnect:
-# that request answers 503 and the whole pool is replaced.
+# ping was a round trip per checkout (a fifth of a GET's time). Every checkout still looks
+# at the connection's socket, which costs a system call: a server that closed it (a restart,
+# KILL, a proxy's idle cut) has left it readable, and it is replaced before any statement.
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
@@ -77,8 +78,9 @@ def make_engine(settings: Settings, *, timeout: float | None = None,
 
 
 def _ping_when_idle(engine: Engine) -> None:
-    """Ping a pooled connection on checkout only when it has been idle: the check
-    pool_pre_ping makes on every checkout, without its round trip on a busy gateway."""
+    """What pool_pre_ping checks on every checkout, without its round trip on a busy
+    gateway: a connection the server closed is replaced at once (its socket is readable),
+    and one that idled is pinged (a server that hangs keeps its sockets open and quiet)."""
 
     @event.listens_for(engine, "checkin")
     def _returned(_dbapi_conn: Any, record: Any) -> None:
@@ -87,14 +89,32 @@ def _ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         returned = record.info.get("returned")
-        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
-            return  # just connected, or in use a moment ago
+        if returned is None:
+            return  # just connected
+        if _dropped(dbapi_conn):
+            # Only this one: a killed connection says nothing about the others, and a
+            # restarted server's are each found the same way.
+            raise exc.DisconnectionError("the server closed this connection")
+        if time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return  # in use a moment ago
         try:
             dbapi_conn.ping(False)
         except Exception as error:  # any failure means: do not hand this connection out
             # As pool_pre_ping does: the server went away, so every older connection is
             # suspect; the pool replaces them all and checks out a new one.
             raise exc.InvalidatePoolError(str(error)) from error
+
+
+def _dropped(dbapi_conn: Any) -> bool:
+    """True when an idle PyMySQL connection's socket is closed or has something to read:
+    between statements the server sends nothing unless it is closing the connection (an
+    error packet, then end of file)."""
+    sock = getattr(dbapi_conn, "_sock", None)
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def sqlite_engine(url: str) -> Engine:
