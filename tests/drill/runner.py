@@ -116,7 +116,12 @@ class Runner:
             matcher = f'alertname="{watch.alert.name}"'
             if watch.provider is not None:
                 matcher += f',provider="{watch.provider}"'
-            if watch.stack.query(f"count_over_time(ALERTS{{{matcher}}}[{watch.settle}s])"):
+            try:
+                found = watch.stack.query(
+                    f"count_over_time(ALERTS{{{matcher}}}[{watch.settle}s])")
+            except httpx.HTTPError:
+                found = [{}]  # Prometheus did not say: ask again at the next pass
+            if found:
                 loud.append(f"{watch.alert.name} ({watch.stack.name})")
         return loud
 
@@ -146,8 +151,12 @@ class Runner:
                     continue
                 if not self._quiet(run):
                     continue
-                self._inject(run)
                 pending.remove(run)
+                if run.failed:  # it never went quiet: reported, not injected
+                    run.finished = time.monotonic()
+                    done.append(run)
+                    continue
+                self._inject(run)
                 active.append(run)
             for run in list(active):
                 self._advance(run)

@@ -91,13 +91,14 @@ def test_a_provider_that_never_answers_times_out_once_within_the_timeout() -> No
         assert accepted[0] == 1  # never sent again: a second charge could take the money twice
 
 
-@pytest.mark.parametrize(("status", "body", "error"), [
-    ("502 Bad Gateway", b"{}", ProviderUnavailable),
-    ("200 OK", b"<html>not json</html>", ProviderUnavailable),
-    ("401 Unauthorized", b"{}", ProviderRefused),
+@pytest.mark.parametrize(("status", "body", "error", "says"), [
+    ("502 Bad Gateway", b"{}", ProviderUnavailable, "HTTP 502"),
+    ("200 OK", b"<html>not json</html>", ProviderUnavailable, "not JSON"),
+    ("401 Unauthorized", b"{}", ProviderRefused, "rejected our credentials"),
 ])
 def test_an_answer_we_cannot_use_says_why(status: str, body: bytes,
-                                         error: type[Exception]) -> None:
-    with _server(_reply(status, body)) as (port, accepted), pytest.raises(error):
+                                         error: type[Exception], says: str) -> None:
+    with _server(_reply(status, body)) as (port, accepted), pytest.raises(error) as raised:
         _adapter(port).initiate(CHARGE)
+    assert type(raised.value) is error and says in str(raised.value), raised.value
     assert accepted[0] == 1
