@@ -4,6 +4,7 @@ spec (`signals:`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -103,6 +104,26 @@ def _scrape_timeout(spec: Spec, _: ThresholdAlert) -> int:
     return spec.prometheus.scrape_timeout.seconds
 
 
+# Prometheus reads a changed file_sd file within 5 s (its discovery manager batches updates)
+# and hands the new targets to the scrape manager at that manager's next 5 s reload tick.
+DISCOVERY_DELAY = 10
+
+
+def vanish(spec: Spec) -> int:
+    """Seconds from a target leaving discovery until its series are stale, beyond the one
+    scrape interval an alert's floor already counts. Prometheus writes a removed target's
+    stale markers only after two more of its scrape intervals and 10% (the target may come
+    back); until then the last sample answers, and `absent()` stays false."""
+    return DISCOVERY_DELAY + math.ceil(1.1 * spec.prometheus.scrape_interval.seconds)
+
+
+def _target_turn(spec: Spec, alert: ThresholdAlert) -> int:
+    """A hung target fails at its scrape timeout; a target that is not discovered at all
+    (the rule's `missing` case) only once its series go stale."""
+    hung = _scrape_timeout(spec, alert)
+    return max(hung, vanish(spec)) if alert.missing is not None else hung
+
+
 def _none_turn(_: Spec, __: ThresholdAlert) -> int:
     return 0
 
@@ -141,7 +162,7 @@ SIGNALS: dict[str, Signal] = {
     ),
     "target_up": Signal(
         query=lambda s, a: f'up{{job="{a.job}"}}',
-        source="prometheus", turn=_scrape_timeout,
+        source="prometheus", turn=_target_turn,
         fmt="count", step=Decimal(1), exact=True, first_true=0,
         labels=lambda s, a: {"job": str(a.job), "instance": TEST_INSTANCE},
         series=lambda s, a, v, n: [_const(f"up{{{_job(a)}}}", v, n)],

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from infra.monitoring.signals import vanish
 from infra.monitoring.spec import ThresholdAlert
 from infra.monitoring.timing import timing
 from tests.drill.plan import Alert, Group, conflict, provider_of
@@ -91,10 +92,13 @@ class Runner:
             # How long the signal remembers the fault: a burn pair clears with its short window.
             window = (stack.spec.rate_window.seconds if isinstance(variant, ThresholdAlert)
                       else max(w.short.seconds for w in variant.windows))
+            # A target taken out of discovery turns its signal only when its series go
+            # stale, a known wait on top of the floor (a stopped one fails its next scrape).
+            floor = t.floor + (vanish(stack.spec) if group.drill.fault == "undiscover" else 0)
             found.append(Watch(
                 alert=variant, stack=stack, provider=provider_of(alert, group.drill),
                 receiver=_kind(route.receiver), send_resolved=route.send_resolved,
-                floor=t.floor, target=t.target.seconds,
+                floor=floor, target=t.target.seconds,
                 page_timeout=t.worst_case + MARGIN,
                 resolve_timeout=(window + route.group_interval.seconds
                                  + p.scrape_interval.seconds + p.evaluation_interval.seconds
