@@ -12,6 +12,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def mysql_url(mysql_server: str) -> Iterator[str]:
     """A fresh, empty database on the test server; dropped afterwards."""
+    with fresh_database(mysql_server) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(mysql_server: str) -> Iterator[str]:
+    """The URL of a new, empty database on `mysql_server`, dropped on the way out."""
     name = f"nc_{uuid.uuid4().hex[:12]}"
     admin = create_engine(mysql_server)
     with admin.begin() as connection:

@@ -100,7 +100,7 @@ class Payment(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     total_fees: Mapped[Decimal] = mapped_column(Money)
-    # Kept equal to amount - total_fees by a trigger (see db/triggers.py), never by the app.
+    # Kept equal to amount - total_fees by a trigger (see db/triggers/rules.py), never by the app.
     net_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     refunded_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     status: Mapped[str] = mapped_column(String(32))
@@ -343,8 +343,8 @@ class PaymentAuditLog(Base):
 
 
 class LiveCount(Base):
-    """Counts the writes keep (triggers of migration 0005), so the exporter reads a few
-    dozen rows instead of counting a queue: ('waiting', provider, status) for payments
+    """Counts the writes keep (db/triggers/counts.py, since migration 0005), so the exporter
+    reads a few dozen rows instead of counting a queue: ('waiting', provider, status) for payments
     awaiting an answer, ('open_issue', issue type, '') for unresolved reconciliation issues.
     Spread over SHARDS rows per key (the row's id modulo SHARDS), so concurrent writers rarely
     wait on the same counter; a reader sums them."""

@@ -10,12 +10,188 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-from service.db import triggers
-
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+# The trigger SQL this revision ran, written out: a later change to service/db/triggers is a
+# new revision, never a different 0001.
+MYSQL_TRIGGERS = [
+    """
+CREATE TRIGGER trg_payments_net_amount_insert BEFORE INSERT ON payments
+FOR EACH ROW SET NEW.net_amount = NEW.amount - NEW.total_fees""",
+    """
+CREATE TRIGGER trg_payments_net_amount_update BEFORE UPDATE ON payments
+FOR EACH ROW SET NEW.net_amount = NEW.amount - NEW.total_fees""",
+    """
+CREATE TRIGGER trg_payments_status_audit AFTER UPDATE ON payments
+FOR EACH ROW
+BEGIN
+  IF NOT (OLD.status <=> NEW.status) THEN
+    INSERT INTO payment_audit_log
+      (entity_type, entity_id, action, old_value, new_value, actor, created_at)
+    VALUES ('payment', NEW.id, 'status_change', OLD.status, NEW.status,
+            COALESCE(NEW.updated_by, 'system'), UTC_TIMESTAMP(6));
+  END IF;
+END""",
+    """
+CREATE TRIGGER trg_payments_created_audit AFTER INSERT ON payments
+FOR EACH ROW
+  INSERT INTO payment_audit_log
+    (entity_type, entity_id, action, old_value, new_value, actor, created_at)
+  VALUES ('payment', NEW.id, 'created', NULL, NEW.status, NEW.created_by, UTC_TIMESTAMP(6))""",
+    """
+CREATE TRIGGER trg_audit_log_no_update BEFORE UPDATE ON payment_audit_log
+FOR EACH ROW SIGNAL SQLSTATE '45000'
+  SET MESSAGE_TEXT = 'payment_audit_log is append-only: UPDATE is not allowed'""",
+    """
+CREATE TRIGGER trg_audit_log_no_delete BEFORE DELETE ON payment_audit_log
+FOR EACH ROW SIGNAL SQLSTATE '45000'
+  SET MESSAGE_TEXT = 'payment_audit_log is append-only: DELETE is not allowed'""",
+    """
+CREATE TRIGGER trg_refunds_bound_insert BEFORE INSERT ON payment_refunds
+FOR EACH ROW
+BEGIN
+  IF NEW.status <> 'failed' AND
+     (SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+       WHERE payment_id = NEW.payment_id AND status <> 'failed') + NEW.amount
+     > (SELECT amount FROM payments WHERE id = NEW.payment_id) THEN
+    SIGNAL SQLSTATE '45000'
+      SET MESSAGE_TEXT = 'refunds would exceed the payment amount';
+  END IF;
+END""",
+    """
+CREATE TRIGGER trg_refunds_bound_update BEFORE UPDATE ON payment_refunds
+FOR EACH ROW
+BEGIN
+  IF NEW.status <> 'failed' AND
+     (SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+       WHERE payment_id = NEW.payment_id AND status <> 'failed' AND id <> NEW.id) + NEW.amount
+     > (SELECT amount FROM payments WHERE id = NEW.payment_id) THEN
+    SIGNAL SQLSTATE '45000'
+      SET MESSAGE_TEXT = 'refunds would exceed the payment amount';
+  END IF;
+END""",
+    """
+CREATE TRIGGER trg_refunds_complete_insert AFTER INSERT ON payment_refunds
+FOR EACH ROW
+BEGIN
+  IF NEW.status = 'completed' THEN
+    UPDATE payments p
+       SET p.refunded_amount = (SELECT COALESCE(SUM(r.amount), 0) FROM payment_refunds r
+                                 WHERE r.payment_id = p.id AND r.status = 'completed'),
+           p.status = IF(p.refunded_amount >= p.amount, 'refunded', 'partially_refunded'),
+           p.updated_by = NEW.requested_by,
+           p.updated_at = UTC_TIMESTAMP(6)
+     WHERE p.id = NEW.payment_id;
+  END IF;
+END""",
+    """
+CREATE TRIGGER trg_refunds_complete_update AFTER UPDATE ON payment_refunds
+FOR EACH ROW
+BEGIN
+  IF NEW.status = 'completed' AND OLD.status <> 'completed' THEN
+    UPDATE payments p
+       SET p.refunded_amount = (SELECT COALESCE(SUM(r.amount), 0) FROM payment_refunds r
+                                 WHERE r.payment_id = p.id AND r.status = 'completed'),
+           p.status = IF(p.refunded_amount >= p.amount, 'refunded', 'partially_refunded'),
+           p.updated_by = NEW.requested_by,
+           p.updated_at = UTC_TIMESTAMP(6)
+     WHERE p.id = NEW.payment_id;
+  END IF;
+END""",
+]
+
+SQLITE_TRIGGERS = [
+    """
+CREATE TRIGGER trg_payments_net_amount_insert AFTER INSERT ON payments
+BEGIN
+  UPDATE payments SET net_amount = ROUND(NEW.amount - NEW.total_fees, 2) WHERE id = NEW.id;
+END""",
+    """
+CREATE TRIGGER trg_payments_net_amount_update AFTER UPDATE OF amount, total_fees, net_amount
+ON payments
+WHEN NEW.net_amount IS NOT ROUND(NEW.amount - NEW.total_fees, 2)
+BEGIN
+  UPDATE payments SET net_amount = ROUND(NEW.amount - NEW.total_fees, 2) WHERE id = NEW.id;
+END""",
+    """
+CREATE TRIGGER trg_payments_status_audit AFTER UPDATE OF status ON payments
+WHEN OLD.status IS NOT NEW.status
+BEGIN
+  INSERT INTO payment_audit_log
+    (entity_type, entity_id, action, old_value, new_value, actor, created_at)
+  VALUES ('payment', NEW.id, 'status_change', OLD.status, NEW.status,
+          COALESCE(NEW.updated_by, 'system'), datetime('now'));
+END""",
+    """
+CREATE TRIGGER trg_payments_created_audit AFTER INSERT ON payments
+BEGIN
+  INSERT INTO payment_audit_log
+    (entity_type, entity_id, action, old_value, new_value, actor, created_at)
+  VALUES ('payment', NEW.id, 'created', NULL, NEW.status, NEW.created_by, datetime('now'));
+END""",
+    """
+CREATE TRIGGER trg_audit_log_no_update BEFORE UPDATE ON payment_audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'payment_audit_log is append-only: UPDATE is not allowed');
+END""",
+    """
+CREATE TRIGGER trg_audit_log_no_delete BEFORE DELETE ON payment_audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'payment_audit_log is append-only: DELETE is not allowed');
+END""",
+    """
+CREATE TRIGGER trg_refunds_bound_insert BEFORE INSERT ON payment_refunds
+WHEN NEW.status <> 'failed' AND
+     ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+             WHERE payment_id = NEW.payment_id AND status <> 'failed')
+           + NEW.amount, 2)
+     > ROUND((SELECT amount FROM payments WHERE id = NEW.payment_id), 2)
+BEGIN
+  SELECT RAISE(ABORT, 'refunds would exceed the payment amount');
+END""",
+    """
+CREATE TRIGGER trg_refunds_bound_update BEFORE UPDATE OF amount, status ON payment_refunds
+WHEN NEW.status <> 'failed' AND
+     ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+             WHERE payment_id = NEW.payment_id AND status <> 'failed' AND id <> NEW.id)
+           + NEW.amount, 2)
+     > ROUND((SELECT amount FROM payments WHERE id = NEW.payment_id), 2)
+BEGIN
+  SELECT RAISE(ABORT, 'refunds would exceed the payment amount');
+END""",
+    """
+CREATE TRIGGER trg_refunds_complete_insert AFTER INSERT ON payment_refunds
+WHEN NEW.status = 'completed'
+BEGIN
+  UPDATE payments
+     SET refunded_amount = ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+                                   WHERE payment_id = NEW.payment_id AND status = 'completed'), 2),
+         updated_by = NEW.requested_by, updated_at = datetime('now')
+   WHERE id = NEW.payment_id;
+  UPDATE payments
+     SET status = CASE WHEN refunded_amount >= ROUND(amount, 2) THEN 'refunded'
+                       ELSE 'partially_refunded' END
+   WHERE id = NEW.payment_id;
+END""",
+    """
+CREATE TRIGGER trg_refunds_complete_update AFTER UPDATE OF status ON payment_refunds
+WHEN NEW.status = 'completed' AND OLD.status <> 'completed'
+BEGIN
+  UPDATE payments
+     SET refunded_amount = ROUND((SELECT COALESCE(SUM(amount), 0) FROM payment_refunds
+                                   WHERE payment_id = NEW.payment_id AND status = 'completed'), 2),
+         updated_by = NEW.requested_by, updated_at = datetime('now')
+   WHERE id = NEW.payment_id;
+  UPDATE payments
+     SET status = CASE WHEN refunded_amount >= ROUND(amount, 2) THEN 'refunded'
+                       ELSE 'partially_refunded' END
+   WHERE id = NEW.payment_id;
+END""",
+]
 
 
 def upgrade() -> None:
@@ -482,13 +658,14 @@ def upgrade() -> None:
             "ix_payment_reconciliation_status_type", ["status", "issue_type"], unique=False
         )
 
-    for statement in triggers.create_statements(op.get_bind().dialect.name):
-        op.execute(statement)
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for statement in SQLITE_TRIGGERS if sqlite else MYSQL_TRIGGERS:
+        op.execute(statement.strip())
 
 
 def downgrade() -> None:
-    for statement in triggers.drop_statements():
-        op.execute(statement)
+    for statement in reversed(MYSQL_TRIGGERS):  # the same names on both dialects
+        op.execute(f"DROP TRIGGER IF EXISTS {statement.split()[2]}")
     # Dropping a table drops its indexes; dropping them first trips MySQL's foreign keys.
     for table in (
         "payment_reconciliation",

@@ -1,8 +1,4 @@
-"""The database triggers, per dialect: audit trail, append-only log, refund bounds, net amount.
-
-They live in the database, not the ORM, so they hold for every writer: the gateway, the
-workers, a migration, or an operator at a SQL prompt.
-"""
+"""The triggers that keep the rules: audit trail, append-only log, refund bounds, net amount."""
 
 from __future__ import annotations
 
@@ -184,16 +180,3 @@ END""",
     _refund_completion("insert"),
     _refund_completion("update"),
 )
-
-
-def create_statements(dialect: str) -> list[str]:
-    """CREATE TRIGGER statements for `dialect` ("mysql"/"mariadb" or "sqlite")."""
-    if dialect in ("mysql", "mariadb"):
-        return [t.mysql.strip() for t in TRIGGERS]
-    if dialect == "sqlite":
-        return [t.sqlite.strip() for t in TRIGGERS]
-    raise ValueError(f"no triggers written for database dialect {dialect!r}")
-
-
-def drop_statements() -> list[str]:
-    return [f"DROP TRIGGER IF EXISTS {t.name}" for t in reversed(TRIGGERS)]
