@@ -40,7 +40,7 @@ test: install lint typecheck render-check pytest
 lint: install
 	.venv/bin/ruff check service infra tests bench
 
-## mypy --strict on service/ and infra/
+## mypy --strict on service/, infra/, tests/ and bench/
 typecheck: install
 	.venv/bin/mypy
 

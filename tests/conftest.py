@@ -103,3 +103,20 @@ def fresh_database(mysql_server: str) -> Iterator[str]:
 
 def random_key() -> str:
     return secrets.token_hex(8)
+
+
+# Where a test lives and what it needs decide its marker, so no file can forget it: the
+# tiers are folders, and anything else that reaches a real MariaDB or Redis (through a
+# fixture built on one) is `integration` too.
+TIERS = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+SERVER_FIXTURES = frozenset({"mysql_server", "redis_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(here).parts[0]
+        if tier in TIERS:
+            item.add_marker(TIERS[tier])
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

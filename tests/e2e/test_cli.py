@@ -8,14 +8,11 @@ import sys
 from pathlib import Path
 
 import jwt
-import pytest
 from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.settings import load
 from tests.conftest import TEST_JWT_SECRET, base_environ
-
-pytestmark = pytest.mark.e2e
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,6 @@ from tests.drill import system as drill_system
 from tests.drill.traffic import payment
 from tests.servers import free_port
 
-pytestmark = pytest.mark.e2e
 COMPLETED = "|".join(s.value for s in COMPLETED_STATUSES)
 
 

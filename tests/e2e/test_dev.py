@@ -22,7 +22,6 @@ from service.settings import Settings
 from service.workers.heartbeat import fresh
 from tests.servers import free_port
 
-pytestmark = pytest.mark.e2e
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 

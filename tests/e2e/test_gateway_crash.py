@@ -26,7 +26,6 @@ from tests.integration.test_api import auth, body
 from tests.servers import free_port
 from tests.simulator import running_simulator
 
-pytestmark = pytest.mark.e2e
 LOCK_SECONDS = 3
 
 

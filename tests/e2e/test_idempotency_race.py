@@ -22,8 +22,6 @@ from tests.integration.test_api import auth, body
 from tests.servers import free_port
 from tests.simulator import running_simulator
 
-pytestmark = pytest.mark.e2e
-
 
 def _start_gateway(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(

@@ -24,7 +24,6 @@ from tests.integration.test_api import auth
 from tests.servers import free_port
 from tests.simulator import running_simulator
 
-pytestmark = pytest.mark.e2e
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 

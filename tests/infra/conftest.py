@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pulumi_harness import StackRun, operator_secrets, run_stack
+
+from tests.infra.pulumi_harness import StackRun, operator_secrets, run_stack
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from pulumi_harness import REPO, StackRun
 
 from infra import topology
+from tests.infra.pulumi_harness import REPO, StackRun
 
 
 def compose() -> dict[str, Any]:

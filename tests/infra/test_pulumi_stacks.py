@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pulumi_harness import REPO, StackRun, operator_secrets, run_stack
 
 from infra import topology
 from infra.components.secrets import MissingSecretError
+from tests.infra.pulumi_harness import REPO, StackRun, operator_secrets, run_stack
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 CORE = set(topology.CORE_SERVICES)

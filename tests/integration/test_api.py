@@ -26,8 +26,6 @@ from tests.conftest import TEST_JWT_SECRET, TEST_WEBHOOK_SECRET, random_key
 from tests.servers import free_port
 from tests.simulator import running_simulator
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def stack(

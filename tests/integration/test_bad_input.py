@@ -16,8 +16,6 @@ from service.db import migrate
 from service.db.models import TABLES
 from tests.integration.test_api import auth, body
 
-pytestmark = pytest.mark.integration
-
 GOOD = body("cash")
 
 
@@ -283,12 +281,13 @@ def test_another_facilitys_payment_is_invisible_and_untouchable(client: TestClie
         "/api/v1/payments", json=_json(facility_id="fac-9"), headers=auth(facility="fac-9")
     ).json()
     before = _counts(client)
-    for method, path, payload in [
+    attempts: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", "", None),
         ("POST", "/verify", {}),
         ("POST", "/cancel", None),
         ("POST", "/refunds", {}),
-    ]:
+    ]
+    for method, path, payload in attempts:
         response = client.request(
             method, f"/api/v1/payments/{theirs['id']}{path}", json=payload, headers=auth()
         )

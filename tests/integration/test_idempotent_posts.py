@@ -40,8 +40,6 @@ from tests.conftest import random_key
 from tests.integration.test_api import auth, body
 from tests.simulator import running_simulator
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def gateway(settings_factory: Callable[..., Settings], mysql_url: str, tmp_path: Path,
@@ -180,7 +178,8 @@ def test_a_retry_after_the_gateway_died_answers_with_what_it_made(
 def test_a_malformed_key_is_refused(gateway: tuple[TestClient[Any], Context], key: bytes) -> None:
     client, ctx = gateway
     reply = client.post("/api/v1/payments", json=body("cash"),
-                        headers={**auth(), "Idempotency-Key": key})  # type: ignore[dict-item]
+                        headers=[*((k.encode(), v.encode()) for k, v in auth().items()),
+                                 (b"Idempotency-Key", key)])
     assert reply.status_code == 422 and reply.json()["field"] == "Idempotency-Key"
     assert _count(ctx, IdempotencyKey) == 0
 

@@ -18,7 +18,6 @@ from service.domain.status import PaymentStatus
 from service.reconciliation.rules import ISSUE_TYPES
 from service.workers.exporter import WAITING
 
-pytestmark = pytest.mark.integration
 STATUSES = [s.value for s in PaymentStatus]
 PROVIDERS = ["visa", "zain_cash", "bank_transfer"]
 

@@ -22,8 +22,6 @@ from service.db.engine import sqlite_engine
 from service.db.models import Base
 from tests.conftest import fresh_database
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def engine(blank_engine: Engine) -> Engine:

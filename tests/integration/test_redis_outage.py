@@ -22,7 +22,6 @@ from service.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.servers import Server, redis_server
 
-pytestmark = pytest.mark.integration
 PAYMENT = {"provider": "cash", "amount": "150.00", "currency": "SDG", "patient_id": "p-1"}
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, insert, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from service.clock import utcnow
 from service.db import migrate
 from service.db.models import TABLES, Payment, PaymentAuditLog, PaymentRefund
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -24,7 +22,7 @@ def _payment(engine: Engine, amount: str = "100.00", fees: str = "2.50") -> int:
     now = utcnow()
     with engine.begin() as c:
         c.execute(
-            Payment.__table__.insert().values(
+            insert(Payment).values(
                 public_id=f"pay_{now.timestamp()}",
                 reference=f"NC-{now.timestamp()}",
                 provider_code="visa",
@@ -49,7 +47,7 @@ def _payment(engine: Engine, amount: str = "100.00", fees: str = "2.50") -> int:
 def _refund(engine: Engine, payment_id: int, amount: str, status: str = "completed") -> None:
     with engine.begin() as c:
         c.execute(
-            PaymentRefund.__table__.insert().values(
+            insert(PaymentRefund).values(
                 public_id=f"re_{utcnow().timestamp()}_{amount}",
                 payment_id=payment_id,
                 amount=Decimal(amount),
@@ -76,7 +74,7 @@ def test_net_amount_is_kept_by_the_database(engine: Engine) -> None:
             "97.60"
         )
         c.execute(
-            Payment.__table__.update()
+            update(Payment)
             .where(Payment.id == pid)
             .values(total_fees=Decimal("1.10"), net_amount=Decimal("5"))
         )
@@ -89,12 +87,12 @@ def test_status_changes_are_audited_with_actor(engine: Engine) -> None:
     pid = _payment(engine)
     with engine.begin() as c:
         c.execute(
-            Payment.__table__.update()
+            update(Payment)
             .where(Payment.id == pid)
             .values(status="refunded", updated_by="carol")
         )
         c.execute(
-            Payment.__table__.update()
+            update(Payment)
             .where(Payment.id == pid)
             .values(description="no status change", updated_by="dave")
         )
@@ -148,7 +146,7 @@ def test_completed_refund_moves_the_payment(engine: Engine) -> None:
         assert c.execute(select(Payment.status).where(Payment.id == pid)).scalar() == "confirmed"
     with engine.begin() as c:
         c.execute(
-            PaymentRefund.__table__.update()
+            update(PaymentRefund)
             .where(PaymentRefund.payment_id == pid)
             .values(status="completed")
         )

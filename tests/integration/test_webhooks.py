@@ -26,7 +26,6 @@ from tests.integration.test_api import auth, body, control
 from tests.servers import free_port
 from tests.simulator import running_simulator
 
-pytestmark = pytest.mark.integration
 URL = "/api/v1/webhooks/zain_cash"
 
 

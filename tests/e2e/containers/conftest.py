@@ -7,7 +7,9 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from compose_stack import (
+
+from infra import compose, topology
+from tests.e2e.containers.compose_stack import (
     BASE_IMAGE,
     COMPOSE_FILE,
     IMAGES,
@@ -18,8 +20,6 @@ from compose_stack import (
     require_tools,
     sh,
 )
-
-from infra import compose, topology
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ from typing import Any
 import pymysql
 import pytest
 import redis
-from compose_stack import IMAGES, Stack, network_name, sh
 
 from infra.topology import HOST_ACCESS
+from tests.e2e.containers.compose_stack import IMAGES, Stack, network_name, sh
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 STORES = ("mysql-payment", "redis-payment")
 # One TCP connect per "host:port" argument, reported as JSON: "connected" or the error.

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from compose_stack import COMPOSE_FILE, PROJECT, REPO, SIX, Stack, sh
 
 from infra.monitoring.prometheus_config import jobs
+from tests.e2e.containers.compose_stack import COMPOSE_FILE, PROJECT, REPO, SIX, Stack, sh
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 PROMETHEUS = "http://127.0.0.1:9090"
 MONITORING = ("alert-sink", "alertmanager", "prometheus")

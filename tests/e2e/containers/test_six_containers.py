@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 import testinfra
-from compose_stack import SIX, Stack, sh
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+from tests.e2e.containers.compose_stack import SIX, Stack, sh
+
+pytestmark = pytest.mark.timeout(1500)
 
 GATEWAY = "http://127.0.0.1:7001"
 NILECARE_PROCESSES = ("payment-gateway-service", "payment-worker",

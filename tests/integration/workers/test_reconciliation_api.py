@@ -3,7 +3,6 @@ resolutions are audited; another facility's issues are absent."""
 
 from __future__ import annotations
 
-import pytest
 from litestar.testing import TestClient
 from sqlalchemy import insert, select
 
@@ -12,8 +11,6 @@ from service.api.auth import mint
 from service.clock import utcnow
 from service.db.models import PaymentAuditLog, PaymentReconciliation
 from service.services.context import Context
-
-pytestmark = pytest.mark.integration
 
 
 def _issue(ctx: Context, facility: str | None, detail: str) -> None:

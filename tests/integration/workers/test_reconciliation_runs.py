@@ -14,7 +14,6 @@ from datetime import time as dt_time
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import func, select, update
 
 from service.db.models import PaymentReconciliation, ReconciliationRun
@@ -25,7 +24,6 @@ from tests.integration.test_api import auth
 from tests.integration.workers.conftest import Process, wait_for
 from tests.servers import free_port
 
-pytestmark = pytest.mark.integration
 LINES = 3000
 
 
@@ -116,7 +114,6 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
 
 
 def test_the_days_run_is_requested_once_however_many_workers_ask(ctx: Context) -> None:

@@ -16,8 +16,6 @@ from service.reconciliation import sources
 from service.reconciliation.sources import BankFormat, FileSource
 from service.reconciliation.statements import import_statement
 
-pytestmark = pytest.mark.integration
-
 
 def _write(path: Path, lines: int, tag: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
