@@ -54,6 +54,6 @@ def test_import_memory_stays_flat_as_the_file_grows(
     engine.dispose()
     small, large = ((tmp_path / "b" / f"{n}.csv").stat().st_size for n in (2_500, 25_000))
     # Ten times the lines: the peak grows by a small fraction of the extra bytes read
-    # (measured: about 1 %), not with them.
-    assert peaks[25_000] < 1.25 * peaks[2_500], peaks
-    assert peaks[25_000] - peaks[2_500] < 0.1 * (large - small), (peaks, small, large)
+    # (measured: 1 to 10 %, with what the collector has not yet freed), not with them. Any
+    # import that holds the file, in any form, grows by more than the extra bytes.
+    assert peaks[25_000] - peaks[2_500] < 0.25 * (large - small), (peaks, small, large)
