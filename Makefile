@@ -53,11 +53,11 @@ unit: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
-## Regenerate every generated file (rules, routes, dashboards, compose)
-render: render-monitoring render-compose
+## Regenerate every generated file (rules, routes, dashboards, compose, env.example's providers)
+render: render-monitoring render-compose render-env
 
 ## Fail, naming the file, when a generated file differs from its source
-render-check: render-check-monitoring render-check-compose
+render-check: render-check-monitoring render-check-compose render-check-env
 
 clean:
 	rm -rf .venv var .mypy_cache .ruff_cache .pytest_cache

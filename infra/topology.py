@@ -8,6 +8,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Literal
 
+from service.domain.catalog import credential_groups
+
 PROJECT = "nilecare"
 SECRETS_DIR = "/run/secrets"
 ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets"
@@ -232,16 +234,6 @@ class Topology:
         return tuple(ordered)
 
 
-PROVIDER_GROUPS = (
-    "bank_of_khartoum",
-    "faisal_islamic",
-    "omdurman_national",
-    "zain_cash",
-    "mtn_money",
-    "sudani_cash",
-    "bankak",
-)
-
 WORKER_METRICS = Metrics("payment-worker", 9102)
 RECONCILIATION_METRICS = Metrics("payment-reconciliation-worker", 9103)
 
@@ -252,20 +244,25 @@ PROMETHEUS_IMAGE = Image("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.4")
 ALERTMANAGER_IMAGE = Image("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.27.0")
 GRAFANA_IMAGE = Image("GRAFANA_IMAGE", "grafana/grafana:11.6.0")
 
-SECRETS: tuple[Secret, ...] = (
+def secret_catalogue() -> tuple[Secret, ...]:
+    """Every secret of the stack, the providers' read from their catalogue at call time."""
+    return (*_FIXED_SECRETS[:6], *_provider_secrets(), *_FIXED_SECRETS[6:])
+
+
+def _provider_secrets() -> tuple[Secret, ...]:
+    return tuple(Secret(name, SecretKind.EXTERNAL, description=f"{group.label} API {part}")
+                 for group in credential_groups()
+                 for name, part in zip(group.secrets, ("key", "secret"), strict=True))
+
+
+# The first six are the service's own; the providers' come between them and the rest.
+_FIXED_SECRETS: tuple[Secret, ...] = (
     Secret("mysql_root_password", SecretKind.GENERATED, description="MySQL root password"),
     Secret("database_password", SecretKind.GENERATED, description="MySQL `payments` user"),
     Secret("redis_password", SecretKind.GENERATED, description="Redis requirepass"),
     Secret("jwt_secret", SecretKind.GENERATED, description="HS256 key for API tokens"),
     Secret("webhook_secret", SecretKind.GENERATED, 64, "HMAC key for provider webhooks"),
     Secret("encryption_key", SecretKind.GENERATED, description="AES-256 key (payer accounts)"),
-    Secret("gateway_api_key", SecretKind.EXTERNAL, description="card gateway API key"),
-    Secret("gateway_secret", SecretKind.EXTERNAL, description="card gateway secret"),
-    *(
-        Secret(f"{group}_{part}", SecretKind.EXTERNAL, description=f"{group} API {part[4:]}")
-        for group in PROVIDER_GROUPS
-        for part in ("api_key", "api_secret")
-    ),
     Secret("aws_secret_access_key", SecretKind.EXTERNAL, description="S3 statements bucket"),
     Secret("smtp_password", SecretKind.EXTERNAL, description="daily summary email account"),
     Secret("pagerduty_routing_key", SecretKind.EXTERNAL, description="PagerDuty Events v2 key"),
@@ -277,14 +274,10 @@ SECRETS: tuple[Secret, ...] = (
     ),
     Secret("alertmanager_smtp_password", SecretKind.EXTERNAL, description="alert email account"),
 )
+SECRETS = secret_catalogue()  # the current catalogue's, for readers that need no other
 
 _CORE_SECRETS = ("database_password", "redis_password", "jwt_secret", "webhook_secret",
                  "encryption_key")
-_PROVIDER_SECRETS = (
-    "gateway_api_key",
-    "gateway_secret",
-    *(f"{group}_{part}" for group in PROVIDER_GROUPS for part in ("api_key", "api_secret")),
-)
 
 _SIZES: Mapping[Sizing, Mapping[str, Limits]] = MappingProxyType({
     "small": MappingProxyType({
@@ -336,11 +329,10 @@ def _app_environment(app_env: str, log_level: str) -> dict[str, str]:
         "REDIS_URL": "redis://default@redis-payment:6379/0",
         "TIMEZONE": "Africa/Khartoum",
         "PROVIDER_SIMULATOR_URL": "http://payment-provider-simulator:7002",
-        "GATEWAY_MERCHANT_ID": "nilecare-card",
     }
     # Merchant ids are public identifiers; only keys and secrets travel as secret files.
-    env.update({f"{g.upper()}_MERCHANT_ID": f"nilecare-{g.replace('_', '-')}"
-                for g in PROVIDER_GROUPS})
+    env.update({g.merchant_id.upper(): f"nilecare-{g.group.replace('_', '-')}"
+                for g in credential_groups()})
     return env
 
 
@@ -356,6 +348,7 @@ def build(
         raise ValueError(f"sizing must be one of {sorted(_SIZES)}, got {sizing!r}")
     limits = _SIZES[sizing]
     app_env_vars = _app_environment(app_env, log_level)
+    provider_secrets = [s.name for s in _provider_secrets()]
     worker_health = Healthcheck(("CMD", "nilecare", "healthcheck", "--worker"), 15, 5, 5, 30)
     # The database and Redis stay off the frontend whatever happens; the host-access network
     # only carries the host's connections to their 127.0.0.1 ports.
@@ -369,7 +362,7 @@ def build(
             command=("sh", "-c", "nilecare migrate && exec nilecare serve"),
             environment={**app_env_vars, "GATEWAY_HOST": ALL_INTERFACES, "GATEWAY_PORT": "7001",
                          "GATEWAY_PUBLIC_URL": "http://127.0.0.1:7001"},
-            secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS),
+            secrets=_run_secrets(*_CORE_SECRETS, *provider_secrets),
             ports=(Port(7001, 7001, None),),
             healthcheck=Healthcheck(
                 ("CMD", "nilecare", "healthcheck", "http://127.0.0.1:7001/health"), 10, 5, 5, 60
@@ -384,7 +377,7 @@ def build(
             command=("nilecare", "worker"),
             environment={**app_env_vars, "METRICS_HOST": ALL_INTERFACES,
                          "WORKER_METRICS_PORT": str(WORKER_METRICS.port)},
-            secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS, "smtp_password"),
+            secrets=_run_secrets(*_CORE_SECRETS, *provider_secrets, "smtp_password"),
             healthcheck=worker_health,
             limits=limits["payment-worker"],
             networks=both,
@@ -448,7 +441,7 @@ def build(
             environment={**app_env_vars, "STATEMENT_DIR": STATEMENT_DIR,
                          "METRICS_HOST": ALL_INTERFACES,
                          "RECONCILIATION_METRICS_PORT": str(RECONCILIATION_METRICS.port)},
-            secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS, "aws_secret_access_key",
+            secrets=_run_secrets(*_CORE_SECRETS, *provider_secrets, "aws_secret_access_key",
                                  "smtp_password"),
             # The reconciliation worker beats its own file (a daily job with a waiting loop).
             healthcheck=Healthcheck(
@@ -479,7 +472,7 @@ def build(
             name="payment-provider-simulator",
             command=("nilecare", "simulator", "--host", ALL_INTERFACES),
             environment={**app_env_vars, "GATEWAY_HOST": ALL_INTERFACES},
-            secrets=_run_secrets(*_CORE_SECRETS, *_PROVIDER_SECRETS),
+            secrets=_run_secrets(*_CORE_SECRETS, *provider_secrets),
             healthcheck=Healthcheck(
                 ("CMD", "nilecare", "healthcheck", "http://127.0.0.1:7002/health"), 10, 5, 5, 20
             ),
@@ -565,5 +558,5 @@ def build(
         ),
         volumes=("mysql-data", "redis-data", "statements", "prometheus-data",
                  "alertmanager-data", "grafana-data"),
-        secrets=SECRETS,
+        secrets=secret_catalogue(),
     )

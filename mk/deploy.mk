@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 COMPOSE_FILE ?= docker-compose.payment.yml
 
-.PHONY: render-compose render-check-compose secrets test-infra e2e-containers
+.PHONY: render-compose render-check-compose render-env render-check-env secrets test-infra e2e-containers
 
 ## Render docker-compose.payment.yml from infra/topology.py
 render-compose:
@@ -12,6 +12,14 @@ render-compose:
 ## Fail when the committed compose file drifts from infra/topology.py
 render-check-compose:
 	$(PY) -m infra.compose --check --output $(COMPOSE_FILE)
+
+## Rewrite env.example's provider block from service/domain/catalog.py
+render-env:
+	$(PY) -m infra.envexample
+
+## Fail when env.example's provider block drifts from the provider catalogue
+render-check-env:
+	$(PY) -m infra.envexample --check
 
 ## Write missing local secret files under ./secrets/ (git-ignored); FORCE=1 rotates them all
 secrets:

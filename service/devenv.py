@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from service.settings import CREDENTIAL_GROUPS
+from service.domain.catalog import credential_groups
 
 SIMULATOR_PORT = 7002
 
@@ -20,13 +20,9 @@ def ensure_secrets(directory: Path) -> Path:
         "webhook_secret": secrets.token_hex(32),
         "encryption_key": secrets.token_hex(32),
     }
-    for group in sorted(set(CREDENTIAL_GROUPS.values())):
-        if group == "gateway":
-            wanted.update({"gateway_api_key": "dev-" + secrets.token_hex(8),
-                           "gateway_secret": secrets.token_hex(32)})
-        else:
-            wanted.update({f"{group}_api_key": "dev-" + secrets.token_hex(8),
-                           f"{group}_api_secret": secrets.token_hex(32)})
+    for group in credential_groups():
+        wanted.update({group.api_key: "dev-" + secrets.token_hex(8),
+                       group.api_secret: secrets.token_hex(32)})
     for name, value in wanted.items():
         path = directory / name
         if not path.exists():
@@ -47,6 +43,6 @@ def environment(data_dir: Path, simulator_port: int = SIMULATOR_PORT) -> dict[st
     env.setdefault("GATEWAY_PUBLIC_URL",
                    f"http://127.0.0.1:{env.get('GATEWAY_PORT') or '7001'}")
     env.setdefault("STATEMENT_DIR", str(data_dir / "statements"))
-    for group in sorted(set(CREDENTIAL_GROUPS.values())):
-        env.setdefault(f"{group.upper()}_MERCHANT_ID", f"NILECARE-{group.upper()}")
+    for group in credential_groups():
+        env.setdefault(group.merchant_id.upper(), f"NILECARE-{group.group.upper()}")
     return env

@@ -7,7 +7,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from service.domain.catalog import PROVIDERS
+from service.domain import catalog
 from service.domain.status import SUCCESSFUL, UNSUCCESSFUL, PaymentStatus
 from service.providers.outcome import OPERATIONS, CallOutcome
 from service.reconciliation.rules import ISSUE_TYPES
@@ -293,7 +293,7 @@ class EventMetrics:
         self._initialise()
 
     def _initialise(self) -> None:
-        for spec in PROVIDERS:
+        for spec in catalog.PROVIDERS:
             for currency in spec.currencies:
                 self.payments_created.labels(spec.code, currency)
             for status in COMPLETED_STATUSES:

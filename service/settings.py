@@ -7,28 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from service.domain import catalog
+from service.domain.catalog import Credentials
+
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
-
-# Electronic providers reach their API with these credential groups. Visa and Mastercard go
-# through one card gateway, so they share the GATEWAY_* group.
-CREDENTIAL_GROUPS: Mapping[str, str] = {
-    "visa": "gateway",
-    "mastercard": "gateway",
-    "bank_of_khartoum": "bank_of_khartoum",
-    "faisal_islamic": "faisal_islamic",
-    "omdurman_national": "omdurman_national",
-    "zain_cash": "zain_cash",
-    "mtn_money": "mtn_money",
-    "sudani_cash": "sudani_cash",
-    "bankak": "bankak",
-}
-
 
 class SettingsError(Exception):
     """Start-up configuration is missing or malformed; the message names each variable."""
@@ -42,7 +30,7 @@ class ProviderCredentials:
     api_url: str | None
 
 
-class Settings(BaseSettings):
+class _Settings(BaseSettings):
     """Everything a NileCare process reads from its environment (see env.example)."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
@@ -83,38 +71,8 @@ class Settings(BaseSettings):
     # --- providers ---
     provider_simulator_url: str | None = None
     provider_timeout_seconds: float = Field(10.0, gt=0)
-    gateway_api_key: SecretStr | None = None
-    gateway_secret: SecretStr | None = None
-    gateway_merchant_id: str | None = None
-    gateway_api_url: str | None = None
-    bank_of_khartoum_api_key: SecretStr | None = None
-    bank_of_khartoum_api_secret: SecretStr | None = None
-    bank_of_khartoum_merchant_id: str | None = None
-    bank_of_khartoum_api_url: str | None = None
-    faisal_islamic_api_key: SecretStr | None = None
-    faisal_islamic_api_secret: SecretStr | None = None
-    faisal_islamic_merchant_id: str | None = None
-    faisal_islamic_api_url: str | None = None
-    omdurman_national_api_key: SecretStr | None = None
-    omdurman_national_api_secret: SecretStr | None = None
-    omdurman_national_merchant_id: str | None = None
-    omdurman_national_api_url: str | None = None
-    zain_cash_api_key: SecretStr | None = None
-    zain_cash_api_secret: SecretStr | None = None
-    zain_cash_merchant_id: str | None = None
-    zain_cash_api_url: str | None = None
-    mtn_money_api_key: SecretStr | None = None
-    mtn_money_api_secret: SecretStr | None = None
-    mtn_money_merchant_id: str | None = None
-    mtn_money_api_url: str | None = None
-    sudani_cash_api_key: SecretStr | None = None
-    sudani_cash_api_secret: SecretStr | None = None
-    sudani_cash_merchant_id: str | None = None
-    sudani_cash_api_url: str | None = None
-    bankak_api_key: SecretStr | None = None
-    bankak_api_secret: SecretStr | None = None
-    bankak_merchant_id: str | None = None
-    bankak_api_url: str | None = None
+    # Each credential group's four variables are added from the provider catalogue
+    # (settings_class below).
 
     # --- workers ---
     worker_poll_interval_seconds: float = Field(5.0, gt=0)
@@ -212,18 +170,14 @@ class Settings(BaseSettings):
 
     def credentials(self, provider: str) -> ProviderCredentials | None:
         """The API credentials of an electronic provider, or None when not configured."""
-        group = CREDENTIAL_GROUPS.get(provider)
+        spec = catalog.BY_CODE.get(provider)
+        group = spec.credentials if spec is not None else None
         if group is None:
             return None
-        key_field, secret_field = (
-            ("gateway_api_key", "gateway_secret")
-            if group == "gateway"
-            else (f"{group}_api_key", f"{group}_api_secret")
-        )
-        key: SecretStr | None = getattr(self, key_field)
-        secret: SecretStr | None = getattr(self, secret_field)
-        merchant: str | None = getattr(self, f"{group}_merchant_id")
-        url: str | None = getattr(self, f"{group}_api_url")
+        key: SecretStr | None = getattr(self, group.api_key, None)
+        secret: SecretStr | None = getattr(self, group.api_secret, None)
+        merchant: str | None = getattr(self, group.merchant_id, None)
+        url: str | None = getattr(self, group.api_url, None)
         if key is None or secret is None or merchant is None:
             return None
         if url is None and self.provider_simulator_url:
@@ -234,6 +188,24 @@ class Settings(BaseSettings):
     def env_names(cls) -> frozenset[str]:
         """Every variable Settings reads (env.example must list exactly these)."""
         return frozenset(name.upper() for name in cls.model_fields) | {"SECRETS_DIR"}
+
+
+def settings_class(groups: list[Credentials] | None = None) -> type[_Settings]:
+    """Settings with every credential group's variables (default: the catalogue's)."""
+    fields: dict[str, Any] = {}
+    for group in catalog.credential_groups() if groups is None else groups:
+        fields |= {group.api_key: (SecretStr | None, None),
+                   group.api_secret: (SecretStr | None, None),
+                   group.merchant_id: (str | None, None),
+                   group.api_url: (str | None, None)}
+    return create_model("Settings", __base__=_Settings, __module__=__name__,
+                        __doc__=_Settings.__doc__, **fields)
+
+
+if TYPE_CHECKING:
+    Settings = _Settings
+else:
+    Settings = settings_class()
 
 
 def _with_password(url: str, password: SecretStr | None) -> str:
@@ -249,15 +221,18 @@ def _with_password(url: str, password: SecretStr | None) -> str:
     return f"{scheme}://{userinfo}:{quote(password.get_secret_value(), safe='')}@{host}"
 
 
-def load(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from `environ` (default: os.environ) and the secret files under
-    SECRETS_DIR (default /run/secrets); environment values win over files.
+def load(environ: Mapping[str, str] | None = None, *,
+         cls: type[_Settings] | None = None) -> Settings:
+    """Build Settings (or `cls`, from settings_class) from `environ` (default: os.environ) and
+    the secret files under SECRETS_DIR (default /run/secrets); environment values win over
+    files.
 
     Raises SettingsError naming every missing or malformed variable.
     """
+    cls = Settings if cls is None else cls
     env = dict(os.environ if environ is None else environ)
     secrets_dir = Path(env.get("SECRETS_DIR", str(DEFAULT_SECRETS_DIR)))
-    fields = Settings.model_fields
+    fields = cls.model_fields
     values: dict[str, Any] = {}
     if secrets_dir.is_dir():
         for path in sorted(secrets_dir.iterdir()):
@@ -272,12 +247,12 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if name in fields and value.strip():
             values[name] = value
     try:
-        return Settings(**values)
+        return cls(**values)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc, secrets_dir)) from None
+        raise SettingsError(_describe(exc, secrets_dir, cls)) from None
 
 
-def _describe(exc: ValidationError, secrets_dir: Path) -> str:
+def _describe(exc: ValidationError, secrets_dir: Path, cls: type[_Settings]) -> str:
     lines = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "?"
@@ -287,14 +262,14 @@ def _describe(exc: ValidationError, secrets_dir: Path) -> str:
                 f"is required: set it in the environment or in {secrets_dir / field}"
             )
         else:
-            message = f"{message} (got {_shown(field, error.get('input'))})"
+            message = f"{message} (got {_shown(cls, field, error.get('input'))})"
         lines.append(f"{field.upper()} {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
-def _shown(field: str, value: Any) -> str:
-    # Secrets are never echoed back, not even in a start-up error.
-    annotation = Settings.model_fields[field].annotation if field in Settings.model_fields else None
-    if "SecretStr" in str(annotation):
+def _shown(cls: type[_Settings], field: str, value: Any) -> str:
+    # Secrets are never echoed back, not even in a start-up error; nor is what no field names.
+    info = cls.model_fields.get(field)
+    if info is None or "SecretStr" in str(info.annotation):
         return "a value of the wrong form (hidden)"
     return repr(value)

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.settings import CREDENTIAL_GROUPS, Settings, load
+from service.domain.catalog import credential_groups
+from service.settings import Settings, load
 from tests import servers
 
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
@@ -36,15 +37,10 @@ def base_environ(**overrides: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "PROVIDER_TIMEOUT_SECONDS": "2",
     }
-    for group in sorted(set(CREDENTIAL_GROUPS.values())):
-        key, secret = (
-            ("GATEWAY_API_KEY", "GATEWAY_SECRET")
-            if group == "gateway"
-            else (f"{group.upper()}_API_KEY", f"{group.upper()}_API_SECRET")
-        )
-        env[key] = f"key-{group}"
-        env[secret] = f"secret-{group}-" + "s" * 20
-        env[f"{group.upper()}_MERCHANT_ID"] = f"M-{group}"
+    for group in credential_groups():
+        env[group.api_key.upper()] = f"key-{group.group}"
+        env[group.api_secret.upper()] = f"secret-{group.group}-" + "s" * 20
+        env[group.merchant_id.upper()] = f"M-{group.group}"
     env.update(overrides)
     return env
 

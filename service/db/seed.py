@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from service.clock import utcnow
 from service.db.models import PaymentProvider
-from service.domain.catalog import PROVIDERS
+from service.domain import catalog
 
 
 def sync_providers(session: Session) -> int:
@@ -15,7 +15,7 @@ def sync_providers(session: Session) -> int:
     existing = {p.code: p for p in session.scalars(select(PaymentProvider))}
     changed = 0
     now = utcnow()
-    for spec in PROVIDERS:
+    for spec in catalog.PROVIDERS:
         values = {
             "display_name": spec.display_name, "provider_type": spec.type.value,
             "currencies": ",".join(spec.currencies), "fee_percent": spec.fees.percent,

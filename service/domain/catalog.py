@@ -1,4 +1,7 @@
-"""The twelve payment providers NileCare accepts, as seeded into payment_providers."""
+"""The twelve payment providers NileCare accepts: the one catalogue every other list is derived
+from (payment_providers rows, settings and env.example, the deployment's secrets and
+environment, the simulator, the metrics, the API's provider list). Adding a provider is one
+entry here plus, for an electronic one, the adapter family its type selects."""
 
 from __future__ import annotations
 
@@ -27,6 +30,41 @@ class Verification(StrEnum):
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """What an electronic provider's API is reached with: its group's variables
+    <GROUP>_API_KEY, <GROUP>_API_SECRET (both secrets), <GROUP>_MERCHANT_ID and <GROUP>_API_URL.
+    Providers behind one API share a group: Visa and Mastercard go through the card gateway."""
+
+    group: str
+    label: str  # what the group is, for env.example and the deployment's secret descriptions
+    secret_name: str | None = None  # the card gateway's secret predates the pattern
+
+    @property
+    def api_key(self) -> str:
+        return f"{self.group}_api_key"
+
+    @property
+    def api_secret(self) -> str:
+        return self.secret_name or f"{self.group}_api_secret"
+
+    @property
+    def merchant_id(self) -> str:
+        return f"{self.group}_merchant_id"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.group}_api_url"
+
+    @property
+    def secrets(self) -> tuple[str, str]:
+        return (self.api_key, self.api_secret)
+
+
+CARD_GATEWAY = Credentials(
+    "gateway", "Card gateway", secret_name="gateway_secret")  # noqa: S106 - a variable name
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     code: str
     display_name: str
@@ -36,6 +74,7 @@ class ProviderSpec:
     min_amount: Decimal
     max_amount: Decimal
     verification: Verification
+    credentials: Credentials | None = None  # None: finance staff verify it, no API
 
     @property
     def electronic(self) -> bool:
@@ -58,6 +97,7 @@ def _p(
     maximum: str | None = None,
     min_amount: str = "1.00",
     max_amount: str = "5000000.00",
+    credentials: Credentials | None = None,
 ) -> ProviderSpec:
     fees = FeeSchedule(
         Decimal(percent),
@@ -65,15 +105,18 @@ def _p(
         Decimal(minimum),
         Decimal(maximum) if maximum is not None else None,
     )
-    return ProviderSpec(
-        code, name, kind, currencies, fees, Decimal(min_amount), Decimal(max_amount), verification
-    )
+    if credentials is None and verification == Verification.AUTOMATIC:
+        credentials = Credentials(code, name)
+    return ProviderSpec(code, name, kind, currencies, fees, Decimal(min_amount),
+                        Decimal(max_amount), verification, credentials)
 
 
 T, V = ProviderType, Verification
 PROVIDERS: tuple[ProviderSpec, ...] = (
-    _p("visa", "Visa", T.BANK_CARD, ("SDG", "USD"), "2.5", minimum="0.50"),
-    _p("mastercard", "Mastercard", T.BANK_CARD, ("SDG", "USD"), "2.5", minimum="0.50"),
+    _p("visa", "Visa", T.BANK_CARD, ("SDG", "USD"), "2.5", minimum="0.50",
+       credentials=CARD_GATEWAY),
+    _p("mastercard", "Mastercard", T.BANK_CARD, ("SDG", "USD"), "2.5", minimum="0.50",
+       credentials=CARD_GATEWAY),
     _p("bank_of_khartoum", "Bank of Khartoum", T.LOCAL_BANK, ("SDG",), "1.5", maximum="5000.00"),
     _p("faisal_islamic", "Faisal Islamic Bank", T.LOCAL_BANK, ("SDG",), "1.5", maximum="5000.00"),
     _p(
@@ -93,6 +136,16 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     _p("bank_transfer", "Bank transfer", T.BANK_TRANSFER, ("SDG", "USD"), "1.0", V.HYBRID),
 )
 BY_CODE: dict[str, ProviderSpec] = {p.code: p for p in PROVIDERS}
+
+
+def credential_groups(providers: tuple[ProviderSpec, ...] | None = None) -> list[Credentials]:
+    """Each credential group once, in catalogue order (read at call time, so a test that
+    adds a provider to PROVIDERS sees it here)."""
+    found: dict[str, Credentials] = {}
+    for spec in PROVIDERS if providers is None else providers:
+        if spec.credentials is not None:
+            found.setdefault(spec.credentials.group, spec.credentials)
+    return list(found.values())
 
 # Sudanese mobile numbers: +249 then 9 digits starting 9 or 1 (Zain 91/96, MTN 92/99,
 # Sudani 90/12 …); a local 0-prefixed form is accepted and normalised.

@@ -9,7 +9,8 @@ import certifi
 import urllib3
 
 from service.db.engine import THREADS
-from service.domain.catalog import PROVIDERS, ProviderSpec
+from service.domain import catalog
+from service.domain.catalog import ProviderSpec
 from service.providers.contract import Adapter
 from service.providers.http_adapter import Answer, HttpAdapter
 from service.settings import Settings
@@ -27,7 +28,7 @@ class Registry:
     def from_settings(cls, settings: Settings) -> Registry:
         clients = ProviderHttp(settings.provider_timeout_seconds)
         adapters: dict[str, Adapter] = {}
-        for spec in PROVIDERS:
+        for spec in catalog.PROVIDERS:
             credentials = settings.credentials(spec.code)
             if spec.electronic and credentials is not None and credentials.api_url:
                 adapters[spec.code] = HttpAdapter(spec.code, credentials, clients)
@@ -58,7 +59,7 @@ class ProviderHttp:
         # Loading the CA store costs tens of milliseconds: once, not per connection.
         tls = ssl.create_default_context(cafile=certifi.where())
         self._pools = urllib3.PoolManager(
-            num_pools=len(PROVIDERS), maxsize=connections, block=False, retries=False,
+            num_pools=len(catalog.PROVIDERS), maxsize=connections, block=False, retries=False,
             timeout=urllib3.Timeout(connect=timeout, read=timeout), ssl_context=tls)
 
     def request(self, method: str, url: str, body: bytes | None,

@@ -22,7 +22,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 
-from service.domain.catalog import BY_CODE
+from service.domain import catalog
 from service.providers import signing
 from service.settings import Settings
 
@@ -80,7 +80,7 @@ class SimulatorState:
         self.rng = rng or random.Random()
         self.controls: dict[str, Control] = {
             code: Control(settle_after_seconds=0.0 if spec.type == "bank_card" else 2.0)
-            for code, spec in BY_CODE.items()
+            for code, spec in catalog.BY_CODE.items()
             if spec.electronic
         }
         self.charges: dict[tuple[str, str], Charge] = {}

@@ -16,7 +16,7 @@ from service.api.guards import database_answers
 from service.api.problems import PROBLEM
 from service.db import migrate
 from service.db.availability import RETRY_AFTER_SECONDS
-from service.domain.catalog import PROVIDERS
+from service.domain import catalog
 from service.domain.money import fmt
 from service.providers.signing import HEADER
 
@@ -41,7 +41,7 @@ async def list_providers(services: NamedDependency[Services]) -> dict[str, Any]:
                 "verification": p.verification.value,
                 "active": registry.available(p),
             }
-            for p in PROVIDERS
+            for p in catalog.PROVIDERS
         ]
     }
 
