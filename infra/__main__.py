@@ -21,6 +21,7 @@ from infra.components import (
     VolumesArgs,
 )
 from infra.stack_config import StackConfig, config_key
+from service import deployment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,6 +88,7 @@ for service in model.start_order(config.profiles):
         ),
     )
 
-pulumi.export("gatewayUrl", f"http://{config.public_host}:7001")
-pulumi.export("metricsUrl", f"http://{config.public_host}:9101/metrics")
+pulumi.export("gatewayUrl", f"http://{config.public_host}:{deployment.GATEWAY_PORT}")
+pulumi.export("metricsUrl", f"http://{config.public_host}:{deployment.EXPORTER_PORT}"
+              f"{deployment.METRICS_PATH}")
 pulumi.export("containerNames", {name: c.container_name for name, c in containers.items()})

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -17,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from service import deployment
 from service import settings as config
-from service.workers.heartbeat import DEFAULT_PATH as WORKER_HEARTBEAT
 
 app = typer.Typer(help="NileCare payment service.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -54,7 +51,7 @@ def serve(
 @app.command()
 def simulator(
     host: str = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Listen port")] = 7002,
+    port: Annotated[int, typer.Option(help="Listen port")] = deployment.SIMULATOR_PORT,
 ) -> None:
     """Run the provider simulator (every electronic provider's API, controllable)."""
     import uvicorn
@@ -96,12 +93,13 @@ def token(
 
 @app.command()
 def healthcheck(
-    url: Annotated[str, typer.Argument()] = "http://127.0.0.1:7001/health",
+    url: Annotated[str, typer.Argument()] = deployment.local_url(deployment.GATEWAY_PORT,
+                                                                 deployment.HEALTH_PATH),
     timeout: float = 3.0,
     worker: Annotated[bool, typer.Option(
         "--worker", help="Check a worker's heartbeat file instead of a URL")] = False,
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file (with --worker)")] = (
-        WORKER_HEARTBEAT),
+        deployment.WORKER_HEARTBEAT),
     max_age: Annotated[float, typer.Option(help="Seconds (with --worker)")] = 120.0,
 ) -> None:
     """Exit 0 when URL answers 2xx, or with --worker when the heartbeat is fresh
@@ -123,96 +121,14 @@ def dev(
     data_dir: Annotated[Path, typer.Option(
         help="Where the SQLite file, dev secrets and heartbeats live")] = Path("var"),
     simulator_port: Annotated[int, typer.Option(
-        min=1, max=65535, help="Port of the provider simulator")] = 7002,
+        min=1, max=65535, help="Port of the provider simulator")] = deployment.SIMULATOR_PORT,
 ) -> None:
     """Everything `make run` starts, on SQLite: migrations, the simulator, the gateway
     (GATEWAY_PORT), the payment worker, the reconciliation worker and the exporter
     (EXPORTER_PORT)."""
-    from service.devenv import environment
+    from service.devenv import supervise
 
-    env = environment(data_dir, simulator_port)
-    try:
-        settings = config.load(env)
-    except config.SettingsError as exc:
-        err.print(f"[red]nilecare: {exc}[/red]")
-        raise typer.Exit(2) from None
-    ports = {"gateway": settings.gateway_port, "simulator": simulator_port,
-             "exporter": settings.exporter_port, "worker metrics": settings.worker_metrics_port,
-             "reconciliation metrics": settings.reconciliation_metrics_port}
-    if len(set(ports.values())) < len(ports):
-        err.print(f"[red]the ports must differ: {ports}[/red]")
-        raise typer.Exit(2)
-    for name, port in ports.items():
-        if _answers(f"http://127.0.0.1:{port}/health"):
-            err.print(f"[red]port {port} ({name}) is already serving; stop the other instance "
-                      "first[/red]")
-            raise typer.Exit(1)
-    exe = [sys.executable, "-m", "service.cli"]
-    if subprocess.run([*exe, "migrate"], env=env, check=False).returncode != 0:
-        raise typer.Exit(1)
-    beats = data_dir / "heartbeats"
-    commands = {
-        "simulator": ["simulator", "--port", str(simulator_port)],
-        "gateway": ["serve"],
-        "payment worker": ["worker", "--heartbeat", str(beats / "payment-worker.heartbeat")],
-        "reconciliation worker": ["reconciliation-worker", "--heartbeat",
-                                  str(beats / "reconciliation-worker.heartbeat")],
-        "exporter": ["exporter"],
-    }
-    children = {name: subprocess.Popen([*exe, *args], env=env)
-                for name, args in commands.items()}
-
-    def stop(*_: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut this short
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in children.values():
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        raise typer.Exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    base = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    exporter_url = f"http://{settings.exporter_host}:{settings.exporter_port}"
-    worker_urls = [f"http://{settings.metrics_host}:{port}" for port in
-                   (settings.worker_metrics_port, settings.reconciliation_metrics_port)]
-    deadline = time.monotonic() + 60
-    while not all(_answers(url) for url in (f"{base}/health/ready", f"{exporter_url}/health",
-                                            *(f"{u}/health" for u in worker_urls))):
-        if time.monotonic() > deadline or any(c.poll() is not None for c in children.values()):
-            err.print("[red]the gateway, a worker or the exporter did not start; see the log "
-                      "above[/red]")
-            stop()
-        time.sleep(0.3)
-    from service.api.auth import mint
-
-    token_value = mint(settings.jwt_secret.get_secret_value(), "dev-user",
-                       ["accountant"], "fac-dev-1", 8 * 3600)
-    # Plain output: a wrapped token cannot be pasted.
-    typer.echo(
-        f"\nNileCare Payments is running (embedded: SQLite + in-process cache)\n"
-        f"  gateway    {base}   (OpenAPI: {base}/schema, metrics: {base}/metrics)\n"
-        f"  simulator  http://127.0.0.1:{simulator_port}/_control\n"
-        f"  exporter   {exporter_url}/metrics\n"
-        f"  workers    payment worker {worker_urls[0]}/metrics, reconciliation worker "
-        f"{worker_urls[1]}/metrics (heartbeats in {beats})\n"
-        f"  token      (accountant, facility fac-dev-1, 8 h):\n{token_value}\n\n"
-        f"  try: curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' "
-        f"-d '{{\"provider\":\"zain_cash\",\"amount\":\"150.00\",\"currency\":\"SDG\","
-        f"\"patient_id\":\"p-1\",\"payer_phone\":\"+249912345678\"}}' {base}/api/v1/payments\n"
-        f"  Ctrl-C stops everything.\n",
-        err=True,
-    )
-    while all(c.poll() is None for c in children.values()):
-        time.sleep(0.5)
-    gone = [name for name, c in children.items() if c.poll() is not None]
-    err.print(f"[red]{', '.join(gone)} exited; stopping the rest[/red]")
-    stop()
+    raise typer.Exit(supervise(data_dir, simulator_port, err))
 
 
 def _run_until_signal(name: str, body: Callable[[threading.Event], None]) -> None:
@@ -237,7 +153,7 @@ def _run_until_signal(name: str, body: Callable[[threading.Event], None]) -> Non
 @app.command()
 def worker(
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file for `healthcheck --worker`")]
-    = WORKER_HEARTBEAT,
+    = deployment.WORKER_HEARTBEAT,
     no_tasks: Annotated[bool, typer.Option(
         "--no-tasks", help="Only verify payments; skip the scheduled tasks")] = False,
 ) -> None:
@@ -271,7 +187,7 @@ def exporter(
     host: Annotated[str | None, typer.Option(help="Default: EXPORTER_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Default: EXPORTER_PORT")] = None,
 ) -> None:
-    """Run the metrics exporter: business gauges from the database on :9101/metrics, each
+    """Run the metrics exporter: business gauges from the database on EXPORTER_PORT, each
     scrape bounded by EXPORTER_TIMEOUT_SECONDS."""
     from service.db.engine import make_engine
     from service.workers import exposition
@@ -387,7 +303,7 @@ def summary(
 @app.command("reconciliation-worker")
 def reconciliation_worker(
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file for `healthcheck --worker`")]
-    = Path("/tmp/nilecare-reconciliation.heartbeat"),  # noqa: S108 - container-local
+    = deployment.RECONCILIATION_HEARTBEAT,
 ) -> None:
     """Run the reconciliation worker: requests the day's run at RECONCILIATION_TIME
     (TIMEZONE) and executes requested runs one at a time. Its counters are served on
@@ -411,14 +327,6 @@ def reconciliation_worker(
             engine.dispose()
 
     _run_until_signal("reconciliation_worker", body)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def main() -> None:

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from service import deployment
 from service.domain import catalog
 from service.domain.catalog import Credentials
 
-DEFAULT_SECRETS_DIR = Path("/run/secrets")
+DEFAULT_SECRETS_DIR = deployment.SECRETS_DIR
 
 class SettingsError(Exception):
     """Start-up configuration is missing or malformed; the message names each variable."""
@@ -40,8 +41,8 @@ class _Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     gateway_host: str = "127.0.0.1"
-    gateway_port: int = Field(7001, ge=1, le=65535)
-    gateway_public_url: str = "http://127.0.0.1:7001"
+    gateway_port: int = Field(deployment.GATEWAY_PORT, ge=1, le=65535)
+    gateway_public_url: str = deployment.local_url(deployment.GATEWAY_PORT)
     data_dir: Path = Path("var")
     max_request_bytes: int = Field(65536, ge=1024)
     rate_limit_per_minute: int = Field(600, ge=1)
@@ -83,14 +84,15 @@ class _Settings(BaseSettings):
     reconciliation_time: time = time(2, 0)
     statement_dir: Path = Path("var/statements")
     exporter_host: str = "127.0.0.1"
-    exporter_port: int = Field(9101, ge=1, le=65535)
+    exporter_port: int = Field(deployment.EXPORTER_PORT, ge=1, le=65535)
     # Well under Prometheus's 10 s scrape timeout: a hung database must read as down, not
     # as a scrape that never answers.
     exporter_timeout_seconds: float = Field(3.0, gt=0, le=8)
     # Where the workers serve their own event counters (/metrics) for Prometheus.
     metrics_host: str = "127.0.0.1"
-    worker_metrics_port: int = Field(9102, ge=1, le=65535)
-    reconciliation_metrics_port: int = Field(9103, ge=1, le=65535)
+    worker_metrics_port: int = Field(deployment.WORKER_METRICS_PORT, ge=1, le=65535)
+    reconciliation_metrics_port: int = Field(deployment.RECONCILIATION_METRICS_PORT, ge=1,
+                                             le=65535)
 
     # --- AWS S3 (bank statements) ---
     aws_s3_bucket: str | None = None

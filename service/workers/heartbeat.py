@@ -7,7 +7,9 @@ from pathlib import Path
 
 import structlog
 
-DEFAULT_PATH = Path("/tmp/nilecare-worker.heartbeat")  # noqa: S108 - container-local
+from service import deployment
+
+DEFAULT_PATH = deployment.WORKER_HEARTBEAT
 log = structlog.get_logger("nilecare.heartbeat")
 
 
