@@ -18,7 +18,7 @@ from infra.topology import Port, Topology
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "docker-compose.payment.yml.j2"
 DEFAULT_OUTPUT = Path("docker-compose.payment.yml")
-HEADER = "# " + header("infra/topology.py (infra/compose.py)")
+HEADER = "# " + header("infra/topology/ (infra/compose.py)")
 
 
 def _quote(value: object) -> str:

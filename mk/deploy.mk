@@ -5,11 +5,11 @@ COMPOSE_FILE ?= docker-compose.payment.yml
 
 .PHONY: render-compose render-check-compose render-env render-check-env secrets test-infra e2e-containers
 
-## Render docker-compose.payment.yml from infra/topology.py
+## Render docker-compose.payment.yml from infra/topology/
 render-compose:
 	$(PY) -m infra.compose --output $(COMPOSE_FILE)
 
-## Fail when the committed compose file drifts from infra/topology.py
+## Fail when the committed compose file drifts from infra/topology/
 render-check-compose:
 	$(PY) -m infra.compose --check --output $(COMPOSE_FILE)
 

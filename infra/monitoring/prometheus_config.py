@@ -1,6 +1,6 @@
 """prometheus.yml, the file_sd target files and the Grafana provisioning files.
 
-Scrape jobs come from the deployment model (infra/topology.py): every service that declares
+Scrape jobs come from the deployment model (infra/topology/): every service that declares
 `metrics` is one job, and its targets are read from `<targets_dir>/<job>.yml`, so another
 network (a drill on 127.0.0.1, a swarm) brings its own target files, not its own config.
 """
@@ -40,7 +40,7 @@ def check_jobs(spec: Spec, known: tuple[Job, ...]) -> None:
     for alert in spec.alerts:
         if alert.job is not None and alert.job not in names:
             raise ValueError(f"{alert.name} watches job {alert.job!r}, which no service of "
-                             f"infra/topology.py declares (jobs: {', '.join(sorted(names))})")
+                             f"infra/topology/ declares (jobs: {', '.join(sorted(names))})")
 
 
 def _file_sd(spec: Spec, job: str) -> list[dict[str, Any]]:

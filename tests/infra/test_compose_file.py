@@ -25,7 +25,7 @@ def document() -> dict[str, Any]:
 
 def test_committed_file_is_the_fresh_render() -> None:
     assert COMPOSE_FILE.read_text(encoding="utf-8") == compose.render(topology.build()), (
-        "docker-compose.payment.yml drifted from infra/topology.py: run `make render-compose`"
+        "docker-compose.payment.yml drifted from infra/topology/: run `make render-compose`"
     )
     assert compose.main(["--check", "--output", str(COMPOSE_FILE)]) == 0
 
@@ -39,7 +39,7 @@ def test_check_mode_fails_on_a_hand_edit(tmp_path: Path) -> None:
 def test_render_is_deterministic_and_carries_the_generated_header() -> None:
     first = compose.render(topology.build())
     assert first == compose.render(topology.build())
-    assert first.splitlines()[0] == "# " + header("infra/topology.py (infra/compose.py)")
+    assert first.splitlines()[0] == "# " + header("infra/topology/ (infra/compose.py)")
 
 
 def test_refuses_an_empty_topology() -> None:

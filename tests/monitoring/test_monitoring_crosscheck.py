@@ -133,7 +133,7 @@ def test_dashboards_cover_the_brief(root: Path) -> None:
 
 def test_prometheus_scrapes_every_process_the_deployment_model_declares(root: Path) -> None:
     """Every process that counts events or reads business state is a job, found through the
-    target files generated from infra/topology.py (the compose and Pulumi networks)."""
+    target files generated from infra/topology/ (the compose and Pulumi networks)."""
     doc = yaml.safe_load((root / "monitoring/prometheus.yml").read_text())
     files = {j["job_name"]: j["file_sd_configs"][0]["files"] for j in doc["scrape_configs"]}
     assert files == {job: [f"/etc/prometheus/targets/{job}.yml"] for job in (
