@@ -5,7 +5,7 @@ DEPS_HASH := $(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 VENV_STAMP := .venv/.installed-dev-$(DEPS_HASH)
 RUN_STAMP := .venv/.installed-run-$(DEPS_HASH)
 
-.PHONY: help install run test lint typecheck pytest unit integration render render-check clean
+.PHONY: help install system-deps run test lint typecheck pytest unit integration render render-check clean
 
 help:
 	@grep -hE '^## ' $(MAKEFILE_LIST) -A1 | grep -v '^--' | paste - - | sed 's/## //' | \
@@ -29,12 +29,16 @@ $(RUN_STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e .
 	touch $@
 
+## The Debian packages the tests need (as root: installed; otherwise: the apt-get line to run)
+system-deps:
+	tools/system-deps test
+
 ## Run the product on its embedded default (SQLite, in-process cache, provider simulator)
 run: $(RUN_STAMP)
 	.venv/bin/nilecare dev
 
 ## The whole suite: lint, types, unit/integration/e2e/infra/monitoring tests, drift checks
-test: install lint typecheck render-check pytest
+test: system-deps install lint typecheck render-check pytest
 
 ## ruff on everything
 lint: install
@@ -44,13 +48,13 @@ lint: install
 typecheck: install
 	.venv/bin/mypy
 
-pytest: install
+pytest: system-deps install
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e/containers
 
 unit: install
 	$(PY) -m pytest -q tests/unit
 
-integration: install
+integration: system-deps install
 	$(PY) -m pytest -q tests/integration
 
 ## Regenerate every generated file (rules, routes, dashboards, compose, env.example's providers)

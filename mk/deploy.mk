@@ -6,29 +6,30 @@ COMPOSE_FILE ?= docker-compose.payment.yml
 .PHONY: render-compose render-check-compose render-env render-check-env secrets test-infra e2e-containers
 
 ## Render docker-compose.payment.yml from infra/topology/
-render-compose:
+render-compose: install
 	$(PY) -m infra.compose --output $(COMPOSE_FILE)
 
 ## Fail when the committed compose file drifts from infra/topology/
-render-check-compose:
+render-check-compose: install
 	$(PY) -m infra.compose --check --output $(COMPOSE_FILE)
 
 ## Rewrite env.example's provider block from service/domain/catalog.py
-render-env:
+render-env: install
 	$(PY) -m infra.envexample
 
 ## Fail when env.example's provider block drifts from the provider catalogue
-render-check-env:
+render-check-env: install
 	$(PY) -m infra.envexample --check
 
 ## Write missing local secret files under ./secrets/ (git-ignored); FORCE=1 rotates them all
-secrets:
+secrets: install
 	$(PY) -m infra.compose --write-secrets secrets $(if $(FORCE),--force,)
 
 ## Pulumi mock tests for both stacks and the compose checks (no Docker daemon needed)
-test-infra:
+test-infra: install
 	$(PY) -m pytest tests/infra -q
 
 ## Six containers for real: dockerd, debootstrap base, images, compose up, testinfra, restarts
-e2e-containers:
+e2e-containers: install
+	tools/system-deps containers
 	$(PY) -m pytest tests/e2e/containers -q -p no:cacheprovider --timeout=1500

@@ -3,18 +3,18 @@
 
 .PHONY: render-monitoring render-check-monitoring test-monitoring drill
 
-render-monitoring: ## regenerate rules, promtool tests, Alertmanager config and dashboards
+render-monitoring: install ## regenerate rules, promtool tests, Alertmanager config and dashboards
 	$(PY) -m infra.monitoring render
 
-render-check-monitoring: ## fail, naming each file, when generated files drift from the spec
+render-check-monitoring: install ## fail, naming each file, when generated files drift from the spec
 	$(PY) -m infra.monitoring check
 
 # promtool check/test rules, amtool check-config and route tests, golden-file tests and
 # the delivery test (real Prometheus + Alertmanager). Needs Debian packages `prometheus`
 # and `prometheus-alertmanager`.
-test-monitoring: render-check-monitoring
+test-monitoring: system-deps render-check-monitoring
 	$(PY) -m pytest tests/monitoring -q
 
 ## Fire drills: the real processes, Prometheus and Alertmanager, every alert's fault (about 20 min)
-drill: install render-check-monitoring
+drill: system-deps install render-check-monitoring
 	$(PY) -m tests.drill $(if $(ONLY),$(foreach a,$(ONLY),--only $(a)),)
