@@ -164,6 +164,7 @@ def _watch(settings: Settings, children: dict[str, subprocess.Popen[bytes]],
         f"{worker_urls[1]}/metrics (heartbeats in {beats})\n"
         f"  token      (accountant, facility fac-dev-1, 8 h):\n{token_value}\n\n"
         f"  try: curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' "
+        f"-H \"Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)\" "
         f"-d '{{\"provider\":\"zain_cash\",\"amount\":\"150.00\",\"currency\":\"SDG\","
         f"\"patient_id\":\"p-1\",\"payer_phone\":\"+249912345678\"}}' {base}/api/v1/payments\n"
         f"  Ctrl-C stops everything.\n",
