@@ -42,9 +42,13 @@ def serve(
     """
     import uvicorn
 
+    from service import logs
+
     settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    # log_config=None: uvicorn's lines go through our one handler, not its own formats.
     uvicorn.run("service.api.main:app_factory", factory=True, host=host or settings.gateway_host,
-                port=port or settings.gateway_port, access_log=False,
+                port=port or settings.gateway_port, access_log=False, log_config=None,
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=20)
 
 
@@ -56,18 +60,23 @@ def simulator(
     """Run the provider simulator (every electronic provider's API, controllable)."""
     import uvicorn
 
+    from service import logs
+
     settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
     uvicorn.run("service.api.main:simulator_factory", factory=True, host=host, port=port,
-                access_log=False, log_level=settings.log_level.lower())
+                access_log=False, log_config=None, log_level=settings.log_level.lower())
 
 
 @app.command()
 def migrate() -> None:
     """Migrate the database to head and seed the provider catalogue."""
+    from service import logs
     from service.db import migrate as migrations
     from service.db.engine import make_engine
 
     settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
     engine = make_engine(settings)
     try:
         migrations.prepare(engine)

@@ -120,6 +120,9 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(title="NileCare Payments", version="1.0.0", path="/schema"),
         on_app_init=[_no_debug],
         debug=False,
+        # service/logs.py configures the one log stream; Litestar's own would add a second
+        # format (and a queue handler) to the same loggers.
+        logging_config=None,
     )
 
 
