@@ -85,10 +85,10 @@ def main() -> None:
             first = create()
             for _ in range(200):
                 create()
-                payments.get(CALLER, first)
+                payments.queries.get(CALLER, first)
             wall, cpu = _per_call(create, args.count)
             print(f"keyed create: {cpu:6.0f} us CPU, {wall:6.0f} us wall (this thread)")
-            wall, cpu = _per_call(lambda: payments.get(CALLER, first), args.count)
+            wall, cpu = _per_call(lambda: payments.queries.get(CALLER, first), args.count)
             print(f"read:         {cpu:6.0f} us CPU, {wall:6.0f} us wall (this thread)")
             if args.profile:
                 profile = cProfile.Profile()

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
-from service.providers.simulator import create_simulator
 from service.settings import Settings
+from service.simulator.app import create_simulator
 from tests.servers import free_port
 
 

@@ -98,6 +98,9 @@ class Cursor:
             self.fail(f"'{value}' is not one of {', '.join(allowed)}")
         return value
 
+    def boolean(self) -> bool:
+        return self.choice("true", "false") == "true"
+
     def name(self) -> str:
         value = self.scalar()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", value):

@@ -16,7 +16,7 @@ def app_factory() -> Litestar:
 
 
 def simulator_factory() -> Litestar:
-    from service.providers.simulator import create_simulator
+    from service.simulator.app import create_simulator
 
     settings = config.load()
     configure(settings.log_level, settings.log_format)

@@ -1,14 +1,15 @@
 """A reconciliation run: import new statements, match their lines to payments in chunks
 keyed by position, record every match and discrepancy in payment_reconciliation, confirm
-matched transfers. The rules are in rules.py, every statement in storage.py."""
+matched transfers. The rules are in rules.py, the run's reads and writes in storage.py."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import Connection
@@ -89,7 +90,7 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
         for payment, facility in storage.unsettled(sessions, *span, window):
             unsettled.append(payment)
             facilities[payment.id] = facility
-        for batch in storage.batched(Matcher(window).unrecorded(unsettled, span[1]), CHUNK):
+        for batch in _batched(Matcher(window).unrecorded(unsettled, span[1]), CHUNK):
             with sessions.begin() as session:
                 storage.record(session.connection(), run_id, batch, facilities, None)
             _count(batch, counts)
@@ -150,3 +151,14 @@ def _count(findings: Sequence[Finding], counts: dict[str, int]) -> None:
     for f in findings:
         if f.issue is not None:
             counts[f.issue.value] = counts.get(f.issue.value, 0) + 1
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -17,7 +17,7 @@ from service.db.models import (
 from service.domain.caller import Caller, require_finance
 from service.domain.money import fmt
 from service.errors import Conflict, InvalidInput, NotFound
-from service.reconciliation import runs, storage
+from service.reconciliation import reports, runs
 from service.reconciliation.rules import ISSUE_TYPES
 from service.services.context import Context
 from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
@@ -103,7 +103,7 @@ class ReconciliationService:
         """The run, with what it found in the caller's facility (every facility for admins)."""
         with self.ctx.sessions() as session:
             found = runs.view(session, run_id)
-            results = storage.summary(session, run_id, *_facility(caller))
+            results = reports.summary(session, run_id, *_facility(caller))
         if found is None and results is None:
             raise NotFound(f"no reconciliation run {run_id!r}", field="run_id")
         out = found or {"run_id": run_id, "status": "completed"}

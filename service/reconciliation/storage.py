@@ -1,4 +1,5 @@
-"""Every table read and write of a reconciliation run, set-based and chunked by position.
+"""The table reads and writes of a reconciliation run, set-based and chunked by position
+(the SQL conditions they share are in scope.py; what runs found is counted in reports.py).
 
 A chunk is the lines at positions (after, after + size] of one statement, judged in one
 transaction: clean reference matches (the payment the reference names, in scope, not taken,
@@ -13,33 +14,31 @@ goes on after the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, Table, and_, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
-from service.db.models import (
-    BankStatement,
-    BankStatementLine,
-    LiveCount,
-    Payment,
-    PaymentReconciliation,
+from service.db.models import BankStatement
+from service.domain.status import PaymentStatus
+from service.reconciliation.rules import Candidate, Finding, Line
+from service.reconciliation.scope import (
+    FINDINGS,
+    LINES,
+    PAYMENTS,
+    days_apart,
+    in_scope,
+    judged,
+    named_on,
+    taken,
 )
-from service.domain.status import SETTLED, PaymentStatus
-from service.reconciliation.rules import ISSUE_TYPES, Candidate, Finding, Line
 
 S = PaymentStatus
-# Payments a bank statement settles or should show.
-SCOPE_PROVIDERS = ("bank_transfer",)
-SCOPE_STATUSES = [S.AWAITING_VERIFICATION.value, *(s.value for s in SETTLED)]
-LINES = cast(Table, BankStatementLine.__table__)
-FINDINGS = cast(Table, PaymentReconciliation.__table__)
-PAYMENTS = cast(Table, Payment.__table__)
 STATEMENTS = cast(Table, BankStatement.__table__)
 
 
@@ -85,49 +84,9 @@ def pending(sessions: sessionmaker[Session]) -> list[Pending]:
                     .where(STATEMENTS.c.status == "imported").order_by(STATEMENTS.c.id))]
 
 
-def _in_scope(p: Any = PAYMENTS) -> Any:
-    return and_(p.c.provider_code.in_(SCOPE_PROVIDERS), p.c.status.in_(SCOPE_STATUSES))
-
-
 def _in_chunk(bounds: Bounds, lines: Any = LINES) -> Any:
     return and_(lines.c.statement_id == bounds.statement_id, lines.c.line_no > bounds.after,
                 lines.c.line_no <= bounds.last)
-
-
-def _taken(payment_id: Any, run_id: str, statement_id: int) -> Any:
-    """A line of this run, or of this statement (a resumed run has a new id), already has a
-    finding naming the payment: a later line naming it again is a duplicate."""
-    earlier = FINDINGS.alias("earlier")
-    earlier_line = LINES.alias("earlier_line")
-    return (select(earlier.c.id)
-            .select_from(earlier.join(earlier_line,
-                                      earlier_line.c.id == earlier.c.statement_line_id))
-            .where(earlier.c.payment_id == payment_id,
-                   or_(earlier.c.run_id == run_id, earlier_line.c.statement_id == statement_id))
-            .exists())
-
-
-def _judged(line_id: Any) -> Any:
-    """The line already has its finding (one per line: a unique key), from a run whose
-    checkpoint did not record it (written before checkpoints existed)."""
-    done = FINDINGS.alias("done_line")
-    return select(done.c.id).where(done.c.statement_line_id == line_id).exists()
-
-
-def _named_on(statement_id: int, reference: Any) -> Any:
-    """A line of the statement names this reference: the payment is that line's to settle,
-    never taken by another line's amount, wherever the chunks fall."""
-    naming = LINES.alias("naming")
-    return (select(naming.c.id)
-            .where(naming.c.statement_id == statement_id, naming.c.reference == reference)
-            .exists())
-
-
-def _days_apart(connection: Connection, day: Any, moment: Any) -> Any:
-    """Whole days between a DATE and the date of a DATETIME, as rules.py counts them."""
-    if connection.dialect.name == "sqlite":
-        return func.abs(func.julianday(day) - func.julianday(func.date(moment)))
-    return func.abs(func.datediff(day, moment))
 
 
 def bounds(connection: Connection, statement_id: int, after: int, size: int) -> Bounds | None:
@@ -155,17 +114,17 @@ def write_clean_matches(connection: Connection, run_id: str, chunk: Bounds,
                     p.c.currency.label("payment_currency"), p.c.created_at, p.c.facility_id,
                     func.row_number().over(partition_by=p.c.id,
                                            order_by=LINES.c.line_no).label("nth"))
-             .select_from(LINES.join(p, and_(p.c.reference == LINES.c.reference, _in_scope())))
-             .where(_in_chunk(chunk), ~_judged(LINES.c.id))).subquery("named")
+             .select_from(LINES.join(p, and_(p.c.reference == LINES.c.reference, in_scope())))
+             .where(_in_chunk(chunk), ~judged(LINES.c.id))).subquery("named")
     now = utcnow()
     clean = (select(literal(run_id), named.c.line_id, named.c.payment_id, named.c.facility_id,
                     literal("matched"), named.c.expected, named.c.actual, literal("closed"),
                     literal(now, FINDINGS.c.created_at.type))
              .where(named.c.nth == 1, named.c.currency == named.c.payment_currency,
                     named.c.actual == named.c.expected,
-                    _days_apart(connection, named.c.value_date, named.c.created_at)
+                    days_apart(connection, named.c.value_date, named.c.created_at)
                     <= window.days,
-                    ~_taken(named.c.payment_id, run_id, chunk.statement_id)))
+                    ~taken(named.c.payment_id, run_id, chunk.statement_id)))
     result = connection.execute(insert(FINDINGS).from_select(
         ["run_id", "statement_line_id", "payment_id", "facility_id", "result",
          "expected_amount", "actual_amount", "status", "created_at"], clean))
@@ -181,9 +140,9 @@ def rest(connection: Connection, run_id: str, chunk: Bounds) -> Rest:
                LINES.c.reference, p.c.id.label("payment_id"),
                p.c.reference.label("payment_reference"), p.c.amount.label("payment_amount"),
                p.c.currency.label("payment_currency"), p.c.created_at, p.c.facility_id,
-               case((_taken(p.c.id, run_id, chunk.statement_id), 1), else_=0).label("taken"))
+               case((taken(p.c.id, run_id, chunk.statement_id), 1), else_=0).label("taken"))
         .select_from(LINES.outerjoin(done, done.c.statement_line_id == LINES.c.id)
-                     .outerjoin(p, and_(p.c.reference == LINES.c.reference, _in_scope())))
+                     .outerjoin(p, and_(p.c.reference == LINES.c.reference, in_scope())))
         .where(_in_chunk(chunk), done.c.id.is_(None))
         .order_by(LINES.c.line_no)).all()
     out = Rest([], {}, {}, set())
@@ -213,11 +172,11 @@ def by_amount(connection: Connection, run_id: str, chunk: Bounds, lines: Sequenc
     for r in connection.execute(
             select(p.c.id, p.c.reference, p.c.amount, p.c.currency, p.c.created_at,
                    p.c.facility_id,
-                   case((_taken(p.c.id, run_id, chunk.statement_id), 1), else_=0)
+                   case((taken(p.c.id, run_id, chunk.statement_id), 1), else_=0)
                    .label("taken"))
-            .where(_in_scope(), p.c.amount.in_({ln.amount for ln in lines}),
+            .where(in_scope(), p.c.amount.in_({ln.amount for ln in lines}),
                    p.c.created_at >= low, p.c.created_at < high,
-                   ~_named_on(chunk.statement_id, p.c.reference))):
+                   ~named_on(chunk.statement_id, p.c.reference))):
         found.setdefault((r.amount, r.currency), []).append(
             Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date()))
         known.facilities[r.id] = r.facility_id
@@ -288,7 +247,7 @@ def unsettled(sessions: sessionmaker[Session], first: date, last: date,
         rows = session.execute(
             select(p.c.id, p.c.reference, p.c.amount, p.c.currency, p.c.created_at,
                    p.c.facility_id)
-            .where(_in_scope(), p.c.created_at.between(low, high), ~shown, ~reported)).all()
+            .where(in_scope(), p.c.created_at.between(low, high), ~shown, ~reported)).all()
     for r in rows:
         yield (Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date()),
                r.facility_id)
@@ -296,51 +255,3 @@ def unsettled(sessions: sessionmaker[Session], first: date, last: date,
 
 def _day(value: Any) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else cast(date, value)
-
-
-def open_issue_counts(session: Session) -> dict[str, int]:
-    """Unresolved issues by type, every type present (zero when none): read from the counts
-    the writes keep (live_counts), so it costs the same with any number of issues."""
-    counts = dict.fromkeys(ISSUE_TYPES, 0)
-    for issue_type, count in session.execute(
-            select(LiveCount.label_a, func.sum(LiveCount.n))
-            .where(LiveCount.kind == "open_issue", LiveCount.label_a.in_(ISSUE_TYPES))
-            .group_by(LiveCount.label_a)):
-        counts[issue_type] = int(count)
-    return counts
-
-
-def summary(session: Session, run_id: str, *where: Any) -> dict[str, Any] | None:
-    """What a run found, counted over the findings `where` admits (a facility's)."""
-    rows = session.execute(
-        select(PaymentReconciliation.result, PaymentReconciliation.issue_type,
-               PaymentReconciliation.status, func.count(),
-               func.min(PaymentReconciliation.created_at))
-        .where(PaymentReconciliation.run_id == run_id, *where)
-        .group_by(PaymentReconciliation.result, PaymentReconciliation.issue_type,
-                  PaymentReconciliation.status)).all()
-    if not rows:
-        return None
-    issues: dict[str, dict[str, int]] = {}
-    matched = 0
-    for result, issue_type, status, count, _ in rows:
-        if result == "matched":
-            matched += count
-        else:
-            issues.setdefault(issue_type, {}).setdefault(status, 0)
-            issues[issue_type][status] += count
-    started = min(r[4] for r in rows)
-    return {"run_id": run_id, "started_at": started.isoformat() + "Z", "matched": matched,
-            "issues": issues,
-            "open_issues": sum(v.get("open", 0) for v in issues.values())}
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

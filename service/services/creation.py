@@ -20,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Table, Update, bindparam, insert, select, update
 
 from service.clock import utcnow
-from service.db.models import PaymentAttempt
+from service.db.models import Payment, PaymentAttempt
 from service.db.results import rowcount
 from service.domain.caller import Caller
 from service.domain.catalog import ProviderSpec, normalise_phone
@@ -35,16 +35,11 @@ from service.providers.contract import (
 )
 from service.providers.outcome import classify
 from service.services.idempotency import Hold, Keyed, Outcome
-from service.services.payments import (
-    BLOCKS_NEW_CHARGE,
-    FIRST_CHECK,
-    PAYMENTS,
-    NewPayment,
-    PaymentService,
-    reply_facts,
-)
+from service.services.payments import BLOCKS_NEW_CHARGE, NewPayment, PaymentService
+from service.services.transitions import FIRST_CHECK, reply_facts
 
 S = PaymentStatus
+PAYMENTS = cast(Table, Payment.__table__)
 ATTEMPTS = cast(Table, PaymentAttempt.__table__)
 # Built once; a create binds its values (built per request, the statements' cache keys
 # cost more than running them).
@@ -82,7 +77,7 @@ class Creation:
         spec = self.payments.check(caller, new)
         return self.payments.idempotency.run(
             keyed, lambda hold: self._create(caller, new, spec, hold),
-            lambda public_id: Outcome(201, self.payments.view_of(public_id)), inline=True)
+            lambda public_id: Outcome(201, self.payments.queries.view_of(public_id)), inline=True)
 
     def _create(self, caller: Caller, new: NewPayment, spec: ProviderSpec,
                 hold: Hold) -> Outcome:
@@ -176,10 +171,10 @@ class Creation:
         if not applied:
             # Someone moved it first: let the state machine decide, under the row's lock.
             if reply is not None:
-                self.payments.apply_reply(row["id"], reply, actor)
+                self.payments.transitions.apply_reply(row["id"], reply, actor)
             else:
-                self.payments.move(row["id"], reported, actor, **fields)
-            answer = Outcome(201, self.payments.view_of(row["public_id"]))
+                self.payments.transitions.move(row["id"], reported, actor, **fields)
+            answer = Outcome(201, self.payments.queries.view_of(row["public_id"]))
         elif target is not None and (target in SUCCESSFUL | UNSUCCESSFUL):
             metrics.payments_completed.labels(spec.code, target.value).inc()
             metrics.processing_duration.labels(spec.code).observe(
@@ -192,7 +187,7 @@ class Creation:
 
     def _view(self, row: dict[str, Any]) -> dict[str, Any]:
         # Columns a create leaves NULL until a reply sets them.
-        return self.payments.view(SimpleNamespace(**{**NOT_YET, **row}))
+        return self.payments.queries.view(SimpleNamespace(**{**NOT_YET, **row}))
 
 
 def _effect(reply: ProviderReply | None, error: ProviderError | None,

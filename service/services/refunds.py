@@ -32,7 +32,7 @@ class RefundService:
     def refund(self, caller: Caller, public_id: str, amount: Decimal | None,
                reason: str | None, keyed: Keyed | None = None) -> Outcome:
         require_finance(caller)
-        payment = self.payments.owned(caller, public_id)
+        payment = self.payments.queries.owned(caller, public_id)
         return self.payments.idempotency.run(
             keyed, lambda attach: self._refund(caller, payment, amount, reason, attach),
             self._answer)
@@ -75,7 +75,7 @@ class RefundService:
                 raise Conflict("refunds would exceed the payment amount", field="amount") from None
             raise
         if adapter is not None:
-            reply, error = self.payments.call_refund(
+            reply, error = self.payments.calls.call_refund(
                 payment.id,
                 payment.provider_code,
                 lambda: adapter.refund(payment.reference, refund_id, wanted, payment.currency),
@@ -134,6 +134,6 @@ class RefundService:
                 "currency": payment.currency,
                 "status": refund.status,
                 "reason": refund.reason,
-                "payment": self.payments.view(payment),
+                "payment": self.payments.queries.view(payment),
             }
 

@@ -104,11 +104,11 @@ class WebhookService:
         adapter = self.ctx.providers.adapter(payment.provider_code)
         if adapter is None:
             return
-        reply, _error = self.payments.call(
+        reply, _error = self.payments.calls.call(
             payment.id, payment.provider_code, "status",
             lambda: adapter.status(payment.reference, payment.amount, payment.currency))
         if reply is not None:
-            self.payments.apply_reply(payment.id, reply, "webhook")
+            self.payments.transitions.apply_reply(payment.id, reply, "webhook")
 
 
 def _event(event: dict[str, Any]) -> dict[str, Any]:

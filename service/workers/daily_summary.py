@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.models import BankStatement, Payment, PaymentRefund
 from service.domain.catalog import BY_CODE, PROVIDERS
 from service.domain.status import OPEN, SETTLED, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus
-from service.reconciliation.storage import open_issue_counts
+from service.reconciliation.reports import open_issue_counts
 from service.settings import Settings
 from service.workers import mailer
 

@@ -39,7 +39,7 @@ from service.db.models import LiveCount, Payment, PaymentAttempt, PaymentRefund
 from service.domain.catalog import PROVIDERS
 from service.domain.status import SETTLED, PaymentStatus
 from service.providers.outcome import ANSWERED
-from service.reconciliation.storage import open_issue_counts
+from service.reconciliation.reports import open_issue_counts
 
 log = structlog.get_logger()
 S = PaymentStatus

@@ -24,8 +24,8 @@ from service.clock import utcnow
 from service.db.models import Payment, PaymentRefund
 from service.db.results import rowcount
 from service.providers.contract import ProviderUnavailable
+from service.services.calls import ProviderCalls
 from service.services.context import Context
-from service.services.payments import PaymentService
 from service.workers.backoff import Backoff
 from service.workers.leases import LeaseKeeper
 
@@ -95,7 +95,7 @@ class RefundRetrier:
         self.ctx = ctx
         self.backoff = backoff
         self.lease = lease
-        self.payments = PaymentService(ctx)
+        self.calls = ProviderCalls(ctx)
 
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Retry the due pending refunds; returns how many were asked about."""
@@ -132,7 +132,7 @@ class RefundRetrier:
             self._finish(item, next_attempt_at=utcnow() + self.backoff.refund_delay(attempts))
             log.warning("refund.no_adapter", refund=item.public_id, provider=item.provider_code)
             return
-        reply, error = self.payments.call_refund(
+        reply, error = self.calls.call_refund(
             item.payment_id, item.provider_code,
             lambda: adapter.refund(item.reference, item.public_id, item.amount, item.currency))
         now = utcnow()

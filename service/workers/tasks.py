@@ -18,7 +18,7 @@ from service.db.models import IdempotencyKey, Payment
 from service.domain.status import PaymentStatus
 from service.services import idempotency
 from service.services.context import Context
-from service.services.payments import PaymentService
+from service.services.transitions import Transitions
 
 log = structlog.get_logger()
 TASK_SCOPE = "task"
@@ -35,11 +35,11 @@ def expire_pending(ctx: Context, max_age: timedelta, limit: int = 500) -> int:
         ids = list(session.scalars(
             select(Payment.id).where(Payment.status == PaymentStatus.PENDING.value,
                                      Payment.created_at < cutoff).limit(limit)))
-    service = PaymentService(ctx)
+    transitions = Transitions(ctx)
     minutes = int(max_age.total_seconds() // 60)
     moved = sum(
-        service.move(pid, PaymentStatus.CANCELLED, "worker",
-                     failure_reason=f"expired: pending for more than {minutes} minutes")
+        transitions.move(pid, PaymentStatus.CANCELLED, "worker",
+                         failure_reason=f"expired: pending for more than {minutes} minutes")
         for pid in ids
     )
     if moved:

@@ -19,8 +19,9 @@ from service.clock import utcnow
 from service.db.availability import is_unavailable
 from service.db.models import Payment
 from service.domain.status import OPEN, PaymentStatus
+from service.services.calls import ProviderCalls
 from service.services.context import Context
-from service.services.payments import PaymentService
+from service.services.transitions import Transitions
 from service.workers import heartbeat, queue
 from service.workers.backoff import Backoff
 from service.workers.leases import LeaseKeeper
@@ -41,7 +42,8 @@ class PaymentWorker:
         self.ctx = ctx
         self.owner = owner or worker_id()
         self.backoff = backoff or Backoff()
-        self.payments = PaymentService(ctx)
+        self.calls = ProviderCalls(ctx)
+        self.transitions = Transitions(ctx)
         self.heartbeat_path = heartbeat_path
         self.scheduler = scheduler
         self.lease = timedelta(seconds=ctx.settings.worker_lease_seconds)
@@ -114,14 +116,14 @@ class PaymentWorker:
         adapter = self.ctx.providers.adapter(item.provider_code)
         outcome = "no_adapter"
         if adapter is not None:
-            reply, error = self.payments.call(
+            reply, error = self.calls.call(
                 item.id, item.provider_code, "status",
                 lambda: adapter.status(item.reference, amount, currency))
             if reply is not None:
                 # apply_reply goes through the state machine: a report of `unknown` or a
                 # step backwards never overwrites what we already know; and only while our
                 # lease token still holds the payment.
-                self.payments.apply_reply(item.id, reply, "worker", fence=item.token)
+                self.transitions.apply_reply(item.id, reply, "worker", fence=item.token)
                 outcome = reply.status.value
             else:
                 outcome = f"error: {error}"[:200]

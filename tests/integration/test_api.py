@@ -140,7 +140,7 @@ def test_provider_timeout_leaves_unknown_and_blocks_a_second_charge(stack: Any) 
         payment_id = session.scalars(select(Payment.id).where(
             Payment.public_id == r.json()["id"])).one()
     reply = ProviderReply(PaymentStatus.CONFIRMED, "sim-1", Decimal("150.00"), "SDG", 200)
-    assert services.payments.apply_reply(payment_id, reply, "worker")
+    assert services.payments.transitions.apply_reply(payment_id, reply, "worker")
     confirmed = client.get(f"/api/v1/payments/{r.json()['id']}", headers=auth()).json()
     assert confirmed["status"] == "confirmed" and confirmed["failure_reason"] is None
 

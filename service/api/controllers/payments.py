@@ -77,7 +77,7 @@ class PaymentController(Controller):
                 f"unknown status {status!r}; one of {', '.join(STATUS_VALUES)}", field="status"
             )
         return await to_thread.run_sync(
-            lambda: services.payments.list(
+            lambda: services.payments.queries.list(
                 caller,
                 status=status,
                 provider=provider,
@@ -97,7 +97,7 @@ class PaymentController(Controller):
         caller: NamedDependency[Caller],
         services: NamedDependency[Services],
     ) -> dict[str, Any]:
-        return await to_thread.run_sync(services.payments.get, caller, payment_id)
+        return await to_thread.run_sync(services.payments.queries.get, caller, payment_id)
 
     @post(
         "/{payment_id:str}/verify",

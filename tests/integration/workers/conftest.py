@@ -37,7 +37,7 @@ ACCOUNTANT = Caller("test-accountant", frozenset({"accountant"}), "fac-1")
 
 @pytest.fixture(scope="session")
 def simulator_url() -> Iterator[str]:
-    from service.providers.simulator import create_simulator
+    from service.simulator.app import create_simulator
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_simulator(load(base_environ())),

@@ -20,7 +20,7 @@ from service.db.models import Payment, PaymentAttempt, PaymentAuditLog
 from service.domain.status import PaymentStatus
 from service.providers.contract import ProviderReply
 from service.services.context import Context
-from service.services.payments import PaymentService
+from service.services.transitions import Transitions
 from service.workers import queue
 from service.workers.backoff import Backoff
 from service.workers.verification import PaymentWorker
@@ -193,7 +193,7 @@ def test_a_worker_that_lost_its_lease_cannot_apply_its_answer(
                         .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     [second] = queue.claim(ctx.sessions, "w-second", 1, lease)
     assert second.token != first.token
-    service = PaymentService(ctx)
+    service = Transitions(ctx)
     declined = ProviderReply(PaymentStatus.FAILED, "sim-ref", Decimal("150.00"), "SDG", 200,
                              "insufficient funds")
     before = ctx.metrics.registry.get_sample_value("nilecare_worker_leases_lost_total")

@@ -21,7 +21,7 @@ from service.clock import utcnow
 from service.db.engine import session_factory, sqlite_engine
 from service.db.migrate import prepare
 from service.db.models import BankStatement, BankStatementLine, Payment, PaymentReconciliation
-from service.reconciliation import runner, storage
+from service.reconciliation import reports, runner, storage
 
 LINES = 10_000
 
@@ -118,7 +118,7 @@ def test_a_large_statement_yields_exactly_the_seeded_discrepancies(
     assert confirmed == LINES - 4
     assert result.matched == confirmed
     with sessions() as session:
-        summary = storage.summary(session, result.run_id)
+        summary = reports.summary(session, result.run_id)
     assert summary is not None and summary["open_issues"] == 6
 
     again = runner.run(sessions, statement_dir)  # same file: nothing new

@@ -1,100 +1,22 @@
-"""A provider simulator implementing the adapter contract for every electronic provider.
-
-Local runs, tests and fault drills talk to it instead of the real banks and wallets. Each
-provider's behaviour is set at run time through `PUT /_control/{provider}`.
-"""
+"""The providers' API the adapters call: charges, their status, refunds, settling webhooks."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 import uuid
-from collections import deque
-from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, get_args
+from typing import Any
 
 import httpx
-from litestar import Litestar, Request, Response, get, post, put
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath
 
-from service.domain import catalog
 from service.providers import signing
-from service.settings import Settings
-
-Mode = Literal["healthy", "slow", "declining", "down", "flaky"]
-MODES: tuple[str, ...] = get_args(Mode)
-
-
-@dataclass
-class Control:
-    mode: Mode = "healthy"
-    latency_ms: int = 0
-    decline_rate: float = 0.0
-    # 0 settles synchronously (cards); otherwise the charge stays pending that long, then
-    # succeeds and a signed webhook goes to the callback URL.
-    settle_after_seconds: float = 0.0
-    # Fault drill: reply about a different amount than asked (an integrity error for us).
-    tamper_amount: bool = False
-    send_webhooks: bool = True
-    # Mode "flaky": this share of calls does its work (a charge is taken, a refund made) and
-    # then answers 503, as an overloaded provider does; the rest answer normally.
-    error_rate: float = 0.0
-
-
-@dataclass
-class Charge:
-    provider: str
-    reference: str
-    id: str
-    amount: str
-    currency: str
-    status: str
-    callback_url: str | None
-    settle_at: float
-    decline_reason: str | None = None
-    refunded: Decimal = field(default_factory=lambda: Decimal("0"))
-    # By refund_reference: a retried refund gets the first answer, never a second refund.
-    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Call:
-    """One call the simulator served, for tests and drills to count what reached the
-    provider (charges per payment, overlapping status checks)."""
-
-    provider: str
-    operation: str
-    reference: str
-    started: float
-    finished: float
-
-
-class SimulatorState:
-    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
-        self.settings = settings
-        self.rng = rng or random.Random()
-        self.controls: dict[str, Control] = {
-            code: Control(settle_after_seconds=0.0 if spec.type == "bank_card" else 2.0)
-            for code, spec in catalog.BY_CODE.items()
-            if spec.electronic
-        }
-        self.charges: dict[tuple[str, str], Charge] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.calls: deque[Call] = deque(maxlen=100_000)  # a long dev run stays small
-
-    def served(self, provider: str, operation: str, reference: str, started: float) -> None:
-        self.calls.append(Call(provider, operation, reference, started, time.time()))
-
-    def control(self, provider: str) -> Control:
-        found = self.controls.get(provider)
-        if found is None:
-            raise HTTPException(status_code=404, detail=f"unknown provider {provider!r}")
-        return found
+from service.simulator.state import Charge, Control, SimulatorState
 
 
 def _error(status: int, message: str) -> Response[dict[str, str]]:
@@ -268,72 +190,3 @@ async def refund_charge(
     reply = {"id": f"sre_{uuid.uuid4().hex[:20]}", "status": "succeeded", "amount": str(amount)}
     charge.refunds[str(request_body.get("refund_reference"))] = reply
     return _answer(sim, control, Response(reply, status_code=201))
-
-
-@get("/_control")
-async def list_controls(sim: NamedDependency[SimulatorState]) -> dict[str, dict[str, Any]]:
-    return {code: asdict(control) for code, control in sorted(sim.controls.items())}
-
-
-@put("/_control/{provider:str}")
-async def set_control(
-    provider: FromPath[str], data: JSONBody[dict[str, Any]], sim: NamedDependency[SimulatorState]
-) -> dict[str, Any]:
-    control = sim.control(provider)
-    allowed = set(asdict(control))
-    unknown = set(data) - allowed
-    if unknown:
-        raise HTTPException(status_code=400, detail=f"unknown control fields: {sorted(unknown)}")
-    if "mode" in data and data["mode"] not in MODES:
-        raise HTTPException(status_code=400, detail=f"mode must be one of {', '.join(MODES)}")
-    current = asdict(control)
-    for key, value in data.items():
-        # A value of another kind than the default would break every later call.
-        kind = type(current[key])
-        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok, value = True, float(value)
-        if not ok:
-            raise HTTPException(status_code=400,
-                                detail=f"{key} must be a {kind.__name__}, got {value!r}")
-        if key in ("decline_rate", "error_rate") and not 0 <= value <= 1:
-            raise HTTPException(status_code=400, detail=f"{key} must be between 0 and 1")
-        if key in ("latency_ms", "settle_after_seconds") and value < 0:
-            raise HTTPException(status_code=400, detail=f"{key} must not be negative")
-    for key, value in data.items():
-        setattr(control, key, float(value) if isinstance(current[key], float) else value)
-    return asdict(control)
-
-
-@get("/_calls")
-async def list_calls(sim: NamedDependency[SimulatorState]) -> list[dict[str, Any]]:
-    """Every call served so far (provider, operation, reference, started, finished)."""
-    return [asdict(call) for call in sim.calls]
-
-
-@get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-def create_simulator(settings: Settings, rng: random.Random | None = None) -> Litestar:
-    state = SimulatorState(settings, rng)
-
-    def provide_state() -> SimulatorState:
-        return state
-
-    from litestar.di import Provide
-
-    return Litestar(
-        route_handlers=[
-            create_charge,
-            get_charge,
-            refund_charge,
-            list_controls,
-            set_control,
-            list_calls,
-            health,
-        ],
-        dependencies={"sim": Provide(provide_state, use_cache=True, sync_to_thread=False)},
-        openapi_config=None,
-    )
