@@ -31,4 +31,5 @@ def create_simulator(settings: Settings, rng: random.Random | None = None) -> Li
         ],
         dependencies={"sim": Provide(provide_state, use_cache=True, sync_to_thread=False)},
         openapi_config=None,
+        logging_config=None,  # service/logs.py's one stream, as the gateway's
     )
