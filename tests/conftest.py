@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from service.domain.catalog import credential_groups
 from service.settings import Settings, load
 from tests import servers
+from tests.clock import MovableClock
 
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
 TEST_WEBHOOK_SECRET = "w" * 64
@@ -73,6 +74,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     with servers.redis(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    """The time a test's service context reads; the test moves it instead of sleeping."""
+    return MovableClock()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.clock import utcnow
+from service.clock import SYSTEM, Clock
 from service.db.models import ReconciliationRun
 from service.db.results import rowcount
 from service.services.idempotency import Attach
@@ -38,7 +38,7 @@ def new_run_id() -> str:
 
 
 def request(sessions: sessionmaker[Session], requested_by: str,
-            attach: Attach | None = None) -> tuple[str, bool]:
+            attach: Attach | None = None, *, clock: Clock = SYSTEM) -> tuple[str, bool]:
     """Queue a run, or join the one already waiting: (its public id, whether it is new)."""
     for _ in range(5):
         public_id = new_run_id()
@@ -46,7 +46,7 @@ def request(sessions: sessionmaker[Session], requested_by: str,
             with sessions.begin() as session:
                 session.add(ReconciliationRun(
                     public_id=public_id, status="requested", slot="queued",
-                    requested_by=requested_by[:64], requested_at=utcnow(), statements=0,
+                    requested_by=requested_by[:64], requested_at=clock.now(), statements=0,
                     lines=0, matched=0))
                 session.flush()
                 if attach is not None:
@@ -64,7 +64,8 @@ def request(sessions: sessionmaker[Session], requested_by: str,
     raise RuntimeError("could not queue a reconciliation run")
 
 
-def request_scheduled(sessions: sessionmaker[Session], day: date) -> str | None:
+def request_scheduled(sessions: sessionmaker[Session], day: date, *,
+                      clock: Clock = SYSTEM) -> str | None:
     """Queue the run of `day` (or mark the queued one as it) unless that day has one: the
     unique `scheduled_for` keeps it to one, however many workers ask."""
     for _ in range(5):
@@ -77,7 +78,7 @@ def request_scheduled(sessions: sessionmaker[Session], day: date) -> str | None:
             with sessions.begin() as session:
                 session.add(ReconciliationRun(
                     public_id=public_id, status="requested", slot="queued",
-                    requested_by="schedule", requested_at=utcnow(), scheduled_for=day,
+                    requested_by="schedule", requested_at=clock.now(), scheduled_for=day,
                     statements=0, lines=0, matched=0))
             return public_id
         except IntegrityError:  # a run is queued already (or another worker scheduled it)
@@ -98,10 +99,10 @@ def request_scheduled(sessions: sessionmaker[Session], day: date) -> str | None:
 
 
 def claim(sessions: sessionmaker[Session], owner: str,
-          lease: timedelta = RUN_LEASE) -> ClaimedRun | None:
+          lease: timedelta = RUN_LEASE, *, clock: Clock = SYSTEM) -> ClaimedRun | None:
     """The run this worker should execute now: one whose worker died, else the queued one;
     None when another run is active or nothing is queued."""
-    now = utcnow()
+    now = clock.now()
     with sessions.begin() as session:
         orphan = session.execute(
             select(ReconciliationRun.id, ReconciliationRun.public_id,
@@ -134,25 +135,26 @@ def claim(sessions: sessionmaker[Session], owner: str,
 
 
 def renew(sessions: sessionmaker[Session], run: ClaimedRun, owner: str,
-          lease: timedelta = RUN_LEASE) -> bool:
+          lease: timedelta = RUN_LEASE, *, clock: Clock = SYSTEM) -> bool:
     with sessions.begin() as session:
         return bool(rowcount(session.execute(
             update(ReconciliationRun)
             .where(ReconciliationRun.id == run.id, ReconciliationRun.slot == "active",
                    ReconciliationRun.lease_owner == owner[:64])
-            .values(lease_expires_at=utcnow() + lease))))
+            .values(lease_expires_at=clock.now() + lease))))
 
 
 def finish(sessions: sessionmaker[Session], run: ClaimedRun, owner: str, *,
            statements: int = 0, lines: int = 0, matched: int = 0,
-           issues: dict[str, int] | None = None, error: str | None = None) -> bool:
+           issues: dict[str, int] | None = None, error: str | None = None,
+           clock: Clock = SYSTEM) -> bool:
     """Record how the run ended and free the active slot for the next one."""
     with sessions.begin() as session:
         return bool(rowcount(session.execute(
             update(ReconciliationRun)
             .where(ReconciliationRun.id == run.id, ReconciliationRun.lease_owner == owner[:64])
             .values(status="failed" if error else "completed", slot=None,
-                    finished_at=utcnow(), lease_owner=None, lease_expires_at=None,
+                    finished_at=clock.now(), lease_owner=None, lease_expires_at=None,
                     statements=statements, lines=lines, matched=matched,
                     issues=json.dumps(issues or {}, sort_keys=True),
                     error=error[:255] if error else None))))

@@ -9,12 +9,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.clock import SYSTEM, Clock
 from service.db.availability import is_unavailable
 from service.metrics import EventMetrics
 from service.reconciliation import runner, runs, statements
@@ -45,16 +46,17 @@ class DailyRequest:
     replicas (the database's unique key), asked of the database once per day per process."""
 
     settings: Settings
+    clock: Clock = SYSTEM
     done_for: date | None = None
 
     def __call__(self, sessions: sessionmaker[Session]) -> str | None:
         """The run id it queued, or None when not due or already requested."""
-        local = datetime.now(self.settings.zone)
+        local = self.clock.now().replace(tzinfo=UTC).astimezone(self.settings.zone)
         at = self.settings.reconciliation_time
         if local.date() == self.done_for or local < local.replace(
                 hour=at.hour, minute=at.minute, second=0, microsecond=0):
             return None
-        run_id = runs.request_scheduled(sessions, local.date())
+        run_id = runs.request_scheduled(sessions, local.date(), clock=self.clock)
         self.done_for = local.date()
         if run_id is not None:
             log.info("reconciliation.requested", run_id=run_id, by="schedule")
@@ -63,13 +65,14 @@ class DailyRequest:
 
 def execute_next(sessions: sessionmaker[Session], inbox: Inbox, owner: str, *,
                  progress: Progress | None = None, metrics: EventMetrics | None = None,
-                 lease: timedelta = runs.RUN_LEASE) -> runner.RunResult | None:
+                 lease: timedelta = runs.RUN_LEASE,
+                 clock: Clock = SYSTEM) -> runner.RunResult | None:
     """Execute the next requested run if no other is active; its result, or None."""
-    run = runs.claim(sessions, owner, lease)
+    run = runs.claim(sessions, owner, lease, clock=clock)
     if run is None:
         return None
     log.info("reconciliation.started", run_id=run.public_id, resumed=run.resumed, worker=owner)
-    keeper = LeaseKeeper(lambda: runs.renew(sessions, run, owner, lease), lease,
+    keeper = LeaseKeeper(lambda: runs.renew(sessions, run, owner, lease, clock=clock), lease,
                          run.public_id)
 
     def step(done: int, total: int) -> None:
@@ -87,21 +90,23 @@ def execute_next(sessions: sessionmaker[Session], inbox: Inbox, owner: str, *,
         return None
     except Exception as exc:
         if not is_unavailable(exc):
-            runs.finish(sessions, run, owner, error=f"{type(exc).__name__}: {exc}")
+            runs.finish(sessions, run, owner, error=f"{type(exc).__name__}: {exc}",
+                        clock=clock)
         # A database outage leaves the run active: once its lease runs out, the next claim
         # takes it over and resumes after the lines already judged.
         raise
     runs.finish(sessions, run, owner, statements=result.statements, lines=result.lines,
-                     matched=result.matched, issues=result.issues)
+                matched=result.matched, issues=result.issues, clock=clock)
     return result
 
 
 def run_worker(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event,
-               beat: Path, metrics: EventMetrics | None = None) -> None:
+               beat: Path, metrics: EventMetrics | None = None,
+               clock: Clock = SYSTEM) -> None:
     owner = worker_id()
     log.info("reconciliation_worker.started", at=str(settings.reconciliation_time),
              timezone=settings.timezone, worker=owner)
-    request_daily = DailyRequest(settings)
+    request_daily = DailyRequest(settings, clock)
     outage = OutageNotice("reconciliation_worker",
                           metrics.database_unavailable if metrics is not None else None)
     while not stop.is_set():
@@ -112,7 +117,7 @@ def run_worker(settings: Settings, sessions: sessionmaker[Session], stop: thread
             # Beat per chunk, so a long run does not look like a hung worker.
             ran = execute_next(sessions, statements.inbox_for(settings), owner,
                                progress=lambda _done, _total: heartbeat.beat(beat),
-                               metrics=metrics)
+                               metrics=metrics, clock=clock)
             outage.succeeded()
         except Exception as exc:  # the process boundary: log, and the next loop tries again
             if is_unavailable(exc):

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, select, update
 
-from service.clock import iso, utcnow
+from service.clock import iso
 from service.db.models import (
     BankStatement,
     BankStatementLine,
@@ -58,7 +58,7 @@ class ReconciliationService:
             raise InvalidInput("action must be one of " + ", ".join(ACTIONS), field="action")
 
         def resolve(attach: Attach) -> Outcome:
-            now = utcnow()
+            now = self.ctx.clock.now()
             with self.ctx.sessions.begin() as session:
                 issue = session.scalars(
                     _scoped(select(Issue), caller)
@@ -89,7 +89,8 @@ class ReconciliationService:
         require_finance(caller)
 
         def request(attach: Attach) -> Outcome:
-            run_id, _new = runs.request(self.ctx.sessions, caller.subject, attach)
+            run_id, _new = runs.request(self.ctx.sessions, caller.subject, attach,
+                                        clock=self.ctx.clock)
             return Outcome(202, self._run(caller, run_id))
 
         return self.idempotency.run(keyed, request,

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from service.clock import utcnow
 from service.db.models import PaymentAttempt
 from service.providers.contract import ProviderError, ProviderReply, RefundReply
 from service.providers.outcome import CallOutcome, classify
@@ -61,7 +60,7 @@ class ProviderCalls:
                     http_status=http_status,
                     latency_ms=int(elapsed * 1000),
                     error=str(error)[:255] if error else None,
-                    created_at=utcnow(),
+                    created_at=self.ctx.clock.now(),
                 )
             )
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.clock import SYSTEM, Clock
 from service.db.engine import make_engine, session_factory
 from service.metrics import EventMetrics
 from service.providers.registry import Registry
@@ -25,10 +26,12 @@ class Context:
     providers: Registry
     metrics: EventMetrics
     sealer: Sealer
+    # Every lease, expiry, retry and schedule reads this; tests pass one they move.
+    clock: Clock = field(default=SYSTEM)
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry | None = None,
-              providers: Registry | None = None) -> Context:
+              providers: Registry | None = None, clock: Clock = SYSTEM) -> Context:
         engine = make_engine(settings)
         return cls(
             settings=settings,
@@ -38,6 +41,7 @@ class Context:
             providers=providers or Registry.from_settings(settings),
             metrics=EventMetrics(registry or CollectorRegistry()),
             sealer=Sealer(settings.encryption_key.get_secret_value()),
+            clock=clock,
         )
 
     def close(self) -> None:

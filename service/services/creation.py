@@ -19,7 +19,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, Update, bindparam, insert, select, update
 
-from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt
 from service.db.results import rowcount
 from service.domain.caller import Caller
@@ -82,7 +81,7 @@ class Creation:
     def _create(self, caller: Caller, new: NewPayment, spec: ProviderSpec,
                 hold: Hold) -> Outcome:
         adapter = self.ctx.providers.adapter(spec.code) if spec.electronic else None
-        now = utcnow()
+        now = self.ctx.clock.now()
         phone = normalise_phone(new.payer_phone) if new.payer_phone else None
         fees = spec.fees.fee(new.amount)
         row: dict[str, Any] = {
@@ -134,7 +133,7 @@ class Creation:
     def _apply(self, row: dict[str, Any], spec: ProviderSpec, hold: Hold,
                reply: ProviderReply | None, error: ProviderError | None,
                elapsed: float) -> Outcome:
-        now = utcnow()
+        now = self.ctx.clock.now()
         actor, reported, fields = _effect(reply, error, now)
         target = advance(S.PROCESSING, reported)
         values: dict[str, Any] = {"updated_by": actor, "updated_at": now, **fields}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.clock import utcnow
+from service.clock import Clock
 from service.db.availability import is_unavailable
 from service.db.models import IdempotencyKey
 from service.db.results import rowcount
@@ -100,7 +100,7 @@ class Hold:
         if self.key_id is not None:
             conn.execute(LINK, {"key_id": self.key_id, "resource": resource_id})
             return
-        now = utcnow()
+        now = self.owner.clock.now()
         try:
             result = conn.execute(TAKE, {
                 "scope": self.keyed.scope, "key": self.keyed.key,
@@ -140,11 +140,12 @@ class Claim:
 
 class Idempotency:
     def __init__(self, sessions: sessionmaker[Session], decisions: Counter, ttl: timedelta,
-                 lock: timedelta) -> None:
+                 lock: timedelta, clock: Clock) -> None:
         self.sessions = sessions
         self.decisions = decisions
         self.ttl = ttl
         self.lock = lock
+        self.clock = clock
 
     def run(self, keyed: Keyed | None, operation: Operation, recover: Recover, *,
             inline: bool = False) -> Outcome:
@@ -196,7 +197,7 @@ class Idempotency:
 
     def claim(self, keyed: Keyed) -> Claim:
         """Take the key for this request, or say why not (replay, mismatch, conflict)."""
-        now = utcnow()
+        now = self.clock.now()
         with self.sessions.begin() as session:
             row = IdempotencyKey(scope=keyed.scope, key=keyed.key,
                                  request_hash=keyed.fingerprint, state="in_flight",
@@ -247,7 +248,7 @@ class Idempotency:
     def _free(self, key_id: int) -> None:
         """Unlock the key at once; a key whose request changed nothing is also forgotten, so
         it may carry another request."""
-        now = utcnow()
+        now = self.clock.now()
         try:
             with self.sessions.begin() as session:
                 session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(
@@ -263,8 +264,8 @@ def _completion(key_id: int, outcome: Outcome) -> dict[str, Any]:
             "body": json.dumps(outcome.body, separators=(",", ":"))}
 
 
-def purge_expired(session: Session) -> int:
-    """Delete keys past their retention (the worker runs this on a schedule)."""
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
+def purge_expired(session: Session, now: datetime) -> int:
+    """Delete keys past their retention at `now` (the worker runs this on a schedule)."""
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < now))
     return rowcount(result)
 

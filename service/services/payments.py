@@ -54,7 +54,8 @@ class PaymentService:
         settings = ctx.settings
         self.idempotency = Idempotency(ctx.sessions, ctx.metrics.idempotency,
                                        timedelta(hours=settings.idempotency_ttl_hours),
-                                       timedelta(seconds=settings.idempotency_lock_seconds))
+                                       timedelta(seconds=settings.idempotency_lock_seconds),
+                                       ctx.clock)
         self.queries = PaymentQueries(ctx)
         self.transitions = Transitions(ctx)
         self.calls = ProviderCalls(ctx)

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from service.clock import utcnow
 from service.db.models import Payment, PaymentRefund
 from service.domain.caller import Caller, require_finance
 from service.domain.money import fmt
@@ -49,7 +48,7 @@ class RefundService:
             )
         adapter = self.ctx.providers.adapter(payment.provider_code)
         refund_id = f"re_{uuid.uuid4().hex}"
-        now = utcnow()
+        now = self.ctx.clock.now()
         # Due for the worker only once this call has surely ended: if this process dies
         # mid-call, the worker still asks the provider (refund_id makes a retry safe).
         in_flight = timedelta(seconds=self.ctx.settings.provider_timeout_seconds)
@@ -107,8 +106,9 @@ class RefundService:
             session.execute(
                 update(PaymentRefund)
                 .where(PaymentRefund.public_id == refund_id)
-                .values(status=status, provider_reference=reference, completed_at=utcnow(),
-                        attempts=PaymentRefund.attempts + 1, next_attempt_at=None)
+                .values(status=status, provider_reference=reference,
+                        completed_at=self.ctx.clock.now(), attempts=PaymentRefund.attempts + 1,
+                        next_attempt_at=None)
             )
 
     def _refund_pending(self, refund_id: str) -> None:
@@ -117,7 +117,7 @@ class RefundService:
                 update(PaymentRefund)
                 .where(PaymentRefund.public_id == refund_id)
                 .values(attempts=PaymentRefund.attempts + 1,
-                        next_attempt_at=utcnow() + FIRST_REFUND_RETRY)
+                        next_attempt_at=self.ctx.clock.now() + FIRST_REFUND_RETRY)
             )
 
     def _refund_view(self, refund_id: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from service.clock import utcnow
 from service.db.models import Payment
 from service.domain.status import OPEN, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
 from service.errors import NotFound
@@ -29,7 +28,7 @@ class Transitions:
         """Apply a provider's answer through the state machine; False when it changes
         nothing or when `fence` (a worker's lease token) no longer holds the payment."""
         return self.move(payment_id, reply.status, actor, fence=fence,
-                         **reply_facts(reply, utcnow()))
+                         **reply_facts(reply, self.ctx.clock.now()))
 
     def move(self, payment_id: int, new: PaymentStatus, actor: str, *,
              fence: str | None = None, attach: Callable[[Session], None] | None = None,
@@ -59,9 +58,9 @@ class Transitions:
                     # Same status, new facts (provider reference, next check): keep them, or
                     # a charge the provider left pending would never be polled.
                     session.execute(update(Payment).where(*where).values(
-                        updated_by=actor, updated_at=utcnow(), **fields))
+                        updated_by=actor, updated_at=self.ctx.clock.now(), **fields))
                 return False
-            now = utcnow()
+            now = self.ctx.clock.now()
             values: dict[str, Any] = {
                 "status": target.value,
                 "updated_by": actor,

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.clock import utcnow
 from service.db.models import Payment, PaymentWebhook
 from service.domain.catalog import BY_CODE
 from service.errors import InvalidInput, NileCareError, NotFound, Unauthenticated
@@ -63,7 +62,7 @@ class WebhookService:
                 session.add(PaymentWebhook(
                     provider_code=provider, event_id=event["id"], event_type=event["type"],
                     payment_reference=payment.reference, payload=_stored(raw),
-                    result="received", received_at=utcnow()))
+                    result="received", received_at=self.ctx.clock.now()))
         except IntegrityError:
             metrics.labels(provider, "duplicate").inc()
             return {"received": True, "duplicate": True}
@@ -90,7 +89,7 @@ class WebhookService:
                     provider_code=provider, event_id=f"rejected:{digest}",
                     event_type=f"invalid:{error.field or 'body'}"[:MAX_EVENT_TYPE],
                     payment_reference=None, payload=_stored(raw),
-                    result=f"rejected:{error.status}", received_at=utcnow()))
+                    result=f"rejected:{error.status}", received_at=self.ctx.clock.now()))
         except IntegrityError:
             pass
 

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.clock import utcnow
 from service.db.models import Payment
 from service.db.results import rowcount
 from service.domain.catalog import BY_CODE
@@ -55,9 +54,9 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 
 def claim(sessions: sessionmaker[Session], owner: str, limit: int,
-          lease: timedelta) -> list[Claimed]:
-    """Lease up to `limit` due payments to `owner`; each is then this worker's alone."""
-    now = utcnow()
+          lease: timedelta, now: datetime) -> list[Claimed]:
+    """Lease up to `limit` payments due at `now` to `owner`; each is then this worker's
+    alone."""
     expires = now + lease
     token = uuid.uuid4().hex
     with sessions.begin() as session:
@@ -85,7 +84,7 @@ def claim(sessions: sessionmaker[Session], owner: str, limit: int,
 
 
 def renew(sessions: sessionmaker[Session], ids: Sequence[int], token: str,
-          lease: timedelta) -> int:
+          lease: timedelta, now: datetime) -> int:
     """Extend the lease on those of `ids` still held under `token`; how many are."""
     if not ids:
         return 0
@@ -93,7 +92,7 @@ def renew(sessions: sessionmaker[Session], ids: Sequence[int], token: str,
         return rowcount(session.execute(
             update(Payment)
             .where(Payment.id.in_(list(ids)), Payment.lease_token == token)
-            .values(lease_expires_at=utcnow() + lease)
+            .values(lease_expires_at=now + lease)
             .execution_options(synchronize_session=False)))
 
 

@@ -20,7 +20,6 @@ import structlog
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.clock import utcnow
 from service.db.models import Payment, PaymentRefund
 from service.db.results import rowcount
 from service.providers.contract import ProviderUnavailable
@@ -51,8 +50,8 @@ def _due(now: datetime) -> ColumnElement[bool]:
                 PaymentRefund.next_attempt_at <= now)
 
 
-def claim(sessions: sessionmaker[Session], limit: int, lease: timedelta) -> list[ClaimedRefund]:
-    now = utcnow()
+def claim(sessions: sessionmaker[Session], limit: int, lease: timedelta,
+          now: datetime) -> list[ClaimedRefund]:
     until = now + lease
     token = uuid.uuid4().hex
     with sessions.begin() as session:
@@ -76,7 +75,8 @@ def claim(sessions: sessionmaker[Session], limit: int, lease: timedelta) -> list
                           r.amount, r.currency, r.attempts, until, token) for r in rows]
 
 
-def renew(sessions: sessionmaker[Session], ids: list[int], token: str, lease: timedelta) -> int:
+def renew(sessions: sessionmaker[Session], ids: list[int], token: str, lease: timedelta,
+          now: datetime) -> int:
     """Push the claim out by another lease for those of `ids` still held under `token`."""
     if not ids:
         return 0
@@ -85,7 +85,7 @@ def renew(sessions: sessionmaker[Session], ids: list[int], token: str, lease: ti
             update(PaymentRefund)
             .where(PaymentRefund.id.in_(ids), PaymentRefund.lease_token == token,
                    PaymentRefund.status == "pending")
-            .values(next_attempt_at=utcnow() + lease)
+            .values(next_attempt_at=now + lease)
             .execution_options(synchronize_session=False))
     return rowcount(result)
 
@@ -99,19 +99,22 @@ class RefundRetrier:
 
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Retry the due pending refunds; returns how many were asked about."""
-        batch = claim(self.ctx.sessions, self.ctx.settings.worker_batch_size, self.lease)
+        clock = self.ctx.clock
+        batch = claim(self.ctx.sessions, self.ctx.settings.worker_batch_size, self.lease,
+                      clock.now())
         if not batch:
             return 0
         held = [item.id for item in batch]
         keeper = LeaseKeeper(
-            lambda: renew(self.ctx.sessions, list(held), batch[0].token, self.lease) > 0
+            lambda: renew(self.ctx.sessions, list(held), batch[0].token, self.lease,
+                          clock.now()) > 0
             or not held, self.lease, "refunds")
         done = 0
         with keeper.held():
             for index, item in enumerate(batch):
                 if (stop is not None and stop.is_set()) or keeper.lost:
                     for rest in batch[index:]:  # give them back, due at once
-                        self._finish(rest, next_attempt_at=utcnow())
+                        self._finish(rest, next_attempt_at=self.ctx.clock.now())
                     break
                 self.retry(item)
                 held.remove(item.id)
@@ -129,13 +132,14 @@ class RefundRetrier:
         adapter = self.ctx.providers.adapter(item.provider_code)
         attempts = item.attempts + 1
         if adapter is None:  # its credentials were removed: keep it, ask again later
-            self._finish(item, next_attempt_at=utcnow() + self.backoff.refund_delay(attempts))
+            self._finish(item, next_attempt_at=(self.ctx.clock.now()
+                                                + self.backoff.refund_delay(attempts)))
             log.warning("refund.no_adapter", refund=item.public_id, provider=item.provider_code)
             return
         reply, error = self.calls.call_refund(
             item.payment_id, item.provider_code,
             lambda: adapter.refund(item.reference, item.public_id, item.amount, item.currency))
-        now = utcnow()
+        now = self.ctx.clock.now()
         if reply is None and isinstance(error, ProviderUnavailable):
             wait = self.backoff.refund_delay(attempts)
             self._finish(item, attempts=attempts, next_attempt_at=now + wait)

@@ -3,17 +3,15 @@ daily summary, each run at most once per period across all workers."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.clock import utcnow
 from service.db.models import IdempotencyKey, Payment
 from service.domain.status import PaymentStatus
 from service.services import idempotency
@@ -30,7 +28,7 @@ def expire_pending(ctx: Context, max_age: timedelta, limit: int = 500) -> int:
     The gateway moves a payment to `processing` before it calls the provider, so a
     `pending` one was never sent: cancelling it cannot lose money that moved.
     """
-    cutoff = utcnow() - max_age
+    cutoff = ctx.clock.now() - max_age
     with ctx.sessions() as session:
         ids = list(session.scalars(
             select(Payment.id).where(Payment.status == PaymentStatus.PENDING.value,
@@ -49,16 +47,16 @@ def expire_pending(ctx: Context, max_age: timedelta, limit: int = 500) -> int:
 
 def purge_idempotency(ctx: Context) -> int:
     with ctx.sessions.begin() as session:
-        count = idempotency.purge_expired(session)
+        count = idempotency.purge_expired(session, ctx.clock.now())
     if count:
         log.info("task.purged_idempotency_keys", count=count)
     return count
 
 
-def claim_once(sessions: sessionmaker[Session], name: str, keep: timedelta) -> bool:
+def claim_once(sessions: sessionmaker[Session], name: str, keep: timedelta,
+               now: datetime) -> bool:
     """True for exactly one caller per `name` (across processes): a unique row in
-    idempotency_keys, kept for `keep` so the purge does not reopen it too early."""
-    now = utcnow()
+    idempotency_keys, kept for `keep` past `now` so the purge does not reopen it too early."""
     try:
         with sessions.begin() as session:
             session.add(IdempotencyKey(scope=TASK_SCOPE, key=name, request_hash="-",
@@ -84,23 +82,25 @@ class Scheduler:
     summary_hour: int = 6
     intervals: dict[str, float] = field(default_factory=lambda: {
         "expire_pending": 60.0, "purge_idempotency": 3600.0, "daily_summary": 300.0})
-    _last: dict[str, float] = field(default_factory=dict)
+    _last: dict[str, datetime] = field(default_factory=dict)
 
-    def run_due(self, now: float | None = None) -> list[str]:
-        now = time.monotonic() if now is None else now
+    def run_due(self) -> list[str]:
+        """Run the tasks whose interval has passed on the context's clock."""
+        now = self.ctx.clock.now()
         ran = []
         for name, every in self.intervals.items():
-            if now - self._last.get(name, float("-inf")) < every:
+            last = self._last.get(name)
+            if last is not None and (now - last).total_seconds() < every:
                 continue
             self._last[name] = now
             try:
-                self._run(name)
+                self._run(name, now)
                 ran.append(name)
             except Exception:  # one failing task must not stop the worker
                 log.exception("task.failed", task=name)
         return ran
 
-    def _run(self, name: str) -> None:
+    def _run(self, name: str, now: datetime) -> None:
         settings = self.ctx.settings
         if name == "expire_pending":
             expire_pending(self.ctx, timedelta(minutes=settings.pending_expiry_minutes))
@@ -109,12 +109,12 @@ class Scheduler:
         elif name == "daily_summary" and self.daily_summary:
             # FEATURE_DAILY_SUMMARY and the SMTP settings are checked by the sender, which
             # logs the skip once for the day it claimed.
-            local = datetime.now(settings.zone)
+            local = now.replace(tzinfo=UTC).astimezone(settings.zone)
             if local.hour < self.summary_hour:
                 return
             day = local.date() - timedelta(days=1)
             key = f"daily-summary:{day.isoformat()}"
-            if not claim_once(self.ctx.sessions, key, timedelta(days=3)):
+            if not claim_once(self.ctx.sessions, key, timedelta(days=3), now):
                 return
             try:
                 self.daily_summary(day)

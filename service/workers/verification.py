@@ -15,7 +15,6 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select
 
-from service.clock import utcnow
 from service.db.availability import is_unavailable
 from service.db.models import Payment
 from service.domain.status import OPEN, PaymentStatus
@@ -76,15 +75,16 @@ class PaymentWorker:
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Claim one batch and check each payment; returns how many were checked. The batch's
         leases are renewed while it is worked on, however slow the providers are."""
+        clock = self.ctx.clock
         batch = queue.claim(self.ctx.sessions, self.owner, self.ctx.settings.worker_batch_size,
-                            self.lease)
+                            self.lease, clock.now())
         if not batch:
             return 0
         log.info("worker.claimed", worker=self.owner, count=len(batch))
         token = batch[0].token
         held = [item.id for item in batch]
         keeper = LeaseKeeper(lambda: queue.renew(self.ctx.sessions, list(held), token,
-                                                 self.lease) > 0 or not held,
+                                                 self.lease, clock.now()) > 0 or not held,
                              self.lease, self.owner)
         done = 0
         with keeper.held():
@@ -130,7 +130,7 @@ class PaymentWorker:
         with self.ctx.sessions() as session:
             status = PaymentStatus(session.scalars(
                 select(Payment.status).where(Payment.id == item.id)).one())
-        next_check = (utcnow() + self.backoff.delay(status, item.check_attempts + 1)
+        next_check = (self.ctx.clock.now() + self.backoff.delay(status, item.check_attempts + 1)
                       if status in OPEN else None)
         kept = queue.finish(self.ctx.sessions, item.id, item.token, next_check)
         if not kept:

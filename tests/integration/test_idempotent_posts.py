@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import create_engine, func, insert, select, update
+from sqlalchemy import create_engine, func, insert, select
 from sqlalchemy import exc as sa_exc
 
 from service.api.app import create_app
@@ -34,8 +34,10 @@ from service.errors import Conflict
 from service.services.context import Context
 from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
 from service.services.payments import NewPayment
+from service.services.transitions import FIRST_CHECK
 from service.settings import Settings
 from service.workers.verification import PaymentWorker
+from tests.clock import MovableClock
 from tests.conftest import random_key
 from tests.integration.test_api import auth, body
 from tests.simulator import running_simulator
@@ -43,17 +45,22 @@ from tests.simulator import running_simulator
 
 @pytest.fixture
 def gateway(settings_factory: Callable[..., Settings], mysql_url: str, tmp_path: Path,
-            ) -> Iterator[tuple[TestClient[Any], Context]]:
+            clock: MovableClock) -> Iterator[tuple[TestClient[Any], Context]]:
     engine = create_engine(mysql_url)
     migrate.prepare(engine)
     engine.dispose()
     with running_simulator(settings_factory()) as sim:
         settings = settings_factory(database_url=mysql_url, provider_simulator_url=sim,
                                     gateway_public_url="http://127.0.0.1:9")
-        ctx = Context.build(settings)
+        ctx = Context.build(settings, clock=clock)
         with TestClient(create_app(settings, ctx)) as client:
             yield client, ctx
         ctx.close()
+
+
+def _lock(ctx: Context) -> timedelta:
+    """Just past how long a keyed request holds its key."""
+    return timedelta(seconds=ctx.settings.idempotency_lock_seconds + 1)
 
 
 def _keyed(key: str) -> dict[str, str]:
@@ -146,7 +153,7 @@ def test_keyed_resolutions_and_run_requests(gateway: tuple[TestClient[Any], Cont
 
 
 def test_a_retry_after_the_gateway_died_answers_with_what_it_made(
-        gateway: tuple[TestClient[Any], Context]) -> None:
+        gateway: tuple[TestClient[Any], Context], clock: MovableClock) -> None:
     """The first request made the refund (and linked the key to it in that transaction),
     then its process died before answering. Once the key's lock has passed, the retry gets
     the refund, and no second one is made."""
@@ -158,16 +165,14 @@ def test_a_retry_after_the_gateway_died_answers_with_what_it_made(
     keyed = Keyed.of("u1", key, "POST", url, json.dumps(request, sort_keys=True,
                                                         separators=(",", ":")))
     with ctx.sessions.begin() as session:  # the dead request's key: in flight, attached
-        now = utcnow()
+        now = clock.now()
         session.add(IdempotencyKey(scope=keyed.scope, key=key, request_hash=keyed.fingerprint,
                                    state="in_flight", resource_id=made["id"],
                                    locked_until=now + timedelta(seconds=60), created_at=now,
                                    expires_at=now + timedelta(hours=24)))
     busy = client.post(url, json=request, headers=_keyed(key))
     assert busy.status_code == 409 and int(busy.headers["Retry-After"]) >= 1
-    with ctx.sessions.begin() as session:  # the lock passes
-        session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key)
-                        .values(locked_until=utcnow() - timedelta(seconds=1)))
+    clock.advance(timedelta(seconds=61))  # the lock passes
     retry = client.post(url, json=request, headers=_keyed(key))
     assert retry.status_code == 201 and retry.json()["id"] == made["id"]
     assert client.post(url, json=request, headers=_keyed(key)).json() == retry.json()
@@ -212,7 +217,7 @@ def test_a_change_whose_commit_reply_was_lost_is_not_made_twice(
 
 
 def test_a_request_the_database_failed_keeps_its_key_locked(
-        gateway: tuple[TestClient[Any], Context]) -> None:
+        gateway: tuple[TestClient[Any], Context], clock: MovableClock) -> None:
     """A database error mid-request says nothing of whether it committed: the key stays in
     flight (409 with Retry-After) until its lock passes, then the retry recovers."""
     client, ctx = gateway
@@ -229,9 +234,7 @@ def test_a_request_the_database_failed_keeps_its_key_locked(
     with pytest.raises(Conflict) as busy:
         idempotency.run(keyed, lost, lambda resource: Outcome(201, {"id": resource}))
     assert busy.value.retry_after is not None and busy.value.retry_after >= 1
-    with ctx.sessions.begin() as session:  # the lock passes
-        session.execute(update(IdempotencyKey).where(IdempotencyKey.key == keyed.key)
-                        .values(locked_until=utcnow() - timedelta(seconds=1)))
+    clock.advance(_lock(ctx))  # the lock passes
     recovered = idempotency.run(keyed, lost, lambda resource: Outcome(201, {"id": resource}))
     assert recovered.body == {"id": "pay_maybe"}
 
@@ -241,7 +244,8 @@ class _Died(BaseException):
 
 
 def test_a_charge_whose_gateway_died_before_sending_it_is_never_taken(
-        gateway: tuple[TestClient[Any], Context], monkeypatch: pytest.MonkeyPatch) -> None:
+        gateway: tuple[TestClient[Any], Context], clock: MovableClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The first request recorded the payment (processing, its key linked to it) and died
     before the provider call. The retry, once the lock has passed, answers with that payment
     and sends nothing; the worker's first check finds the provider never saw it."""
@@ -262,15 +266,12 @@ def test_a_charge_whose_gateway_died_before_sending_it_is_never_taken(
     with pytest.raises(_Died):
         services.creation.create(caller, new, keyed)
     monkeypatch.undo()
-    with ctx.sessions.begin() as session:  # its gateway is gone; the lock passes
-        session.execute(update(IdempotencyKey).where(IdempotencyKey.key == keyed.key)
-                        .values(locked_until=utcnow() - timedelta(seconds=1)))
+    clock.advance(_lock(ctx))  # its gateway is gone; the lock passes
     retry = client.post("/api/v1/payments", json=request,
                         headers={**auth(), "Idempotency-Key": keyed.key})
     assert retry.status_code == 201, retry.text
     assert retry.json()["status"] == "processing"
-    with ctx.sessions.begin() as session:  # the worker's first check comes due
-        session.execute(update(Payment).values(next_check_at=utcnow()))
+    clock.advance(FIRST_CHECK)  # the worker's first check comes due
     PaymentWorker(ctx, owner="w-test").run_once()
     after = client.get(f"/api/v1/payments/{retry.json()['id']}", headers=auth()).json()
     assert after["status"] == "failed" and after["failure_reason"] == "not found at provider"

@@ -21,7 +21,6 @@ import pytest
 import uvicorn
 from sqlalchemy import create_engine, select, update
 
-from service.clock import utcnow
 from service.db.migrate import prepare
 from service.db.models import Payment
 from service.domain.caller import Caller
@@ -29,6 +28,7 @@ from service.services.context import Context
 from service.services.creation import Creation
 from service.services.payments import NewPayment, PaymentService
 from service.settings import Settings, load
+from tests.clock import MovableClock
 from tests.conftest import base_environ
 from tests.servers import free_port
 
@@ -84,8 +84,8 @@ def worker_env(mysql_url: str, simulator_url: str, tmp_path: Path) -> dict[str, 
 
 
 @pytest.fixture
-def ctx(worker_env: dict[str, str]) -> Iterator[Context]:
-    context = Context.build(load(worker_env))
+def ctx(worker_env: dict[str, str], clock: MovableClock) -> Iterator[Context]:
+    context = Context.build(load(worker_env), clock=clock)
     yield context
     context.close()
 
@@ -112,7 +112,7 @@ def create_payments(ctx: Context, count: int, provider: str = "zain_cash",
 def make_due(ctx: Context, ids: list[int]) -> None:
     with ctx.sessions.begin() as session:
         session.execute(update(Payment).where(Payment.id.in_(ids))
-                        .values(next_check_at=utcnow()))
+                        .values(next_check_at=ctx.clock.now()))
 
 
 def statuses(ctx: Context, ids: list[int]) -> dict[int, str]:

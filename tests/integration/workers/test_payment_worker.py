@@ -13,9 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt, PaymentAuditLog
 from service.domain.status import PaymentStatus
 from service.providers.contract import ProviderReply
@@ -24,6 +23,7 @@ from service.services.transitions import Transitions
 from service.workers import queue
 from service.workers.backoff import Backoff
 from service.workers.verification import PaymentWorker
+from tests.clock import MovableClock
 from tests.integration.workers.conftest import (
     Process,
     create_payments,
@@ -180,18 +180,17 @@ def test_a_provider_slower_than_the_lease_is_never_polled_twice_at_once(
 
 
 def test_a_worker_that_lost_its_lease_cannot_apply_its_answer(
-        ctx: Context, control: Callable[..., None]) -> None:
+        ctx: Context, clock: MovableClock, control: Callable[..., None]) -> None:
     """Fencing: the first worker's claim runs out while it waits on the provider; the second
     claims the payment (a new token). The first one's answer then changes nothing."""
     control("zain_cash", settle_after_seconds=0.2, send_webhooks=False)
     [pid] = create_payments(ctx, 1)
     make_due(ctx, [pid])
     lease = timedelta(seconds=30)
-    [first] = queue.claim(ctx.sessions, "w-first", 1, lease)
-    with ctx.sessions.begin() as session:  # the first worker was frozen past its lease
-        session.execute(update(Payment).where(Payment.id == pid)
-                        .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
-    [second] = queue.claim(ctx.sessions, "w-second", 1, lease)
+    [first] = queue.claim(ctx.sessions, "w-first", 1, lease, clock.now())
+    assert queue.claim(ctx.sessions, "w-second", 1, lease, clock.now()) == []  # leased
+    clock.advance(lease + timedelta(seconds=1))  # the first worker was frozen past its lease
+    [second] = queue.claim(ctx.sessions, "w-second", 1, lease, clock.now())
     assert second.token != first.token
     service = Transitions(ctx)
     declined = ProviderReply(PaymentStatus.FAILED, "sim-ref", Decimal("150.00"), "SDG", 200,

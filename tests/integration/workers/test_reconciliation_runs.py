@@ -9,7 +9,7 @@ import itertools
 import json
 import threading
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from service.db.models import PaymentReconciliation, ReconciliationRun
 from service.reconciliation import runs
 from service.reconciliation.schedule import DailyRequest
 from service.services.context import Context
+from tests.clock import MovableClock
 from tests.integration.test_api import auth
 from tests.integration.workers.conftest import Process, wait_for
 from tests.servers import free_port
@@ -131,3 +132,29 @@ def test_the_days_run_is_requested_once_however_many_workers_ask(ctx: Context) -
                                       ReconciliationRun.scheduled_for)).all()
     assert [r.public_id for r in scheduled] == [asked]
     assert scheduled[0].scheduled_for == datetime.now(settings.zone).date()
+
+
+def test_the_daily_run_is_requested_when_its_local_time_comes(
+        ctx: Context, clock: MovableClock) -> None:
+    """RECONCILIATION_TIME (02:00) in TIMEZONE (Khartoum), on a clock the test moves: not a
+    minute before, once at the time, and again the next day."""
+    zone = ctx.settings.zone
+    day = clock.now().replace(tzinfo=UTC).astimezone(zone).date() + timedelta(days=1)
+    at = ctx.settings.reconciliation_time
+    clock.move_to(datetime.combine(day, at, zone).astimezone(UTC).replace(tzinfo=None)
+                  - timedelta(minutes=1))
+    request = DailyRequest(ctx.settings, clock)
+    assert request(ctx.sessions) is None  # 01:59
+    clock.advance(timedelta(minutes=1))
+    first = request(ctx.sessions)
+    assert first is not None and request(ctx.sessions) is None
+    with ctx.sessions.begin() as session:  # it ran
+        session.execute(update(ReconciliationRun).values(status="completed", slot=None))
+    clock.advance(timedelta(days=1))
+    second = request(ctx.sessions)
+    assert second is not None and second != first
+    with ctx.sessions() as session:
+        days = dict(session.execute(select(ReconciliationRun.public_id,
+                                           ReconciliationRun.scheduled_for)).tuples().all())
+    assert days == {first: day, second: day + timedelta(days=1)}
+

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from service.clock import utcnow
 from service.db.models import Payment, PaymentAttempt, PaymentRefund
 from service.services.context import Context
 from service.services.payments import PaymentService
@@ -19,6 +18,7 @@ from service.services.refunds import RefundService
 from service.workers.backoff import Backoff
 from service.workers.refunds import RefundRetrier
 from service.workers.verification import PaymentWorker
+from tests.clock import MovableClock
 from tests.integration.workers.conftest import ACCOUNTANT, create_payments, wait_for
 
 
@@ -43,10 +43,11 @@ def _refund_calls(ctx: Context, pid: int) -> list[str]:
             .order_by(PaymentAttempt.id)))
 
 
-def _come_due(ctx: Context, public_id: str) -> None:
-    with ctx.sessions.begin() as session:
-        session.execute(update(PaymentRefund).where(PaymentRefund.public_id == public_id)
-                        .values(next_attempt_at=utcnow()))
+def _come_due(ctx: Context, clock: MovableClock, public_id: str) -> None:
+    """Move the clock to the refund's next attempt, as waiting for it would."""
+    due = _refund_row(ctx, public_id).next_attempt_at
+    assert due is not None and due > clock.now()
+    clock.advance(due - clock.now())
 
 
 def _payment_status(ctx: Context, pid: int) -> str:
@@ -55,7 +56,7 @@ def _payment_status(ctx: Context, pid: int) -> str:
 
 
 def test_a_refund_to_a_provider_that_is_down_is_retried_with_backoff_until_it_answers(
-        ctx: Context, control: Callable[..., None]) -> None:
+        ctx: Context, clock: MovableClock, control: Callable[..., None]) -> None:
     control("zain_cash", settle_after_seconds=0, send_webhooks=False)
     [pid] = create_payments(ctx, 1)
     control("zain_cash", mode="down")
@@ -66,8 +67,8 @@ def test_a_refund_to_a_provider_that_is_down_is_retried_with_backoff_until_it_an
     backoff = Backoff()
     retrier = RefundRetrier(ctx, backoff, timedelta(seconds=60))
     assert retrier.run_once() == 0  # not due yet: the first retry waits 30 s
-    _come_due(ctx, refund_id)
-    before = utcnow()
+    _come_due(ctx, clock, refund_id)
+    before = clock.now()
     assert retrier.run_once() == 1  # still down
     row = _refund_row(ctx, refund_id)
     assert row.status == "pending" and row.attempts == 2 and row.next_attempt_at is not None
@@ -77,7 +78,7 @@ def test_a_refund_to_a_provider_that_is_down_is_retried_with_backoff_until_it_an
     assert _refund_calls(ctx, pid) == ["error", "error"]
 
     control("zain_cash", mode="healthy")
-    _come_due(ctx, refund_id)
+    _come_due(ctx, clock, refund_id)
     assert retrier.run_once() == 1
     row = _refund_row(ctx, refund_id)
     assert (row.status, row.attempts, row.next_attempt_at) == ("completed", 3, None)
@@ -88,7 +89,7 @@ def test_a_refund_to_a_provider_that_is_down_is_retried_with_backoff_until_it_an
 
 
 def test_a_refund_whose_answer_was_lost_is_completed_once_by_the_running_worker(
-        ctx: Context, control: Callable[..., None]) -> None:
+        ctx: Context, clock: MovableClock, control: Callable[..., None]) -> None:
     control("mtn_money", settle_after_seconds=0, send_webhooks=False)
     [pid] = create_payments(ctx, 1, provider="mtn_money", amount="300.00")
     # Slower than our 2 s timeout: the provider refunds, but we never hear it.
@@ -97,7 +98,7 @@ def test_a_refund_whose_answer_was_lost_is_completed_once_by_the_running_worker(
     assert status == 202 and _refund_calls(ctx, pid) == ["timeout"]
     time.sleep(0.7)  # the provider finishes the refund we gave up on
     control("mtn_money", latency_ms=0)
-    _come_due(ctx, refund_id)
+    _come_due(ctx, clock, refund_id)
 
     worker = PaymentWorker(ctx, owner="w-refunds", backoff=Backoff().scaled(0.01))
     stop = threading.Event()
