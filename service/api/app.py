@@ -14,10 +14,10 @@ from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
+from service.api import docs
 from service.api.auth import Verifier
 from service.api.body import require_json_object
 from service.api.controllers.payments import PaymentController
@@ -99,6 +99,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
+            docs.assets(),
             PaymentController,
             ReconciliationController,
             list_providers,
@@ -117,7 +118,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         before_request=require_json_object,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
-        openapi_config=OpenAPIConfig(title="NileCare Payments", version="1.0.0", path="/schema"),
+        openapi_config=docs.openapi_config(),
         on_app_init=[_no_debug],
         debug=False,
         # service/logs.py configures the one log stream; Litestar's own would add a second
