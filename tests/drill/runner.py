@@ -92,9 +92,7 @@ class Runner:
             # How long the signal remembers the fault: a burn pair clears with its short window.
             window = (stack.spec.rate_window.seconds if isinstance(variant, ThresholdAlert)
                       else max(w.short.seconds for w in variant.windows))
-            # A target taken out of discovery turns its signal only when its series go
-            # stale, a known wait on top of the floor (a stopped one fails its next scrape).
-            floor = t.floor + (vanish(stack.spec) if group.drill.fault == "undiscover" else 0)
+            floor = t.floor + _known_wait(group, stack)
             found.append(Watch(
                 alert=variant, stack=stack, provider=provider_of(alert, group.drill),
                 receiver=_kind(route.receiver), send_resolved=route.send_resolved,
@@ -269,6 +267,21 @@ class Runner:
         states = watch.stack.query(f'ALERTS{{alertname="{watch.alert.name}"}}')
         return any(watch.provider is None or s["metric"].get("provider") == watch.provider
                    for s in states)
+
+
+def _known_wait(group: Group, stack: Stack) -> int:
+    """Seconds a drill's fault needs before its signal can turn, known in advance, so they
+    belong to its floor: a target taken out of discovery turns only when its series go
+    stale (a stopped one fails its next scrape), and a call to a provider slower than the
+    timeout is recorded only when the timeout ends it (a refused one at once)."""
+    drill = group.drill
+    if drill.fault == "undiscover":
+        return vanish(stack.spec)
+    timeout = stack.spec.provider_timeout.seconds
+    if drill.fault == "provider" and float(dict(drill.controls).get("latency_ms", 0)) >= (
+            timeout * 1000):
+        return timeout
+    return 0
 
 
 def _kind(receiver: str) -> str:
