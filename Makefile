@@ -7,6 +7,7 @@ RUN_STAMP := .venv/.installed-run-$(DEPS_HASH)
 
 .PHONY: help install system-deps run test lint typecheck pytest unit integration render render-check clean
 
+## List every target with its one-line description
 help:
 	@grep -hE '^## ' $(MAKEFILE_LIST) -A1 | grep -v '^--' | paste - - | sed 's/## //' | \
 	  awk -F'\t' '{split($$2,a,":"); printf "  %-22s %s\n", a[1], $$1}'
@@ -48,12 +49,15 @@ lint: install
 typecheck: install
 	.venv/bin/mypy
 
+## pytest on every tier except the container run (the test step of `make test`)
 pytest: system-deps install
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e/containers
 
+## Only the unit tests (tests/unit: no I/O)
 unit: install
 	$(PY) -m pytest -q tests/unit
 
+## Only the integration tests (tests/integration: throwaway MariaDB and Redis)
 integration: system-deps install
 	$(PY) -m pytest -q tests/integration
 
@@ -63,6 +67,7 @@ render: render-monitoring render-compose render-env
 ## Fail, naming the file, when a generated file differs from its source
 render-check: render-check-monitoring render-check-compose render-check-env
 
+## Remove .venv, var and the tools' caches
 clean:
 	rm -rf .venv var .mypy_cache .ruff_cache .pytest_cache
 

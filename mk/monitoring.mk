@@ -3,15 +3,18 @@
 
 .PHONY: render-monitoring render-check-monitoring test-monitoring drill
 
-render-monitoring: install ## regenerate rules, promtool tests, Alertmanager config and dashboards
+## Regenerate rules, promtool tests, Alertmanager config and dashboards from the spec
+render-monitoring: install
 	$(PY) -m infra.monitoring render
 
-render-check-monitoring: install ## fail, naming each file, when generated files drift from the spec
+## Fail, naming each file, when generated monitoring files drift from the spec
+render-check-monitoring: install
 	$(PY) -m infra.monitoring check
 
 # promtool check/test rules, amtool check-config and route tests, golden-file tests and
 # the delivery test (real Prometheus + Alertmanager). Needs Debian packages `prometheus`
 # and `prometheus-alertmanager`.
+## Render-check, then the monitoring tests: promtool, amtool, golden files, route and panel checks
 test-monitoring: system-deps render-check-monitoring
 	$(PY) -m pytest tests/monitoring -q
 
