@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from service.domain import patterns
 from service.domain.money import FeeSchedule
 
 
@@ -149,12 +150,17 @@ def credential_groups(providers: tuple[ProviderSpec, ...] | None = None) -> list
 
 # Sudanese mobile numbers: +249 then 9 digits starting 9 or 1 (Zain 91/96, MTN 92/99,
 # Sudani 90/12 …); a local 0-prefixed form is accepted and normalised.
-_PHONE = re.compile(r"^(?:\+249|00249|0)([19]\d{8})$")
+PHONE_PREFIXES = ("+249", "00249", "0")
+_PHONE = re.compile("(?:" + "|".join(re.escape(p) for p in PHONE_PREFIXES) + ")([19][0-9]{8})")
+# The same rule for the OpenAPI document: spaces and dashes anywhere, as normalise_phone takes.
+PHONE_PATTERN = patterns.separated(
+    "(?:" + "|".join(patterns.SEPARATORS.join(patterns.literal(p)) for p in PHONE_PREFIXES)
+    + ")", "[19]", *["[0-9]"] * 8)
 
 
 def normalise_phone(raw: str) -> str:
     """`+2499XXXXXXXX`, or ValueError naming the expected form."""
-    match = _PHONE.match(raw.replace(" ", "").replace("-", ""))
+    match = _PHONE.fullmatch(raw.replace(" ", "").replace("-", ""))
     if match is None:
         raise ValueError("must be a Sudanese mobile number such as +249912345678")
     return f"+249{match.group(1)}"

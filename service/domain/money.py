@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from service.domain import patterns
+
 CENT = Decimal("0.01")
 # DECIMAL(18,2) holds sixteen integer digits; one billion is far beyond any hospital bill.
 MAX_AMOUNT = Decimal("1000000000.00")
@@ -15,6 +17,8 @@ CURRENCIES = frozenset({"SDG", "USD"})
 # ASCII digits, optionally a point and one or two more: no sign, exponent, spaces, grouping
 # or other scripts' digits (Decimal would take "1e3", " 5.00 " and Arabic-Indic digits).
 AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+# What parse_amount accepts, for the OpenAPI document.
+AMOUNT_PATTERN = patterns.amount(CENT, MAX_AMOUNT)
 
 
 def parse_amount(raw: object) -> Decimal:
