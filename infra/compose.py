@@ -6,13 +6,12 @@ import argparse
 import json
 import os
 import secrets
-import sys
 from pathlib import Path
 
 import jinja2
 
 from infra import topology
-from infra.generated import header
+from infra.generated import header, settle
 from infra.topology import Port, Topology
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -97,16 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = len(model.secrets) - len(names)
         print(f"wrote {len(names)} secret file(s) to {args.write_secrets}, kept {kept}")
         return 0
-    text = render(model)
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: run `make render-compose`", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return settle(args.output, render(model), check=args.check, target="render-compose")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ catalogue's credential groups, rendered by `make render-env` and checked by
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from infra.generated import header
+from infra.generated import header, settle
 from service.domain import catalog
 
 DEFAULT_PATH = Path("env.example")
@@ -53,16 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when the file's provider block differs from a fresh render")
     args = parser.parse_args(argv)
-    current = args.path.read_text(encoding="utf-8")
-    text = render(current)
-    if args.check:
-        if current != text:
-            print(f"{args.path} is out of date: run `make render-env`", file=sys.stderr)
-            return 1
-        return 0
-    args.path.write_text(text, encoding="utf-8")
-    print(f"wrote {args.path}")
-    return 0
+    return settle(args.path, render(args.path.read_text(encoding="utf-8")), check=args.check,
+                  target="render-env")
 
 
 if __name__ == "__main__":
