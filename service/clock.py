@@ -3,6 +3,7 @@ instead of sleeping), and UTC as the database stores it (naive UTC) and the API 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -29,3 +30,22 @@ def utcnow() -> datetime:
 def iso(value: datetime) -> str:
     """A stored time as the API shows it: seconds, UTC, `Z`."""
     return value.replace(microsecond=0).isoformat() + "Z"
+
+
+# RFC 3339 date-time (JSON Schema's "date-time" format): an offset is required.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+                      r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def parse_instant(raw: str) -> datetime:
+    """An RFC 3339 date-time from a client, as stored (naive UTC); ValueError says what is
+    wrong."""
+    try:
+        if not _RFC3339.fullmatch(raw):
+            raise ValueError
+        value = datetime.fromisoformat(raw.upper())
+    except ValueError:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise ValueError(f"{shown!r} is not an RFC 3339 date-time such as "
+                         "2026-12-01T00:00:00Z") from None
+    return value.astimezone(UTC).replace(tzinfo=None)

@@ -17,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from service.api import docs
+from service.api import contract, docs
 from service.api.auth import Verifier
 from service.api.body import require_json_object
 from service.api.controllers.payments import PaymentController
@@ -68,6 +68,30 @@ def http_metrics(ctx: Context) -> Any:
     return middleware
 
 
+def allow_every_method(app: ASGIApp) -> ASGIApp:
+    """OPTIONS answers with every method of the path. Litestar 2.25's own answer lists only
+    the methods of the first handler registered at a path (POST, not GET, on /payments)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
+            await app(scope, receive, send)
+            return
+        template = scope.get("path_template")
+        methods = next((route.methods for route in scope["app"].routes
+                        if route.path_format == template), {"OPTIONS"})
+        allow = ", ".join(sorted(methods))
+
+        async def with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 204:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, (b"allow", allow.encode())]}
+            await send(message)
+
+        await app(scope, receive, with_allow)
+
+    return wrapped
+
+
 def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     context = ctx or Context.build(settings)
     payments = PaymentService(context)
@@ -88,6 +112,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         to_thread.current_default_thread_limiter().total_tokens = THREADS
         # What startup built (modules, the app, the models) lives as long as the process:
         # out of the collector's sight, a full collection no longer walks it mid-request.
+        contract.finish(app.openapi_schema)
         gc.collect()
         gc.freeze()
         try:
@@ -110,7 +135,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,
-        middleware=[http_metrics(context),
+        middleware=[http_metrics(context), allow_every_method,
                     caller_and_limits(Verifier(settings.jwt_secret.get_secret_value()),
                                       limiter, UNLIMITED)],
         state=State({"services": services, "redis": redis, "breaker": Breaker(),

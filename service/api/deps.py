@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter
@@ -16,11 +16,13 @@ from service.domain.caller import Caller
 from service.reconciliation.service import ReconciliationService
 from service.services.context import Context
 from service.services.creation import Creation
-from service.services.idempotency import Keyed
+from service.services.idempotency import MAX_KEY_LENGTH, Keyed, Outcome
 from service.services.payments import PaymentService
 from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 
+# Printable ASCII without blanks at either end (HTTP strips them from a header's value).
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
 IDEMPOTENCY_HELP = (
     "Makes the POST safe to retry: the same key with the same body (in any key order) "
     "replays the first response; with another body, 422; while the first is still running, "
@@ -38,6 +40,13 @@ class Services:
     reconciliation: ReconciliationService
 
 
+def respond(outcome: Outcome) -> Response[Any]:
+    """An operation's outcome as sent: its status and body (the first response, replayed
+    verbatim to a retry with the same Idempotency-Key). The handler's return annotation
+    documents the body."""
+    return Response(outcome.body, status_code=outcome.status)
+
+
 def provide_services(state: State) -> Services:
     services: Services = state.services
     return services
@@ -52,7 +61,11 @@ def provide_keyed(
     request: Request[Any, Any, Any],
     caller: NamedDependency[Caller],
     idempotency_key: Annotated[str | None, HeaderParameter(
-        name="Idempotency-Key", required=False, description=IDEMPOTENCY_HELP)] = None,
+        name="Idempotency-Key", required=False, description=IDEMPOTENCY_HELP,
+        # Documented only: Keyed.of checks it, naming the header (Litestar would name the
+        # parameter, idempotency_key).
+        schema_extra={"min_length": 1, "max_length": MAX_KEY_LENGTH, "pattern": KEY_PATTERN})
+    ] = None,
 ) -> Keyed | None:
     if idempotency_key is None:
         return None

@@ -12,6 +12,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from service.api import contract
+
 SCHEMA = "/schema"
 ASSETS = f"{SCHEMA}/assets"
 
@@ -36,7 +38,8 @@ def openapi_config() -> OpenAPIConfig:
         path="/swagger",
     )
     return OpenAPIConfig(title="NileCare Payments", version="1.0.0", path=SCHEMA,
-                         render_plugins=[swagger])
+                         render_plugins=[swagger], components=contract.components(),
+                         use_handler_docstrings=False)
 
 
 def assets() -> Router:

@@ -12,10 +12,10 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from service.api.contract import PROBLEM
 from service.db.availability import is_down, is_unavailable, unavailable
 from service.errors import NileCareError
 
-PROBLEM = "application/problem+json"
 log = structlog.get_logger("nilecare.api")
 
 TITLES = {
@@ -44,7 +44,7 @@ def problem(
     retry_after: int | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-) -> Response[dict[str, Any]]:
+) -> Response[Any]:
     body: dict[str, Any] = {
         "type": f"https://nilecare.sd/problems/{title.lower().replace(' ', '-')}",
         "title": title,

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import LiveCount, PaymentReconciliation
+from service.domain.views import RunResults
 from service.reconciliation.rules import ISSUE_TYPES
 
 
@@ -23,7 +24,7 @@ def open_issue_counts(session: Session) -> dict[str, int]:
     return counts
 
 
-def summary(session: Session, run_id: str, *where: Any) -> dict[str, Any] | None:
+def summary(session: Session, run_id: str, *where: Any) -> RunResults | None:
     """What a run found, counted over the findings `where` admits (a facility's)."""
     rows = session.execute(
         select(PaymentReconciliation.result, PaymentReconciliation.issue_type,

@@ -11,7 +11,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.clock import SYSTEM, Clock
 from service.db.models import ReconciliationRun
 from service.db.results import rowcount
+from service.domain.views import RunView
 from service.services.idempotency import Attach
 
 # How long a worker holds a run between renewals (it renews every third of this).
@@ -160,7 +160,7 @@ def finish(sessions: sessionmaker[Session], run: ClaimedRun, owner: str, *,
                     error=error[:255] if error else None))))
 
 
-def view(session: Session, public_id: str) -> dict[str, Any] | None:
+def view(session: Session, public_id: str) -> RunView | None:
     run = session.scalars(select(ReconciliationRun)
                           .where(ReconciliationRun.public_id == public_id)).first()
     if run is None:
@@ -169,7 +169,7 @@ def view(session: Session, public_id: str) -> dict[str, Any] | None:
         "run_id": run.public_id,
         "status": run.status,
         "requested_by": run.requested_by,
-        "requested_at": _iso(run.requested_at),
+        "requested_at": run.requested_at.replace(microsecond=0).isoformat() + "Z",
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "statements": run.statements,

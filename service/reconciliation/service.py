@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, false, select, update
 
@@ -16,14 +17,34 @@ from service.db.models import (
 )
 from service.domain.caller import Caller, require_finance
 from service.domain.money import fmt
+from service.domain.views import IssuePage, IssueView, RunView
 from service.errors import Conflict, InvalidInput, NotFound
 from service.reconciliation import reports, runs
 from service.reconciliation.rules import ISSUE_TYPES
 from service.services.context import Context
 from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
 
-ACTIONS = ("accepted", "adjusted", "refunded", "written_off", "false_positive")
-ISSUE_STATUSES = ("open", "resolved")
+
+class Action(StrEnum):
+    """How finance resolved an issue."""
+
+    ACCEPTED = "accepted"
+    ADJUSTED = "adjusted"
+    REFUNDED = "refunded"
+    WRITTEN_OFF = "written_off"
+    FALSE_POSITIVE = "false_positive"
+
+
+class IssueFilter(StrEnum):
+    """Which issues a list shows, by status."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    ALL = "all"
+
+
+ACTIONS = tuple(a.value for a in Action)
+ISSUE_STATUSES = tuple(f.value for f in IssueFilter if f is not IssueFilter.ALL)
 Issue = PaymentReconciliation
 
 
@@ -33,15 +54,14 @@ class ReconciliationService:
         self.idempotency = idempotency
 
     def issues(self, caller: Caller, *, status: str | None, issue_type: str | None,
-               run_id: str | None, limit: int) -> dict[str, Any]:
+               run_id: str | None, limit: int) -> IssuePage:
         require_finance(caller)
         if issue_type is not None and issue_type not in ISSUE_TYPES:
             raise InvalidInput("type must be one of " + ", ".join(ISSUE_TYPES), field="type")
-        if status is not None and status not in ISSUE_STATUSES:
-            raise InvalidInput("status must be one of " + ", ".join(ISSUE_STATUSES),
-                               field="status")
+        if status is not None and status not in (*ISSUE_STATUSES, IssueFilter.ALL):
+            raise InvalidInput("status must be one of " + ", ".join(IssueFilter), field="status")
         query = _scoped(_issues(), caller)
-        if status:
+        if status and status != IssueFilter.ALL:
             query = query.where(Issue.status == status)
         if issue_type:
             query = query.where(Issue.issue_type == issue_type)
@@ -96,22 +116,22 @@ class ReconciliationService:
         return self.idempotency.run(keyed, request,
                                     lambda resource: Outcome(202, self._run(caller, resource)))
 
-    def run(self, caller: Caller, run_id: str) -> dict[str, Any]:
+    def run(self, caller: Caller, run_id: str) -> RunView:
         require_finance(caller)
         return self._run(caller, run_id)
 
-    def _run(self, caller: Caller, run_id: str) -> dict[str, Any]:
+    def _run(self, caller: Caller, run_id: str) -> RunView:
         """The run, with what it found in the caller's facility (every facility for admins)."""
         with self.ctx.sessions() as session:
             found = runs.view(session, run_id)
             results = reports.summary(session, run_id, *_facility(caller))
         if found is None and results is None:
             raise NotFound(f"no reconciliation run {run_id!r}", field="run_id")
-        out = found or {"run_id": run_id, "status": "completed"}
+        out: RunView = found or {"run_id": run_id, "status": "completed"}
         out["results"] = results
         return out
 
-    def _issue(self, caller: Caller, issue_id: int) -> dict[str, Any]:
+    def _issue(self, caller: Caller, issue_id: int) -> IssueView:
         with self.ctx.sessions() as session:
             row = session.execute(_scoped(_issues(), caller).where(Issue.id == issue_id)).first()
         if row is None:
@@ -142,11 +162,12 @@ def _facility(caller: Caller) -> list[ColumnElement[bool]]:
 
 
 def _view(issue: Issue, payment_id: str | None, bank: str | None, line_no: int | None,
-          value_date: Any, reference: str | None) -> dict[str, Any]:
+          value_date: Any, reference: str | None) -> IssueView:
     return {
         "id": issue.id,
         "run_id": issue.run_id,
-        "type": issue.issue_type,
+        # Every finding with result "issue" carries its type (the writer sets both).
+        "type": cast(str, issue.issue_type),
         "status": issue.status,
         "facility_id": issue.facility_id,
         "payment_id": payment_id,

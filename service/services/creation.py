@@ -24,6 +24,7 @@ from service.db.results import rowcount
 from service.domain.caller import Caller
 from service.domain.catalog import ProviderSpec, normalise_phone
 from service.domain.status import OPEN, SUCCESSFUL, UNSUCCESSFUL, PaymentStatus, advance
+from service.domain.views import PaymentView
 from service.errors import Conflict, ProviderFailure
 from service.providers.contract import (
     ChargeRequest,
@@ -184,7 +185,7 @@ class Creation:
                 "held as unknown for review", field="provider", payment=answer.body)
         return answer
 
-    def _view(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, row: dict[str, Any]) -> PaymentView:
         # Columns a create leaves NULL until a reply sets them.
         return self.payments.queries.view(SimpleNamespace(**{**NOT_YET, **row}))
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -53,7 +53,7 @@ class Outcome:
     """An HTTP-shaped result, so a keyed request can store and replay it verbatim."""
 
     status: int
-    body: dict[str, Any]
+    body: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

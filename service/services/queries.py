@@ -12,6 +12,8 @@ from service.clock import iso
 from service.db.models import Payment
 from service.domain.caller import Caller
 from service.domain.money import fmt
+from service.domain.status import PaymentStatus
+from service.domain.views import PaymentPage, PaymentView
 from service.errors import Forbidden, NotFound
 from service.sealing import mask_phone
 from service.services.context import Context
@@ -33,7 +35,7 @@ class PaymentQueries:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def get(self, caller: Caller, public_id: str) -> dict[str, Any]:
+    def get(self, caller: Caller, public_id: str) -> PaymentView:
         """Another facility's payment is reported as absent (see `owned`)."""
         row = self._shown(public_id)
         if row is None or not caller.may_see(row.facility_id):
@@ -52,7 +54,7 @@ class PaymentQueries:
         created_to: datetime | None,
         limit: int,
         cursor: int | None,
-    ) -> dict[str, Any]:
+    ) -> PaymentPage:
         query = select(*SHOWN)
         if caller.is_admin:
             if facility_id:
@@ -93,18 +95,18 @@ class PaymentQueries:
             raise NotFound(f"no payment {public_id!r}", field="payment_id")
         return payment
 
-    def view_of(self, public_id: str) -> dict[str, Any]:
+    def view_of(self, public_id: str) -> PaymentView:
         row = self._shown(public_id)
         assert row is not None
         return self.view(row)
 
-    def view_by_id(self, payment_id: int) -> dict[str, Any]:
+    def view_by_id(self, payment_id: int) -> PaymentView:
         with self.ctx.sessions() as session:
             payment = session.get(Payment, payment_id)
             assert payment is not None
             return self.view(payment)
 
-    def view(self, p: Payment | Row[Any] | SimpleNamespace) -> dict[str, Any]:
+    def view(self, p: Payment | Row[Any] | SimpleNamespace) -> PaymentView:
         """The API's view of a payment: an ORM object, a row of SHOWN, or the values a create
         wrote."""
         phone = self.ctx.sealer.open(p.payer_account) if p.payer_account else None
@@ -112,7 +114,7 @@ class PaymentQueries:
             "id": p.public_id,
             "reference": p.reference,
             "provider": p.provider_code,
-            "status": p.status,
+            "status": PaymentStatus(p.status),
             "amount": fmt(p.amount),
             "currency": p.currency,
             "fees": fmt(p.total_fees),

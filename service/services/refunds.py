@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -14,7 +14,8 @@ from service.db.models import Payment, PaymentRefund
 from service.domain.caller import Caller, require_finance
 from service.domain.money import fmt
 from service.domain.status import SETTLED
-from service.errors import Conflict, InvalidInput, ProviderFailure
+from service.domain.views import RefundStatus, RefundView
+from service.errors import Conflict, ProviderFailure
 from service.providers.contract import ProviderUnavailable
 from service.services.idempotency import Attach, Keyed, Outcome
 from service.services.payments import PaymentService
@@ -42,8 +43,8 @@ class RefundService:
             raise Conflict(f"a {payment.status} payment cannot be refunded", field="payment_id")
         remaining = payment.amount - payment.refunded_amount
         wanted = remaining if amount is None else amount
-        if wanted > remaining:
-            raise InvalidInput(
+        if wanted > remaining:  # what the payment allows now: a conflict with its state
+            raise Conflict(
                 f"at most {fmt(remaining)} {payment.currency} can still be refunded", field="amount"
             )
         adapter = self.ctx.providers.adapter(payment.provider_code)
@@ -120,7 +121,7 @@ class RefundService:
                         next_attempt_at=self.ctx.clock.now() + FIRST_REFUND_RETRY)
             )
 
-    def _refund_view(self, refund_id: str) -> dict[str, Any]:
+    def _refund_view(self, refund_id: str) -> RefundView:
         with self.ctx.sessions() as session:
             refund = session.scalars(
                 select(PaymentRefund).where(PaymentRefund.public_id == refund_id)
@@ -132,7 +133,7 @@ class RefundService:
                 "payment_id": payment.public_id,
                 "amount": fmt(refund.amount),
                 "currency": payment.currency,
-                "status": refund.status,
+                "status": cast(RefundStatus, refund.status),  # the table's CHECK
                 "reason": refund.reason,
                 "payment": self.payments.queries.view(payment),
             }

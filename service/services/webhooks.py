@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.db.models import Payment, PaymentWebhook
 from service.domain.catalog import BY_CODE
+from service.domain.views import WebhookReceipt
 from service.errors import InvalidInput, NileCareError, NotFound, Unauthenticated
 from service.providers import signing
 from service.services.context import Context
@@ -35,7 +36,7 @@ class WebhookService:
         self.payments = payments
 
     def receive(self, provider: str, signature: str | None, content_type: str | None,
-                raw: bytes) -> dict[str, Any]:
+                raw: bytes) -> WebhookReceipt:
         metrics = self.ctx.metrics.webhooks
         spec = BY_CODE.get(provider)
         if not self.ctx.settings.feature_webhooks:

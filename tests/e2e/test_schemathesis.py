@@ -1,7 +1,8 @@
 """Schemathesis over the whole OpenAPI document, authenticated, every check and generation
-mode, against a real gateway process on MariaDB with the provider simulator: no generated
-request may produce a 5xx. (The other checks' findings, about how closely the document
-describes the API, are printed, not asserted here.)"""
+mode (examples, coverage, fuzzing, stateful), against a real gateway process on MariaDB with
+the provider simulator: no check may find anything. A status, content type, header or body
+the document does not describe, a 5xx, a schema-valid request refused or an invalid one
+accepted, each fails the test."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from tests.servers import free_port
 from tests.simulator import running_simulator
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 @pytest.fixture
@@ -76,20 +79,26 @@ def _check_failures(node: object) -> list[tuple[str, int]]:
     return out
 
 
-def test_no_generated_request_makes_a_server_error(gateway: str, tmp_path: Path) -> None:
+def test_the_api_does_what_its_openapi_document_says(gateway: str, tmp_path: Path) -> None:
     events = tmp_path / "events.ndjson"
-    token = auth("accountant")["Authorization"]
+    token = auth("accountant")["Authorization"].removeprefix("Bearer ")
     run = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{gateway}/schema/openapi.json", "--checks", "all",
-         "--mode", "all", "--max-examples", "100", "--seed", "20261202", "--workers", "2",
-         "--header", f"Authorization: {token}", "--generation-database", "none",
-         "--report", "ndjson", "--report-ndjson-path", str(events), "--no-color",
+        [str(SCHEMATHESIS), "--config-file", str(CONFIG), "--no-color", "run",
+         f"{gateway}/schema/openapi.json", "--checks", "all", "--mode", "all",
+         "--max-examples", "100", "--seed", "20261202",
+         # One worker: CPython 3.11's ast (used by Hypothesis to describe filters) is not
+         # thread-safe ("AST constructor recursion depth mismatch").
+         "--workers", "1", "--generation-database", "none",
+         "--report", "ndjson", "--report-ndjson-path", str(events),
          "--request-timeout", "30", "--suppress-health-check", "all"],
         capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": ""})  # its cache goes to tmp_path
+        # Its cache goes to tmp_path; the hooks module is imported from the repository.
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
+             "PYTHONPATH": str(ROOT), "NILECARE_TOKEN": token})
+    (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
     assert events.exists(), run.stdout[-5000:] + run.stderr[-3000:]
     failures = _failures(events)
-    print(run.stdout[-6000:])
     print("failed checks:", dict(failures))
     assert "Tested" in run.stdout or "operations" in run.stdout, run.stdout[-3000:]
-    assert failures["not_a_server_error"] == 0, run.stdout[-8000:]
+    assert not failures, run.stdout[-12000:]
+    assert run.returncode == 0, run.stdout[-12000:]

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from anyio import to_thread
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
-from service.api.deps import Services, provide_caller, provide_keyed
+from service.api.contract import AUTHENTICATED, BODY, CALLER, KEYED, errors
+from service.api.deps import Services, provide_caller, provide_keyed, respond
 from service.api.guards import database_answers
 from service.api.schemas import CreatePayment, RefundPayment, VerifyPayment
+from service.clock import parse_instant
 from service.domain.caller import Caller
 from service.domain.status import PaymentStatus
+from service.domain.views import PaymentPage, PaymentView, RefundView
 from service.errors import InvalidInput
-from service.services.idempotency import Keyed, Outcome
+from service.services.idempotency import Keyed
 from service.services.payments import NewPayment
 
-STATUS_VALUES = [s.value for s in PaymentStatus]
-
-
-def _response(outcome: Outcome) -> Response[dict[str, Any]]:
-    return Response(outcome.body, status_code=outcome.status)
+# RFC 3339, as JSON Schema means by "date-time" (an offset is required).
+INSTANT = {"format": "date-time"}
 
 
 class PaymentController(Controller):
@@ -33,15 +34,16 @@ class PaymentController(Controller):
     dependencies = {"caller": Provide(provide_caller, sync_to_thread=False),
                     "keyed": Provide(provide_keyed, sync_to_thread=False)}
     guards = [database_answers]
+    security = AUTHENTICATED
 
-    @post("/", summary="Create a payment")
+    @post("/", summary="Create a payment", responses=errors(CALLER, BODY, KEYED, 403, 502))
     async def create(
         self,
         data: JSONBody[CreatePayment],
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[PaymentView]:
         new = NewPayment(
             provider=data.provider,
             amount=data.decimal_amount(),
@@ -56,26 +58,24 @@ class PaymentController(Controller):
             raise InvalidInput(
                 "facility_id is required (your token names no facility)", field="facility_id"
             )
-        return _response(await to_thread.run_sync(services.creation.create, caller, new, keyed))
+        return respond(await to_thread.run_sync(services.creation.create, caller, new, keyed))
 
-    @get("/", summary="List payments (newest first)")
+    @get("/", summary="List payments (newest first)", responses=errors(CALLER, 400, 403, 422))
     async def list_payments(
         self,
         caller: NamedDependency[Caller],
         services: NamedDependency[Services],
-        status: Annotated[str | None, Parameter(required=False)] = None,
+        status: Annotated[PaymentStatus | None, Parameter(required=False)] = None,
         provider: Annotated[str | None, Parameter(required=False, max_length=32)] = None,
         facility_id: Annotated[str | None, Parameter(required=False, max_length=64)] = None,
         patient_id: Annotated[str | None, Parameter(required=False, max_length=64)] = None,
-        created_from: Annotated[datetime | None, Parameter(required=False)] = None,
-        created_to: Annotated[datetime | None, Parameter(required=False)] = None,
+        created_from: Annotated[str | None, Parameter(
+            required=False, schema_extra=INSTANT, description="Created at or after")] = None,
+        created_to: Annotated[str | None, Parameter(
+            required=False, schema_extra=INSTANT, description="Created before")] = None,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
         cursor: Annotated[int | None, Parameter(required=False, ge=1)] = None,
-    ) -> dict[str, Any]:
-        if status is not None and status not in STATUS_VALUES:
-            raise InvalidInput(
-                f"unknown status {status!r}; one of {', '.join(STATUS_VALUES)}", field="status"
-            )
+    ) -> PaymentPage:
         return await to_thread.run_sync(
             lambda: services.payments.queries.list(
                 caller,
@@ -83,25 +83,26 @@ class PaymentController(Controller):
                 provider=provider,
                 facility_id=facility_id,
                 patient_id=patient_id,
-                created_from=_naive(created_from),
-                created_to=_naive(created_to),
+                created_from=_instant(created_from, "created_from"),
+                created_to=_instant(created_to, "created_to"),
                 limit=limit,
                 cursor=cursor,
             )
         )
 
-    @get("/{payment_id:str}", summary="Get a payment")
+    @get("/{payment_id:str}", summary="Get a payment", responses=errors(CALLER, 404))
     async def get_payment(
         self,
         payment_id: FromPath[str],
         caller: NamedDependency[Caller],
         services: NamedDependency[Services],
-    ) -> dict[str, Any]:
+    ) -> PaymentView:
         return await to_thread.run_sync(services.payments.queries.get, caller, payment_id)
 
     @post(
         "/{payment_id:str}/verify",
         summary="Verify a manual payment (cash, cheque, bank transfer); finance roles",
+        status_code=200, responses=errors(CALLER, BODY, KEYED, 403, 404),
     )
     async def verify(
         self,
@@ -110,22 +111,27 @@ class PaymentController(Controller):
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> Response[dict[str, Any]]:
-        return _response(await to_thread.run_sync(
+    ) -> Response[PaymentView]:
+        return respond(await to_thread.run_sync(
             services.payments.verify, caller, payment_id, data.approve, data.note, keyed))
 
-    @post("/{payment_id:str}/cancel", summary="Cancel a payment; finance roles")
+    @post("/{payment_id:str}/cancel", summary="Cancel a payment; finance roles", status_code=200,
+          responses=errors(CALLER, BODY, KEYED, 403, 404))
     async def cancel(
         self,
         payment_id: FromPath[str],
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> Response[dict[str, Any]]:
-        return _response(await to_thread.run_sync(
+    ) -> Response[PaymentView]:
+        return respond(await to_thread.run_sync(
             services.payments.cancel, caller, payment_id, keyed))
 
-    @post("/{payment_id:str}/refunds", summary="Refund fully or partly; finance roles")
+    @post("/{payment_id:str}/refunds", summary="Refund fully or partly; finance roles",
+          description="201: refunded. 202: the provider has not answered yet; the refund is "
+                      "retried and its status moves from pending.",
+          responses={**errors(CALLER, BODY, KEYED, 403, 404, 502),
+                     202: ResponseSpec(RefundView, description="Accepted: still pending")})
     async def refund(
         self,
         payment_id: FromPath[str],
@@ -133,13 +139,16 @@ class PaymentController(Controller):
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[RefundView]:
         amount = Decimal(data.amount) if data.amount is not None else None
-        return _response(await to_thread.run_sync(
+        return respond(await to_thread.run_sync(
             services.refunds.refund, caller, payment_id, amount, data.reason, keyed))
 
 
-def _naive(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+def _instant(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field=field) from None

@@ -1,4 +1,5 @@
-"""Unauthenticated endpoints: providers list, webhooks, health, readiness, metrics."""
+"""The providers list, and the endpoints without a caller: webhooks, health, readiness,
+metrics."""
 
 from __future__ import annotations
 
@@ -11,18 +12,21 @@ from litestar.params import FromPath
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from service.api.contract import BODY, errors
 from service.api.deps import Services
 from service.api.guards import database_answers
-from service.api.problems import PROBLEM
+from service.api.problems import problem
 from service.db import migrate
 from service.db.availability import RETRY_AFTER_SECONDS
 from service.domain import catalog
 from service.domain.money import fmt
+from service.domain.views import Health, ProviderList, Readiness, WebhookReceipt
 from service.providers.signing import HEADER
 
 
-@get("/api/v1/payment-providers", tags=["providers"], summary="The payment providers")
-async def list_providers(services: NamedDependency[Services]) -> dict[str, Any]:
+@get("/api/v1/payment-providers", tags=["providers"],
+     summary="The payment providers (public: no token needed)", responses=errors(429))
+async def list_providers(services: NamedDependency[Services]) -> ProviderList:
     registry = services.ctx.providers
     return {
         "providers": [
@@ -55,10 +59,11 @@ async def list_providers(services: NamedDependency[Services]) -> dict[str, Any]:
     # is still recorded before it is refused.
     opt={"raw_body": True},
     guards=[database_answers],
+    responses=errors(BODY, 401, 404, 503),
 )
 async def receive_webhook(
     provider: FromPath[str], request: Request[Any, Any, Any], services: NamedDependency[Services]
-) -> dict[str, Any]:
+) -> WebhookReceipt:
     raw = await request.body()
     return await to_thread.run_sync(
         services.webhooks.receive, provider, request.headers.get(HEADER),
@@ -67,14 +72,15 @@ async def receive_webhook(
 
 
 @get("/health", tags=["ops"], summary="Liveness (no dependencies)")
-async def health() -> dict[str, str]:
+async def health() -> Health:
     return {"status": "ok"}
 
 
-@get("/health/ready", tags=["ops"], summary="Readiness: database, migrations, Redis")
+@get("/health/ready", tags=["ops"], summary="Readiness: database, migrations, Redis",
+     responses=errors(503))
 async def ready(
     services: NamedDependency[Services], request: Request[Any, Any, Any]
-) -> Response[dict[str, Any]]:
+) -> Response[Readiness]:
     checks: dict[str, str] = {}
 
     def database() -> None:
@@ -109,15 +115,8 @@ async def ready(
             degraded = True
     failed = {k: v for k, v in checks.items() if v != "ok" and k != "redis"}
     if failed:
-        body = {
-            "type": "https://nilecare.sd/problems/not-ready",
-            "title": "Not ready",
-            "status": 503,
-            "detail": "failed checks: " + ", ".join(sorted(failed)),
-            "checks": checks,
-        }
-        return Response(body, status_code=503, media_type=PROBLEM,
-                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return problem(503, "Not ready", "failed checks: " + ", ".join(sorted(failed)), request,
+                       retry_after=RETRY_AFTER_SECONDS, extra={"checks": checks})
     return Response({"status": "degraded" if degraded else "ready", "checks": checks})
 
 

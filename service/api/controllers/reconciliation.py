@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from anyio import to_thread
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
-from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import Services, provide_caller, provide_keyed
+from service.api.contract import AUTHENTICATED, BODY, CALLER, KEYED, errors
+from service.api.deps import Services, provide_caller, provide_keyed, respond
 from service.api.guards import database_answers
+from service.api.schemas import Resolve
 from service.domain.caller import Caller
-from service.reconciliation.service import ACTIONS
+from service.domain.views import IssuePage, IssueView, RunView
+from service.reconciliation.rules import Issue as IssueType
+from service.reconciliation.service import IssueFilter
 from service.services.idempotency import Keyed
-
-
-class Resolve(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    action: str = Field(description="One of: " + ", ".join(ACTIONS))
-    note: str = Field(min_length=1, max_length=1000)
 
 
 class ReconciliationController(Controller):
@@ -30,21 +26,26 @@ class ReconciliationController(Controller):
     dependencies = {"caller": Provide(provide_caller, sync_to_thread=False),
                     "keyed": Provide(provide_keyed, sync_to_thread=False)}
     guards = [database_answers]
+    security = AUTHENTICATED
 
-    @get("/issues", summary="List your facility's reconciliation issues")
+    @get("/issues", summary="List your facility's reconciliation issues",
+         responses=errors(CALLER, 400, 403, 422))
     async def list_issues(
         self,
         caller: NamedDependency[Caller],
         services: NamedDependency[Services],
-        status: Annotated[str | None, QueryParameter(name="status")] = "open",
-        issue_type: Annotated[str | None, QueryParameter(name="type")] = None,
+        status: Annotated[IssueFilter, QueryParameter(
+            name="status", description="open (the default), resolved or all")] = IssueFilter.OPEN,
+        # Named as on the wire: a validation error names the parameter.
+        type: Annotated[IssueType | None, QueryParameter()] = None,
         run_id: Annotated[str | None, QueryParameter(name="run_id", max_length=40)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-    ) -> dict[str, Any]:
+    ) -> IssuePage:
         return await to_thread.run_sync(lambda: services.reconciliation.issues(
-            caller, status=status, issue_type=issue_type, run_id=run_id, limit=limit))
+            caller, status=status, issue_type=type, run_id=run_id, limit=limit))
 
-    @post("/issues/{issue_id:int}/resolve", summary="Resolve an issue (audited)")
+    @post("/issues/{issue_id:int}/resolve", summary="Resolve an issue (audited)", status_code=200,
+          responses=errors(CALLER, BODY, KEYED, 403, 404))
     async def resolve(
         self,
         issue_id: FromPath[int],
@@ -52,26 +53,28 @@ class ReconciliationController(Controller):
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[IssueView]:
         outcome = await to_thread.run_sync(
             services.reconciliation.resolve, caller, issue_id, data.action, data.note, keyed)
-        return Response(outcome.body, status_code=outcome.status)
+        return respond(outcome)
 
-    @post("/runs", summary="Request a reconciliation run (the reconciliation worker runs it)")
+    @post("/runs", summary="Request a reconciliation run (the reconciliation worker runs it)",
+          status_code=202, responses=errors(CALLER, BODY, KEYED, 403))
     async def request_run(
         self,
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
         services: NamedDependency[Services],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[RunView]:
         outcome = await to_thread.run_sync(services.reconciliation.request_run, caller, keyed)
-        return Response(outcome.body, status_code=outcome.status)
+        return respond(outcome)
 
-    @get("/runs/{run_id:str}", summary="A run: its state and what it found")
+    @get("/runs/{run_id:str}", summary="A run: its state and what it found",
+         responses=errors(CALLER, 403, 404))
     async def run_summary(
         self,
         run_id: FromPath[str],
         caller: NamedDependency[Caller],
         services: NamedDependency[Services],
-    ) -> dict[str, Any]:
+    ) -> RunView:
         return await to_thread.run_sync(services.reconciliation.run, caller, run_id)
