@@ -43,9 +43,9 @@ def parse_instant(raw: str) -> datetime:
     try:
         if not _RFC3339.fullmatch(raw):
             raise ValueError
-        value = datetime.fromisoformat(raw.upper())
-    except ValueError:
+        # In UTC, year 1 and year 9999 may step out of what a datetime holds.
+        return datetime.fromisoformat(raw.upper()).astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         shown = raw if len(raw) <= 40 else raw[:40] + "…"
         raise ValueError(f"{shown!r} is not an RFC 3339 date-time such as "
                          "2026-12-01T00:00:00Z") from None
-    return value.astimezone(UTC).replace(tzinfo=None)

@@ -1,9 +1,9 @@
 """One error hierarchy for the service; api/problems.py maps it to problem+json once."""
 
-# Which status each kind of mistake gets (the README's error table says the same): a body that
-# cannot be read as a JSON object is malformed (400); a field that is missing, of the wrong type
-# or not allowed is invalid (422); a request that cannot be carried out in the resource's current
-# state is a conflict (409).
+# Which status each kind of mistake gets (docs/integrators/errors.md's table says the same): a
+# body that cannot be read as a JSON object is malformed (400); a field that is missing, of the
+# wrong type or not allowed is invalid (422); a request that cannot be carried out in the
+# resource's current state is a conflict (409).
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from service.api.schemas import Body, CreatePayment
 from service.domain import catalog, patterns
+from service.services.webhooks import MAX_EVENT_ID, MAX_EVENT_TYPE, MAX_REFERENCE
 
 REF = "#/components/schemas/{model}"
 
@@ -53,6 +54,17 @@ def create_payment(base: dict[str, Any]) -> dict[str, Any]:
     return {"title": base["title"], "oneOf": variants,
             "description": "The fields of a payment; which values are allowed depends on "
                            "the provider (GET /api/v1/payment-providers lists them)."}
+
+
+def webhook_event() -> dict[str, Any]:
+    """A provider's event: what the webhook reads of it (other fields are kept, unread)."""
+    def text(longest: int) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": longest}
+    return {"title": "WebhookEvent", "type": "object", "required": ["id", "type", "data"],
+            "properties": {
+                "id": text(MAX_EVENT_ID), "type": text(MAX_EVENT_TYPE),
+                "data": {"type": "object", "required": ["reference"],
+                         "properties": {"reference": text(MAX_REFERENCE)}}}}
 
 
 def _subclasses(cls: type[Body]) -> list[type[Body]]:

@@ -8,13 +8,18 @@ against a real gateway, so a status, header or body the document leaves out fail
 
 from typing import Any, NotRequired, TypedDict, cast
 
+from litestar.enums import ParamType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
     Components,
     OpenAPI,
     OpenAPIHeader,
+    OpenAPIMediaType,
     OpenAPIResponse,
+    Operation,
+    Parameter,
     Reference,
+    RequestBody,
     Schema,
     SecurityScheme,
 )
@@ -22,9 +27,11 @@ from litestar.openapi.spec.enums import OpenAPIType
 
 from service.api import bodies
 from service.domain.views import PaymentView, RefundView
+from service.providers.signing import HEADER
 
 PROBLEM = "application/problem+json"
 BEARER = "bearer"
+WEBHOOKS = "/api/v1/webhooks/{provider}"
 # Every operation that reads the caller: the handler, its controller or its router sets it.
 AUTHENTICATED: list[dict[str, list[str]]] = [{BEARER: []}]
 
@@ -80,13 +87,16 @@ BODY = (400, 413, 415, 422)
 KEYED = (409, 422)
 
 
-def errors(*statuses: int | tuple[int, ...]) -> dict[int, ResponseSpec]:
-    """The problem+json responses of an operation, e.g. `errors(CALLER, BODY, 404)`."""
+def errors(*statuses: int | tuple[int, ...],
+           why: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
+    """The problem+json responses of an operation, e.g. `errors(CALLER, BODY, 404)`; `why`
+    replaces the usual description of a status where this operation means another thing."""
     flat: set[int] = set()
     for status in statuses:
         flat.update(status if isinstance(status, tuple) else (status,))
     return {status: ResponseSpec(data_container=Problem, media_type=PROBLEM,
-                                 description=WHY[status], generate_examples=False)
+                                 description=(why or {}).get(status, WHY[status]),
+                                 generate_examples=False)
             for status in sorted(flat)}
 
 
@@ -124,8 +134,23 @@ def finish(document: OpenAPI) -> OpenAPI:
                 headers: dict[str, OpenAPIHeader | Reference] = dict(response.headers or {})
                 if status in RETRY_AFTER:
                     headers["Retry-After"] = retry_after
-                if status == "401":
+                if status == "401" and operation.security:
                     headers["WWW-Authenticate"] = challenge
                 response.headers = headers or None
+    webhook = (document.paths or {}).get(WEBHOOKS)
+    if webhook is not None and webhook.post is not None:
+        _signed(webhook.post)
     return document
+
+
+def _signed(operation: Operation) -> None:
+    """The webhook reads and verifies its own bytes, so Litestar sees neither its body nor
+    its signature header: both are stated here."""
+    operation.parameters = [*(operation.parameters or []), Parameter(
+        name=HEADER, param_in=ParamType.HEADER, required=True,
+        description="t=<unix seconds>,v1=<hex HMAC-SHA256 of \"{t}.{raw body}\" with "
+                    "WEBHOOK_SECRET>; several v1= values are allowed while a secret rotates",
+        schema=Schema(type=OpenAPIType.STRING))]
+    operation.request_body = RequestBody(required=True, content={
+        "application/json": OpenAPIMediaType(schema=cast(Any, bodies.webhook_event()))})
 

@@ -55,7 +55,7 @@ def problem(
     }
     body.update(extra or {})
     out = dict(headers or {})
-    if status == 401:
+    if status == 401 and field == "Authorization":  # not a webhook's signature
         out["WWW-Authenticate"] = 'Bearer realm="nilecare"'
     if retry_after is not None:
         out["Retry-After"] = str(max(int(retry_after), 1))

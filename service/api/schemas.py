@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.domain.catalog import PHONE_PATTERN, normalise_phone
 from service.domain.money import AMOUNT_PATTERN, parse_amount
-from service.reconciliation.service import Action
+from service.reconciliation.rules import Action
 
 ID = r"^[A-Za-z0-9._:-]+$"
 

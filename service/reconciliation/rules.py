@@ -21,6 +21,24 @@ class Issue(StrEnum):
 ISSUE_TYPES: tuple[str, ...] = tuple(issue.value for issue in Issue)
 
 
+class Action(StrEnum):
+    """How finance resolved an issue."""
+
+    ACCEPTED = "accepted"
+    ADJUSTED = "adjusted"
+    REFUNDED = "refunded"
+    WRITTEN_OFF = "written_off"
+    FALSE_POSITIVE = "false_positive"
+
+
+class IssueFilter(StrEnum):
+    """Which issues a list shows, by status."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    ALL = "all"
+
+
 @dataclass(frozen=True)
 class Line:
     id: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, false, select, update
@@ -20,28 +19,9 @@ from service.domain.money import fmt
 from service.domain.views import IssuePage, IssueView, RunView
 from service.errors import Conflict, InvalidInput, NotFound
 from service.reconciliation import reports, runs
-from service.reconciliation.rules import ISSUE_TYPES
+from service.reconciliation.rules import ISSUE_TYPES, Action, IssueFilter
 from service.services.context import Context
 from service.services.idempotency import Attach, Idempotency, Keyed, Outcome
-
-
-class Action(StrEnum):
-    """How finance resolved an issue."""
-
-    ACCEPTED = "accepted"
-    ADJUSTED = "adjusted"
-    REFUNDED = "refunded"
-    WRITTEN_OFF = "written_off"
-    FALSE_POSITIVE = "false_positive"
-
-
-class IssueFilter(StrEnum):
-    """Which issues a list shows, by status."""
-
-    OPEN = "open"
-    RESOLVED = "resolved"
-    ALL = "all"
-
 
 ACTIONS = tuple(a.value for a in Action)
 ISSUE_STATUSES = tuple(f.value for f in IssueFilter if f is not IssueFilter.ALL)

@@ -203,6 +203,8 @@ def test_a_dump_restored_into_a_new_server_brings_back_every_payment_and_its_gua
                    "--database", source.name, str(backups))
         assert made.returncode == 0, made.stderr
         dump = Path(made.stdout.strip())
+        # Patients' payments: readable by the owner only, whatever the caller's umask.
+        assert dump.stat().st_mode & 0o077 == 0, oct(dump.stat().st_mode)
         assert dump.parent == backups and dump.name.endswith(".sql.gz")
         assert f"dumping {source.name}" in made.stderr and "wrote" in made.stderr
         assert source.password not in made.stdout + made.stderr

@@ -59,13 +59,24 @@ def test_every_operation_says_who_may_call_it_and_how_it_fails() -> None:
                 assert schema == {"$ref": "#/components/schemas/Problem"}, where
                 headers = set(response.get("headers", {}))
                 assert ("Retry-After" in headers) == (status in {"409", "429", "503"}), where
-                assert ("WWW-Authenticate" in headers) == (status == "401"), where
+                # A bearer challenge only where a bearer token is what failed.
+                assert ("WWW-Authenticate" in headers) == (
+                    status == "401" and "security" in op), where
             elif "content" in response:
                 schema = next(iter(response["content"].values()))["schema"]
                 assert "$ref" in schema, f"{where} {status}: an untyped body"
         if method == "post" and path not in PUBLIC:
             names = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
             assert "Idempotency-Key" in names, where
+
+
+def test_the_webhook_states_its_signature_and_body() -> None:
+    op = json.loads(COMMITTED.read_text())["paths"]["/api/v1/webhooks/{provider}"]["post"]
+    signature = next(p for p in op["parameters"] if p["name"] == "X-NileCare-Signature")
+    assert signature["in"] == "header" and signature["required"] is True
+    event = op["requestBody"]["content"]["application/json"]["schema"]
+    assert event["required"] == ["id", "type", "data"]
+    assert "signature" in op["responses"]["401"]["description"].lower()
 
 
 def test_a_create_states_each_providers_rules() -> None:

@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from service.api.contract import BODY, errors
+from service.api.contract import BODY, WEBHOOKS, errors
 from service.api.deps import Services
 from service.api.guards import database_answers
 from service.api.problems import problem
@@ -51,7 +51,7 @@ async def list_providers(services: NamedDependency[Services]) -> ProviderList:
 
 
 @post(
-    "/api/v1/webhooks/{provider:str}",
+    WEBHOOKS.replace("{provider}", "{provider:str}"),
     status_code=200,
     tags=["webhooks"],
     summary="Provider webhook (HMAC-signed)",
@@ -59,7 +59,9 @@ async def list_providers(services: NamedDependency[Services]) -> ProviderList:
     # is still recorded before it is refused.
     opt={"raw_body": True},
     guards=[database_answers],
-    responses=errors(BODY, 401, 404, 503),
+    responses=errors(BODY, 401, 404, 503, why={
+        401: "The X-NileCare-Signature header is missing, malformed, stale or does not match "
+             "the body"}),
 )
 async def receive_webhook(
     provider: FromPath[str], request: Request[Any, Any, Any], services: NamedDependency[Services]

@@ -16,7 +16,7 @@ from service.api.schemas import Resolve
 from service.domain.caller import Caller
 from service.domain.views import IssuePage, IssueView, RunView
 from service.reconciliation.rules import Issue as IssueType
-from service.reconciliation.service import IssueFilter
+from service.reconciliation.rules import IssueFilter
 from service.services.idempotency import Keyed
 
 

@@ -38,6 +38,17 @@ def test_finance_lists_and_resolves_an_issue_with_an_audited_note(ctx: Context) 
                            headers=finance).status_code == 409
         assert client.get("/api/v1/reconciliation/runs/run_t",
                           headers=finance).json()["results"]["open_issues"] == 0
+
+        def listed(status: str) -> list[str]:
+            reply = client.get(f"/api/v1/reconciliation/issues?status={status}",
+                               headers=finance)
+            assert reply.status_code == 200, reply.text
+            return [i["status"] for i in reply.json()["items"]]
+
+        assert listed("open") == [] and listed("resolved") == ["resolved"]
+        assert listed("all") == ["resolved"]
+        assert client.get("/api/v1/reconciliation/issues?status=",
+                          headers=finance).json()["field"] == "status"
     with ctx.sessions() as session:
         audit = session.scalars(select(PaymentAuditLog).where(
             PaymentAuditLog.entity_type == "reconciliation")).one()

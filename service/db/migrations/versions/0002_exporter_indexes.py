@@ -4,8 +4,8 @@ Revision ID: 0002
 Revises: 0001
 
 Measured with bench/exporter_scrape.py at a million payment rows (EXPLAIN before/after in
-README, "The metrics exporter"): the waiting-for-verification count read the whole table through the
-provider index; today's refunds scanned payment_refunds; the by-status and revenue reads
+docs/operators/monitoring.md, "The metrics exporter"): the waiting-for-verification count
+read the whole table through the provider index; today's refunds scanned payment_refunds; the by-status and revenue reads
 fetched every row of their window from the table. Each index below turns one of those
 into a range read of the index alone.
 """
