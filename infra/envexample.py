@@ -7,10 +7,9 @@ catalogue's credential groups, rendered by `make render-env` and checked by
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from infra.generated import header, settle
+from infra.generated import command, header
 from service.domain import catalog
 
 DEFAULT_PATH = Path("env.example")
@@ -47,13 +46,8 @@ def render(text: str, providers: tuple[catalog.ProviderSpec, ...] | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--path", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 when the file's provider block differs from a fresh render")
-    args = parser.parse_args(argv)
-    return settle(args.path, render(args.path.read_text(encoding="utf-8")), check=args.check,
-                  target="render-env")
+    return command(argv, __doc__, DEFAULT_PATH,
+                   lambda path: render(path.read_text(encoding="utf-8")), "render-env")
 
 
 if __name__ == "__main__":

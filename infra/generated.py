@@ -3,7 +3,9 @@ render` writes it and `make render-check` compares it."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -27,3 +29,15 @@ def settle(path: Path, text: str, *, check: bool, target: str) -> int:
     path.write_text(text, encoding="utf-8")
     print(f"wrote {path}")
     return 0
+
+
+def command(argv: list[str] | None, description: str | None, default: Path,
+            render: Callable[[Path], str], target: str) -> int:
+    """The command line of a generator that writes one file: `--path` (default `default`)
+    and `--check`; `render` gets the path and returns the file's text."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--path", type=Path, default=default)
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when the file differs from a fresh render")
+    args = parser.parse_args(argv)
+    return settle(args.path, render(args.path), check=args.check, target=target)

@@ -9,13 +9,12 @@ secrets on an in-memory database that is never opened.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from infra.generated import settle
+from infra.generated import command
 from service.api import contract
 from service.api.app import create_app
 from service.settings import load
@@ -39,12 +38,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--path", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 when the committed file differs from a fresh render")
-    args = parser.parse_args(argv)
-    return settle(args.path, render(), check=args.check, target="render-openapi")
+    return command(argv, __doc__, DEFAULT_PATH, lambda _: render(), "render-openapi")
 
 
 if __name__ == "__main__":
