@@ -157,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--server", help="a MariaDB server URL (default: a throwaway one)")
+    parser.add_argument("--buffer-pool", default="256M",
+                        help="the throwaway server's InnoDB buffer pool (default: 256M)")
     parser.add_argument("--child", nargs=2, metavar=("URL", "INBOX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -164,7 +166,8 @@ def main() -> None:
         return
     with ExitStack() as stack:
         base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nc-reconcile-")))
-        server = args.server or stack.enter_context(mariadb(base / "mariadb"))
+        server = args.server or stack.enter_context(mariadb(base / "mariadb",
+                                                                   args.buffer_pool))
         print(f"{'lines':>10} {'reconcile':>10} {'csv':>7} {'LOAD DATA':>10} {'/csv':>6} "
               f"{'/LOAD':>6} {'peak RSS':>9} {'lines/s':>8}  matched, issues")
         results = []
