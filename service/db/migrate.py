@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -52,15 +53,43 @@ def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
             connection.commit()
 
 
+# How long `nilecare migrate` waits for another process's migration before it gives up.
+LOCK_WAIT_S = 600
+LOCK_NAME = "nilecare_payments.migrate"
+
+
 def prepare(engine: Engine) -> None:
-    """Migrate to head and seed the provider catalogue: what `nilecare migrate` does."""
+    """Migrate to head and seed the provider catalogue: what `nilecare migrate` does.
+
+    Gateways migrate as they start, and a swarm starts several at once (and one more during
+    each rolling update). MySQL's DDL is not transactional, so two migrations racing could
+    leave a table created and its revision unrecorded; on MySQL a named lock, held on its own
+    connection for the whole run, makes the others wait and then find the database at head."""
     from sqlalchemy.orm import Session
 
     from service.db.seed import sync_providers
 
-    upgrade(engine)
-    with Session(engine) as session, session.begin():
-        sync_providers(session)
+    with _migration_lock(engine):
+        upgrade(engine)
+        with Session(engine) as session, session.begin():
+            sync_providers(session)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        yield  # SQLite: one file, one writer at a time already
+        return
+    with engine.connect() as connection:
+        got = connection.exec_driver_sql("SELECT GET_LOCK(%s, %s)",
+                                         (LOCK_NAME, LOCK_WAIT_S)).scalar()
+        if got != 1:
+            raise RuntimeError(f"another migration held the lock {LOCK_NAME!r} for more than "
+                               f"{LOCK_WAIT_S} s")
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (LOCK_NAME,))
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ def _diff(engine: Engine) -> list[object]:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, Base.metadata))
+
+
+def test_gateways_starting_together_all_find_the_database_at_head(
+        request: pytest.FixtureRequest) -> None:
+    # A swarm starts its gateway replicas at once, and each runs `nilecare migrate` first.
+    with fresh_database(request.getfixturevalue("mysql_server")) as url:
+        engines = [create_engine(url) for _ in range(4)]
+        try:
+            with ThreadPoolExecutor(len(engines)) as pool:
+                for future in [pool.submit(migrate.prepare, e) for e in engines]:
+                    future.result()
+            assert migrate.current(engines[0]) == migrate.head()
+            assert _diff(engines[0]) == []
+        finally:
+            for e in engines:
+                e.dispose()
 
 
 def test_autogenerate_finds_nothing_to_add_at_head(engine: Engine) -> None:
