@@ -61,11 +61,11 @@ unit: install
 integration: system-deps install
 	$(PY) -m pytest -q tests/integration
 
-## Regenerate every generated file (rules, routes, dashboards, compose, env.example's providers, openapi.json)
-render: render-monitoring render-compose render-env render-openapi
+## Regenerate every generated file (rules, routes, dashboards, compose, swarm stack, env.example's providers, openapi.json)
+render: render-monitoring render-compose render-swarm render-env render-openapi
 
 ## Fail, naming the file, when a generated file differs from its source
-render-check: render-check-monitoring render-check-compose render-check-env render-check-openapi
+render-check: render-check-monitoring render-check-compose render-check-swarm render-check-env render-check-openapi
 
 ## Remove .venv, var and the tools' caches
 clean:

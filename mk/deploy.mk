@@ -3,7 +3,15 @@
 PY ?= .venv/bin/python
 COMPOSE_FILE ?= docker-compose.payment.yml
 
-.PHONY: render-compose render-check-compose render-env render-check-env secrets test-infra e2e-containers
+.PHONY: render-swarm render-check-swarm render-compose render-check-compose render-env render-check-env secrets test-infra e2e-containers
+
+## Render the swarm stack (deploy/swarm/: stack.yml, simulator.yml, haproxy.cfg) from infra/topology/
+render-swarm: install
+	$(PY) -m infra.swarm
+
+## Fail when a committed file under deploy/swarm/ drifts from infra/topology/
+render-check-swarm: install
+	$(PY) -m infra.swarm --check
 
 ## Render docker-compose.payment.yml from infra/topology/
 render-compose: install

@@ -15,6 +15,7 @@ from infra.topology.catalogue import (
     PROJECT,
     SECRETS,
     STATEMENT_DIR,
+    STORES_NODE,
     secret_catalogue,
 )
 from infra.topology.model import (
@@ -27,6 +28,7 @@ from infra.topology.model import (
     Metrics,
     Network,
     Port,
+    Replication,
     Secret,
     SecretKind,
     SecretMount,
@@ -38,7 +40,8 @@ from infra.topology.model import (
 
 __all__ = [
     "ALL_INTERFACES", "CORE_SERVICES", "HOST_ACCESS", "NILECARE_IMAGE", "NILECARE_USER",
-    "PROFILES", "PROJECT", "SECRETS", "STATEMENT_DIR", "FileMount", "Healthcheck", "Image",
-    "Limits", "LogRotation", "Metrics", "Network", "Port", "Secret", "SecretKind",
-    "SecretMount", "Service", "Sizing", "Topology", "VolumeMount", "build", "secret_catalogue",
+    "PROFILES", "PROJECT", "SECRETS", "STATEMENT_DIR", "STORES_NODE", "FileMount",
+    "Healthcheck", "Image", "Limits", "LogRotation", "Metrics", "Network", "Port",
+    "Replication", "Secret", "SecretKind", "SecretMount", "Service", "Sizing", "Topology",
+    "VolumeMount", "build", "secret_catalogue",
 ]

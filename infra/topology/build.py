@@ -22,6 +22,7 @@ from infra.topology.catalogue import (
     SECRETS_DIR,
     SIZES,
     STATEMENT_DIR,
+    STORES_NODE,
     TMP,
     WORKER_METRICS,
     provider_secrets,
@@ -32,6 +33,7 @@ from infra.topology.model import (
     Limits,
     Network,
     Port,
+    Replication,
     SecretMount,
     Service,
     Sizing,
@@ -91,6 +93,12 @@ def _app_service(**fields: Any) -> Service:
                    **fields)
 
 
+def _buffer_pool_mb(limits: Limits) -> int:
+    """Half the MySQL container's memory, in whole 128 MB chunks (InnoDB rounds the pool to
+    its chunk size times the pool instances; a multiple of 128 MB is what it keeps)."""
+    return max(128, limits.memory_mb // 2 // 128 * 128)
+
+
 def _run_secrets(*names: str) -> tuple[SecretMount, ...]:
     return tuple(SecretMount(name, f"{SECRETS_DIR}/{name}") for name in names)
 
@@ -141,6 +149,7 @@ def _processes(plan: _Plan) -> tuple[Service, ...]:
             networks=both,
             depends_on=("mysql-payment", "redis-payment"),
             metrics=GATEWAY_METRICS,
+            swarm=Replication(3, "GATEWAY_REPLICAS"),
         ),
         _app_service(
             name="payment-worker",
@@ -153,6 +162,7 @@ def _processes(plan: _Plan) -> tuple[Service, ...]:
             networks=both,
             depends_on=("payment-gateway-service",),
             metrics=WORKER_METRICS,
+            swarm=Replication(2, "WORKER_REPLICAS"),
         ),
         _app_service(
             name="payment-reconciliation-worker",
@@ -172,6 +182,7 @@ def _processes(plan: _Plan) -> tuple[Service, ...]:
             volumes=(VolumeMount("statements", STATEMENT_DIR),),
             depends_on=("payment-gateway-service",),
             metrics=RECONCILIATION_METRICS,
+            swarm=Replication(node_label=STORES_NODE),
         ),
         _app_service(
             name="payment-metrics-exporter",
@@ -211,8 +222,12 @@ def _stores(plan: _Plan) -> tuple[Service, ...]:
             image=MYSQL_IMAGE,
             # Alembic creates triggers as the unprivileged user; with binary logging on, MySQL
             # refuses that unless function creators are trusted.
+            # The buffer pool is half the container's memory (the server's default is 128 MB
+            # whatever the container holds): the payment and reconciliation indexes stay in
+            # memory, and connections, sort buffers and the log buffer keep the other half.
             command=("--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-                     "--log-bin-trust-function-creators=1"),
+                     "--log-bin-trust-function-creators=1",
+                     f"--innodb-buffer-pool-size={_buffer_pool_mb(plan.limits['mysql-payment'])}M"),
             environment={
                 "MYSQL_DATABASE": "nilecare_payments",
                 "MYSQL_USER": "payments",
@@ -230,6 +245,7 @@ def _stores(plan: _Plan) -> tuple[Service, ...]:
             limits=plan.limits["mysql-payment"],
             networks=networks,
             volumes=(VolumeMount("mysql-data", "/var/lib/mysql"),),
+            swarm=Replication(node_label=STORES_NODE),
             # The image's entrypoint starts as root to own the data directory, then drops to
             # the mysql user; the server process itself never runs as root.
             user=None,
@@ -255,6 +271,7 @@ def _stores(plan: _Plan) -> tuple[Service, ...]:
             limits=plan.limits["redis-payment"],
             networks=networks,
             volumes=(VolumeMount("redis-data", "/data"),),
+            swarm=Replication(node_label=STORES_NODE),
             user="redis",
             read_only=True,
             tmpfs=(TMP,),

@@ -33,6 +33,11 @@ CORE_SERVICES = (
 # Redis join this one as well when their ports are published (and only then).
 HOST_ACCESS = "host-access"
 
+# The swarm node labels (set to true) that pin services to the node holding their volumes.
+STORES_NODE = "nilecare.stores"
+MONITORING_NODE = "nilecare.monitoring"
+EDGE_NODE = "nilecare.edge"
+
 # Where Prometheus scrapes each process (job, container port).
 GATEWAY_METRICS = Metrics("payment-gateway", deployment.GATEWAY_PORT)
 WORKER_METRICS = Metrics("payment-worker", deployment.WORKER_METRICS_PORT)
@@ -46,6 +51,7 @@ REDIS_IMAGE = Image("REDIS_IMAGE", "redis:7.4")
 PROMETHEUS_IMAGE = Image("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.4")
 ALERTMANAGER_IMAGE = Image("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.27.0")
 GRAFANA_IMAGE = Image("GRAFANA_IMAGE", "grafana/grafana:11.6.0")
+EDGE_IMAGE = Image("EDGE_IMAGE", "haproxy:2.8")
 
 
 def secret_catalogue() -> tuple[Secret, ...]:

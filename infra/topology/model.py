@@ -1,6 +1,6 @@
 """The deployment model's types: services, their ports, healthchecks, limits, mounts and
-secrets, the networks, and the topology that holds them. Compose, Pulumi (and later a swarm
-stack) are rendered from one Topology; nothing here knows which."""
+secrets, the networks, and the topology that holds them. Compose, Pulumi and the swarm stack
+are rendered from one Topology; nothing here knows which."""
 
 from __future__ import annotations
 
@@ -117,6 +117,25 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Replication:
+    """How a service runs on a swarm; compose and Pulumi on one host run one of each.
+
+    The count is `replicas`, or the stack variable `variable` when one is named. A service
+    that owns something on one node (a local volume, a host-mode port) is pinned to the node
+    carrying `node_label` (=true), and an update stops its task before the successor starts
+    (two servers on one data directory would corrupt it; two cannot bind one host port);
+    every other update starts the new task first."""
+
+    replicas: int = 1
+    variable: str | None = None
+    node_label: str | None = None
+
+    @property
+    def update_order(self) -> Literal["start-first", "stop-first"]:
+        return "stop-first" if self.node_label else "start-first"
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     image: Image
@@ -137,6 +156,7 @@ class Service:
     profile: str | None = None
     aliases: tuple[str, ...] = ()
     metrics: Metrics | None = None
+    swarm: Replication = Replication()
 
     @property
     def scrape_target(self) -> str | None:

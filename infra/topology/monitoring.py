@@ -9,6 +9,7 @@ from infra.topology.catalogue import (
     ALERTMANAGER_IMAGE,
     ALERTMANAGER_SECRETS_DIR,
     GRAFANA_IMAGE,
+    MONITORING_NODE,
     PROMETHEUS_IMAGE,
 )
 from infra.topology.model import (
@@ -17,6 +18,7 @@ from infra.topology.model import (
     Limits,
     Metrics,
     Port,
+    Replication,
     SecretMount,
     Service,
     VolumeMount,
@@ -39,6 +41,7 @@ def monitoring(limits: Mapping[str, Limits]) -> tuple[Service, ...]:
             limits=limits["prometheus"],
             networks=("frontend",),
             volumes=(VolumeMount("prometheus-data", "/prometheus"),),
+            swarm=Replication(node_label=MONITORING_NODE),
             # The generated config reads its scrape targets from file_sd files (one per job);
             # these name the services on the compose and Pulumi networks.
             files=(FileMount("monitoring/prometheus.yml", "/etc/prometheus/prometheus.yml"),
@@ -67,6 +70,7 @@ def monitoring(limits: Mapping[str, Limits]) -> tuple[Service, ...]:
             networks=("frontend",),
             metrics=Metrics("alertmanager", 9093),
             volumes=(VolumeMount("alertmanager-data", "/alertmanager"),),
+            swarm=Replication(node_label=MONITORING_NODE),
             files=(FileMount("alertmanager/alertmanager.yml",
                              "/etc/alertmanager/alertmanager.yml"),
                    FileMount("alertmanager/templates", "/etc/alertmanager/templates")),
@@ -86,6 +90,7 @@ def monitoring(limits: Mapping[str, Limits]) -> tuple[Service, ...]:
             limits=limits["grafana"],
             networks=("frontend",),
             volumes=(VolumeMount("grafana-data", "/var/lib/grafana"),),
+            swarm=Replication(node_label=MONITORING_NODE),
             files=(FileMount("monitoring/grafana/provisioning", "/etc/grafana/provisioning"),
                    FileMount("monitoring/dashboards", "/var/lib/grafana/dashboards")),
             depends_on=("prometheus",),

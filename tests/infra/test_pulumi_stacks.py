@@ -93,6 +93,10 @@ def test_limits_grow_to_prod_and_fit_redis_maxmemory(dev: StackRun, prod: StackR
         assert 0 < float(d[name].inputs["cpus"]) <= float(p[name].inputs["cpus"]), name
     assert p["mysql-payment"].inputs["memory"] > d["mysql-payment"].inputs["memory"]
     for run in (d, p):
+        mysql = run["mysql-payment"].inputs
+        pool = f"--innodb-buffer-pool-size={int(mysql['memory']) // 2}M"
+        assert pool in mysql["command"], mysql["command"]
+    for run in (d, p):
         redis = run["redis-payment"]
         assert redis.inputs["memory"] > 1024
         command = " ".join(redis.inputs["command"])

@@ -110,6 +110,17 @@ def test_mysql_holds_the_payments_database_for_the_payments_user(stack: Stack) -
     assert "payments" in out.split()
 
 
+def test_mysql_buffer_pool_is_half_its_container_memory(stack: Stack) -> None:
+    # The server's default pool is 128 MB whatever the container holds.
+    out = host("mysql-payment").check_output(
+        'MYSQL_PWD="$(cat /run/secrets/database_password)" mysql -h 127.0.0.1 -u payments '
+        "-N -e 'SELECT @@innodb_buffer_pool_size' nilecare_payments"
+    )
+    host_config = stack.inspect("mysql-payment")["HostConfig"]
+    assert isinstance(host_config, dict)
+    assert int(out.strip()) == host_config["Memory"] // 2
+
+
 def _token(stack: Stack) -> str:
     result = sh("docker", "exec", "payment-gateway-service", "nilecare", "token",
                 "--role", "accountant", "--facility", "fac-1")

@@ -1,0 +1,162 @@
+"""Render the Docker Swarm stack from the topology (make render-swarm, its -check).
+
+deploy/swarm/stack.yml holds the six NileCare services, the monitoring and the edge (HAProxy
+in front of the gateway replicas); deploy/swarm/simulator.yml adds the provider simulator
+for tests and demos (`docker stack deploy -c stack.yml -c simulator.yml`). What differs from
+compose is only what a swarm needs: replicas and update/rollback policy, placement of the
+services that own a volume, overlay networks, files as swarm configs, and no host-access
+network (a swarm publishes the edge alone)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jinja2
+
+from infra import topology
+from infra.generated import header, settle
+from infra.topology import FileMount, Service, Topology
+from infra.topology.edge import CONFIG as EDGE_CONFIG
+from infra.topology.edge import edge, haproxy_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DIRECTORY = Path("deploy/swarm")
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE = "stack.yml.j2"
+HEADER = header("infra/topology/ (infra/swarm.py)")
+GATEWAY = "payment-gateway-service"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One file mounted read-only, as a swarm config named by its content (configs are
+    immutable: a changed file is a new config, and the service update swaps it)."""
+
+    name: str
+    source: str  # relative to the stack file's directory
+    target: str
+
+
+def swarm_model() -> Topology:
+    """The topology a swarm runs: the edge in front of the gateway and the only service
+    that publishes a port. A swarm cannot publish on a node's loopback alone, as compose
+    does for the exporter and the monitoring; they are reached over the overlay networks."""
+    model = topology.build(publish_backend_ports=False)
+    services = tuple(replace(s, ports=()) for s in model.services)
+    return Topology((*services, edge()), model.networks, model.volumes, model.secrets,
+                    model.logging)
+
+
+def _files(mount: FileMount, root: Path) -> Iterator[tuple[str, str]]:
+    """(repository path, target) of every file under `mount`; promtool's and amtool's test
+    directories stay behind."""
+    source = root / mount.source
+    if source.is_file():
+        yield mount.source, mount.target
+        return
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_file() and "tests" not in relative.parts:
+            yield f"{mount.source}/{relative.as_posix()}", f"{mount.target}/{relative.as_posix()}"
+
+
+def configs(service: Service, root: Path, base: Path,
+            contents: dict[str, str]) -> tuple[Config, ...]:
+    """The swarm configs of `service`'s files. Files in `contents` are written beside the
+    stack file (in `base`); the rest are read from the repository at `root`."""
+    found = []
+    for mount in service.files:
+        for source, target in _files(mount, root):
+            text = contents.get(source)
+            data = text.encode() if text is not None else (root / source).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()[:10]
+            stem = source.replace("/", "-").replace(".", "-")
+            path = Path(source).name if text is not None else _relative(root / source, base)
+            found.append(Config(f"{stem}-{digest}", path, target))
+    return tuple(found)
+
+
+def _relative(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def _quote(value: object) -> str:
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def render(model: Topology, *, simulator: bool = False, encrypted: bool = True,
+           root: Path = ROOT, base: Path | None = None,
+           contents: dict[str, str] | None = None) -> str:
+    """The stack file: every service but the simulator, or with `simulator` the simulator
+    alone (a second file for `docker stack deploy -c`), to be written into `base` (default
+    deploy/swarm/). `contents` holds the generated files written beside it (the edge's
+    configuration)."""
+    wanted = [s for s in model.services if (s.profile == "simulator") == simulator]
+    if not wanted:
+        raise ValueError("refusing to render a stack file with no services")
+    known = contents or {}
+    base = base if base is not None else root / DIRECTORY
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - YAML, not HTML; values are quoted by the q filter
+    )
+    env.filters["q"] = _quote
+    env.filters["dollar"] = lambda value: value.replace("$", "$$")
+    service_configs = {s.name: configs(s, root, base, known) for s in wanted}
+    text = env.get_template(TEMPLATE).render(
+        header="# " + HEADER,
+        services=wanted,
+        configs=service_configs,
+        all_configs=[c for cs in service_configs.values() for c in cs],
+        networks=() if simulator else model.networks,
+        volumes=() if simulator else model.volumes,
+        secrets=() if simulator else model.secrets,
+        logging=model.logging,
+        gateway=GATEWAY,
+        encrypted=encrypted,
+        secrets_dir=_relative(root / "secrets", base),
+    )
+    return text.rstrip("\n") + "\n"
+
+
+def outputs(*, encrypted: bool = True, root: Path = ROOT,
+            base: Path | None = None) -> dict[str, str]:
+    """Every file `make render-swarm` writes into `base` (default deploy/swarm/), by name."""
+    model = swarm_model()
+    cfg = haproxy_config(HEADER, model.service(GATEWAY))
+    contents = {EDGE_CONFIG: cfg}
+    return {
+        Path(EDGE_CONFIG).name: cfg,
+        "stack.yml": render(model, encrypted=encrypted, root=root, base=base,
+                            contents=contents),
+        "simulator.yml": render(model, simulator=True, root=root, base=base),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a committed file differs from a fresh render")
+    parser.add_argument("--output", type=Path, metavar="DIR", default=DIRECTORY,
+                        help="write the files into DIR (default deploy/swarm/)")
+    parser.add_argument("--plain-overlay", action="store_true",
+                        help="unencrypted overlay networks, for kernels without ESP (tests)")
+    args = parser.parse_args(argv)
+    args.output.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for name, text in outputs(encrypted=not args.plain_overlay,
+                              base=args.output.resolve()).items():
+        status |= settle(args.output / name, text, check=args.check, target="render-swarm")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

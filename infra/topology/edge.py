@@ -1,0 +1,80 @@
+"""The swarm's edge: HAProxy in front of the gateway replicas.
+
+Swarm's ingress routing mesh needs IPVS, which some kernels (these machines') lack, and a
+host-mode port serves one task per node. So the gateway runs with DNS round robin
+(`endpoint_mode: dnsrr`) and no published port, and the edge, published in host mode on the
+node labelled for it, spreads requests over the replicas Docker's DNS names, checks each on
+/health, and retries a request whose connection a stopping replica refused on another one
+(every create carries an Idempotency-Key, so a retried create is never a second payment)."""
+
+from __future__ import annotations
+
+from infra.topology.catalogue import EDGE_IMAGE, EDGE_NODE
+from infra.topology.model import FileMount, Healthcheck, Limits, Port, Replication, Service
+from service import deployment
+
+CONFIG = "deploy/swarm/haproxy.cfg"
+# HAProxy keeps this many server slots and fills them from DNS; more than a stack scales to.
+SLOTS = 16
+
+
+def edge() -> Service:
+    return Service(
+        name="payment-edge",
+        image=EDGE_IMAGE,
+        command=("haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"),
+        ports=(Port(deployment.GATEWAY_PORT, deployment.GATEWAY_PORT, None),),
+        healthcheck=Healthcheck(
+            # Both the official image and the Debian stand-in have bash, neither curl nor wget.
+            ("CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{deployment.GATEWAY_PORT}"),
+            10, 5, 3, 10
+        ),
+        limits=Limits(256, 0.5),
+        networks=("frontend",),
+        files=(FileMount(CONFIG, "/usr/local/etc/haproxy/haproxy.cfg"),),
+        swarm=Replication(node_label=EDGE_NODE),
+    )
+
+
+def haproxy_config(header: str, gateway: Service) -> str:
+    """The edge's configuration for `gateway` (its name and port)."""
+    port = deployment.GATEWAY_PORT
+    return f"""# {header}
+global
+    log stdout format raw local0 info
+    maxconn 4096
+
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    timeout connect 3s
+    timeout client 60s
+    timeout server 60s
+    # A replica that is stopping refuses new connections: the request goes to another one.
+    retries 3
+    option redispatch
+    retry-on conn-failure empty-response
+
+# Docker's embedded DNS: `tasks.<service>` names every running replica.
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    resolve_retries 3
+    timeout resolve 1s
+    timeout retry 1s
+    hold valid 5s
+    hold other 5s
+    hold obsolete 5s
+
+frontend api
+    bind :{port}
+    default_backend gateways
+
+backend gateways
+    balance roundrobin
+    option httpchk GET {deployment.HEALTH_PATH}
+    http-check expect status 200
+    default-server inter 2s fall 2 rise 2 init-addr none resolvers docker resolve-prefer ipv4
+    server-template gateway {SLOTS} tasks.{gateway.name}:{port} check
+"""

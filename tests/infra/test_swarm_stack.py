@@ -1,0 +1,190 @@
+"""The rendered swarm stack: drift, validation by Docker's own loaders, the swarm policies,
+and parity with the compose file (the same services, images, commands, healthchecks,
+secrets and environment names)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra import compose, swarm, topology
+from infra.topology import STORES_NODE
+from tests.infra.pulumi_harness import REPO
+
+STACK = REPO / "deploy" / "swarm"
+EDGE = "payment-edge"
+
+
+def load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((STACK / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def stack() -> dict[str, Any]:
+    return load("stack.yml")
+
+
+def services() -> dict[str, Any]:
+    """Both files' services, as `docker stack deploy -c stack.yml -c simulator.yml` merges them."""
+    return {**stack()["services"], **load("simulator.yml")["services"]}
+
+
+def test_committed_files_are_the_fresh_render() -> None:
+    assert swarm.main(["--check"]) == 0
+
+
+def test_a_changed_file_is_a_new_config(tmp_path: Path) -> None:
+    # Swarm configs cannot change: the name carries the content, so an edited rule file is
+    # a new config the service update swaps in, not a failed deploy.
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "a.yml").write_text("groups: []\n")
+    (tmp_path / "rules" / "tests").mkdir()
+    (tmp_path / "rules" / "tests" / "t.yml").write_text("tests: []\n")
+    service = topology.Service("p", topology.NILECARE_IMAGE, (), topology.Healthcheck(("NONE",)),
+                               topology.Limits(1, 1), (),
+                               files=(topology.FileMount("rules", "/etc/rules"),))
+    first = swarm.configs(service, tmp_path, tmp_path / "deploy", {})
+    (tmp_path / "rules" / "a.yml").write_text("groups: [{name: x, rules: []}]\n")
+    second = swarm.configs(service, tmp_path, tmp_path / "deploy", {})
+    assert [c.target for c in first] == ["/etc/rules/a.yml"]  # tests stay behind
+    assert first[0].source == "../rules/a.yml"
+    assert first[0].name != second[0].name
+
+
+def _validate(tool: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*tool, "-c" if tool[0].endswith("docker") else "-f", "stack.yml",
+         "-c" if tool[0].endswith("docker") else "-f", "simulator.yml",
+         *([] if tool[0].endswith("docker") else ["config", "-q"])],
+        cwd=tmp_path / "deploy" / "swarm", capture_output=True, text=True, check=False,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """The stack and the files its configs and secrets name, laid out as in the repository."""
+    shutil.copytree(STACK, tmp_path / "deploy" / "swarm")
+    for directory in ("monitoring", "alertmanager"):
+        shutil.copytree(REPO / directory, tmp_path / directory)
+    compose.write_secret_files(topology.build(), tmp_path / "secrets")
+    return tmp_path
+
+
+def test_docker_compose_validates_the_stack_format(checkout: Path) -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail("docker-compose is not installed: apt-get install -y docker-compose")
+    result = _validate([binary], checkout)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_stack_config_loads_both_files(checkout: Path) -> None:
+    # Debian's docker.io 20.10 client has no `stack config`; a newer client checks the file
+    # with the loader `docker stack deploy` itself uses.
+    docker = shutil.which("docker", path="/usr/local/bin:/usr/bin:/bin")
+    if docker is None:
+        pytest.fail("docker is not installed: apt-get install -y docker.io")
+    probe = subprocess.run([docker, "stack", "config", "--help"], capture_output=True,
+                           text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"{docker} has no `docker stack config` (Docker 20.10's client)")
+    result = _validate([docker, "stack", "config"], checkout)
+    assert result.returncode == 0, result.stderr
+    merged = yaml.safe_load(result.stdout)
+    assert set(merged["services"]) == set(services())
+    assert merged["services"]["payment-gateway-service"]["deploy"]["replicas"] == 3
+
+
+def test_the_same_services_images_and_commands_as_compose() -> None:
+    composed = yaml.safe_load((REPO / "docker-compose.payment.yml").read_text(encoding="utf-8"))
+    ours, theirs = services(), composed["services"]
+    assert set(ours) - {EDGE} == set(theirs)
+    for name, spec in theirs.items():
+        mine = ours[name]
+        for key in ("image", "command", "user", "read_only", "tmpfs", "healthcheck"):
+            assert mine.get(key) == spec.get(key), (name, key)
+        assert set(mine.get("environment", {})) == set(spec.get("environment", {})), name
+        assert mine.get("environment") == spec.get("environment"), name
+        assert mine.get("secrets", []) == spec.get("secrets", []), name
+        assert mine.get("volumes", []) == [v for v in spec.get("volumes", [])
+                                           if not v.startswith("./")], name
+        assert mine["networks"] == [n for n in spec["networks"] if n != topology.HOST_ACCESS]
+        limits = mine["deploy"]["resources"]["limits"]
+        assert limits["memory"] == spec["mem_limit"].upper(), name
+        assert float(limits["cpus"]) == float(spec["cpus"]), name
+    assert set(stack()["secrets"]) == set(composed["secrets"])
+    assert set(stack()["volumes"]) == set(composed["volumes"])
+
+
+def test_files_compose_mounts_are_configs_with_the_same_targets() -> None:
+    composed = yaml.safe_load((REPO / "docker-compose.payment.yml").read_text(encoding="utf-8"))
+    declared = stack()["configs"]
+    for name, spec in composed["services"].items():
+        mounts = [v.split(":") for v in spec.get("volumes", []) if v.startswith("./")]
+        targets = {c["target"] for c in services()[name].get("configs", [])}
+        for source, target, _ in mounts:
+            inside = [t for t in targets if t == target or t.startswith(target + "/")]
+            assert inside, (name, source)
+        for config in services()[name].get("configs", []):
+            path = (STACK / declared[config["source"]]["file"]).resolve()
+            assert path.is_file() and REPO in path.parents, config
+
+
+def test_only_the_edge_publishes_a_port_in_host_mode() -> None:
+    published = {name: spec["ports"] for name, spec in services().items() if spec.get("ports")}
+    assert list(published) == [EDGE]
+    assert published[EDGE] == [{"target": 7001, "published": 7001, "protocol": "tcp",
+                                "mode": "host"}]
+    gateway = services()["payment-gateway-service"]["deploy"]
+    assert gateway["endpoint_mode"] == "dnsrr"
+
+
+def test_services_owning_a_volume_or_port_are_pinned_and_stopped_before_their_successor() -> None:
+    for name, spec in services().items():
+        deploy = spec["deploy"]
+        constraints = deploy.get("placement", {}).get("constraints", [])
+        if spec.get("volumes") or spec.get("ports"):
+            assert len(constraints) == 1 and constraints[0].endswith(" == true"), name
+            assert deploy["replicas"] == 1, name
+        if constraints:
+            assert deploy["update_config"]["order"] == "stop-first", name
+        else:
+            assert deploy["update_config"]["order"] == "start-first", name
+        assert deploy["update_config"]["failure_action"] == "rollback", name
+        assert deploy["restart_policy"]["condition"] == "any", name
+    for name in ("mysql-payment", "redis-payment", "payment-reconciliation-worker"):
+        constraint = services()[name]["deploy"]["placement"]["constraints"][0]
+        assert constraint == f"node.labels.{STORES_NODE} == true"
+
+
+def test_gateway_and_worker_replicas_are_stack_variables() -> None:
+    assert services()["payment-gateway-service"]["deploy"]["replicas"] == "${GATEWAY_REPLICAS:-3}"
+    assert services()["payment-worker"]["deploy"]["replicas"] == "${WORKER_REPLICAS:-2}"
+
+
+def test_overlays_are_encrypted_unless_rendered_for_a_kernel_without_esp(tmp_path: Path) -> None:
+    networks = stack()["networks"]
+    assert set(networks) == {"frontend", "backend"}
+    assert networks["backend"]["internal"] is True
+    assert all(n["driver"] == "overlay" and "encrypted" in n["driver_opts"]
+               for n in networks.values())
+    assert swarm.main(["--plain-overlay", "--output", str(tmp_path)]) == 0
+    plain = yaml.safe_load((tmp_path / "stack.yml").read_text(encoding="utf-8"))
+    assert all("driver_opts" not in n for n in plain["networks"].values())
+
+
+def test_haproxy_accepts_the_edge_configuration(tmp_path: Path) -> None:
+    haproxy = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if haproxy is None:
+        pytest.fail("haproxy is not installed: apt-get install -y haproxy")
+    result = subprocess.run([haproxy, "-c", "-f", str(STACK / "haproxy.cfg")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (STACK / "haproxy.cfg").read_text(encoding="utf-8")
+    assert "tasks.payment-gateway-service:7001 check" in text
