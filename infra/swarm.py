@@ -33,6 +33,10 @@ HEADER = header("infra/topology/ (infra/swarm.py)")
 GATEWAY = "payment-gateway-service"
 
 
+# What a config's name may use of swarm's 64 characters: the rest is for `<stack name>_`.
+NAME_ROOM = 48
+
+
 @dataclass(frozen=True)
 class Config:
     """One file mounted read-only, as a swarm config named by its content (configs are
@@ -76,7 +80,8 @@ def configs(service: Service, root: Path, base: Path,
             text = contents.get(source)
             data = text.encode() if text is not None else (root / source).read_bytes()
             digest = hashlib.sha256(data).hexdigest()[:10]
-            stem = source.replace("/", "-").replace(".", "-")
+            # Swarm allows 64 characters, the stack's name and an underscore included.
+            stem = Path(source).name.replace(".", "-")[:NAME_ROOM - len(digest) - 1]
             path = Path(source).name if text is not None else _relative(root / source, base)
             found.append(Config(f"{stem}-{digest}", path, target))
     return tuple(found)
@@ -115,12 +120,12 @@ def render(model: Topology, *, simulator: bool = False, encrypted: bool = True,
         header="# " + HEADER,
         services=wanted,
         configs=service_configs,
-        all_configs=[c for cs in service_configs.values() for c in cs],
+        # The same file mounted twice is one config.
+        all_configs=list({c.name: c for cs in service_configs.values() for c in cs}.values()),
         networks=() if simulator else model.networks,
         volumes=() if simulator else model.volumes,
         secrets=() if simulator else model.secrets,
         logging=model.logging,
-        gateway=GATEWAY,
         encrypted=encrypted,
         secrets_dir=_relative(root / "secrets", base),
     )
