@@ -51,7 +51,7 @@ typecheck: install
 
 ## pytest on every tier except the container run (the test step of `make test`)
 pytest: system-deps install
-	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e/containers
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e/containers --ignore=tests/e2e/swarm
 
 ## Only the unit tests (tests/unit: no I/O)
 unit: install

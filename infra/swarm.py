@@ -96,7 +96,7 @@ def _quote(value: object) -> str:
 
 
 def render(model: Topology, *, simulator: bool = False, encrypted: bool = True,
-           root: Path = ROOT, base: Path | None = None,
+           root: Path = ROOT, base: Path | None = None, secrets: Path | None = None,
            contents: dict[str, str] | None = None) -> str:
     """The stack file: every service but the simulator, or with `simulator` the simulator
     alone (a second file for `docker stack deploy -c`), to be written into `base` (default
@@ -127,13 +127,14 @@ def render(model: Topology, *, simulator: bool = False, encrypted: bool = True,
         secrets=() if simulator else model.secrets,
         logging=model.logging,
         encrypted=encrypted,
-        secrets_dir=_relative(root / "secrets", base),
+        project=topology.PROJECT,
+        secrets_dir=_relative(secrets if secrets is not None else root / "secrets", base),
     )
     return text.rstrip("\n") + "\n"
 
 
-def outputs(*, encrypted: bool = True, root: Path = ROOT,
-            base: Path | None = None) -> dict[str, str]:
+def outputs(*, encrypted: bool = True, root: Path = ROOT, base: Path | None = None,
+            secrets: Path | None = None) -> dict[str, str]:
     """Every file `make render-swarm` writes into `base` (default deploy/swarm/), by name."""
     model = swarm_model()
     cfg = haproxy_config(HEADER, model.service(GATEWAY))
@@ -141,7 +142,7 @@ def outputs(*, encrypted: bool = True, root: Path = ROOT,
     return {
         Path(EDGE_CONFIG).name: cfg,
         "stack.yml": render(model, encrypted=encrypted, root=root, base=base,
-                            contents=contents),
+                            secrets=secrets, contents=contents),
         "simulator.yml": render(model, simulator=True, root=root, base=base),
     }
 
@@ -152,13 +153,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 1 when a committed file differs from a fresh render")
     parser.add_argument("--output", type=Path, metavar="DIR", default=DIRECTORY,
                         help="write the files into DIR (default deploy/swarm/)")
+    parser.add_argument("--secrets", type=Path, metavar="DIR",
+                        help="the secret files' directory (default ./secrets/)")
     parser.add_argument("--plain-overlay", action="store_true",
                         help="unencrypted overlay networks, for kernels without ESP (tests)")
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
     status = 0
-    for name, text in outputs(encrypted=not args.plain_overlay,
-                              base=args.output.resolve()).items():
+    secrets = args.secrets.resolve() if args.secrets else None
+    for name, text in outputs(encrypted=not args.plain_overlay, base=args.output.resolve(),
+                              secrets=secrets).items():
         status |= settle(args.output / name, text, check=args.check, target="render-swarm")
     return status
 

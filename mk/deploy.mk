@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 COMPOSE_FILE ?= docker-compose.payment.yml
 
-.PHONY: render-swarm render-check-swarm render-compose render-check-compose render-env render-check-env secrets test-infra e2e-containers
+.PHONY: e2e-swarm render-swarm render-check-swarm render-compose render-check-compose render-env render-check-env secrets test-infra e2e-containers
 
 ## Render the swarm stack (deploy/swarm/: stack.yml, simulator.yml, haproxy.cfg) from infra/topology/
 render-swarm: install
@@ -41,3 +41,8 @@ test-infra: install
 e2e-containers: install
 	tools/system-deps containers
 	$(PY) -m pytest tests/e2e/containers -q -p no:cacheprovider --timeout=1500
+
+## The stack on a real one-node swarm: swarm init, stack deploy, rolling update, rollback, killed tasks
+e2e-swarm: install
+	tools/system-deps containers
+	$(PY) -m pytest tests/e2e/swarm -q -p no:cacheprovider --timeout=1500

@@ -64,6 +64,14 @@ def test_config_names_leave_room_for_a_stack_name() -> None:
         assert len(name) <= swarm.NAME_ROOM, name
 
 
+def test_secrets_are_versioned_for_rotation() -> None:
+    # A swarm secret cannot change: a rotation deploys the next SECRETS_VERSION.
+    for name, spec in stack()["secrets"].items():
+        assert spec["name"] == f"{topology.PROJECT}-{name}-v${{SECRETS_VERSION:-1}}"
+        resolved = spec["name"].replace("${SECRETS_VERSION:-1}", "999")
+        assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9-_.]{0,62}[a-zA-Z0-9]", resolved), resolved
+
+
 def _validate(tool: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*tool, "-c" if tool[0].endswith("docker") else "-f", "stack.yml",

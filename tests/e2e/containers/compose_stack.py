@@ -24,6 +24,7 @@ IMAGES = {
     "REDIS_IMAGE": "nilecare/redis-standin:7",
     "PROMETHEUS_IMAGE": "nilecare/prometheus-standin:2.42",
     "ALERTMANAGER_IMAGE": "nilecare/alertmanager-standin:0.25",
+    "EDGE_IMAGE": "nilecare/haproxy-standin:2.6",
 }
 SIX = topology.CORE_SERVICES
 HEALTHY_WITHIN_S = 300
@@ -101,6 +102,21 @@ class Stack:
         logs = {n: sh("docker", "logs", "--tail", "15", n, check=False).stderr[-1500:]
                 for n, s in status.items() if s != "healthy"}
         raise AssertionError(f"not healthy after {within_s}s: {status}\n{logs}")
+
+
+def build_images() -> dict[str, str]:
+    """dockerd, the debootstrap base (cached), the service and stand-in images."""
+    require_tools()
+    sh("sh", "docker/start-dockerd.sh")
+    sh("sh", "docker/build-base-image.sh", env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
+    sh("sh", "docker/prepare-build-extras.sh")
+    docker_build(IMAGES["NILECARE_IMAGE"], REPO)
+    for variable, directory in (("MYSQL_IMAGE", "mysql"), ("REDIS_IMAGE", "redis"),
+                                ("PROMETHEUS_IMAGE", "prometheus"),
+                                ("ALERTMANAGER_IMAGE", "alertmanager"),
+                                ("EDGE_IMAGE", "haproxy")):
+        docker_build(IMAGES[variable], REPO / "docker" / directory)
+    return IMAGES
 
 
 def require_tools() -> None:

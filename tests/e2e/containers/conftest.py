@@ -10,31 +10,17 @@ import pytest
 
 from infra import compose, topology
 from tests.e2e.containers.compose_stack import (
-    BASE_IMAGE,
     COMPOSE_FILE,
-    IMAGES,
-    REPO,
     SIX,
     Stack,
-    docker_build,
-    require_tools,
-    sh,
+    build_images,
 )
 
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, str]:
     """Steps 1-3: dockerd, the debootstrap base (cached), the service and stand-in images."""
-    require_tools()
-    sh("sh", "docker/start-dockerd.sh")
-    sh("sh", "docker/build-base-image.sh", env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
-    sh("sh", "docker/prepare-build-extras.sh")
-    docker_build(IMAGES["NILECARE_IMAGE"], REPO)
-    docker_build(IMAGES["MYSQL_IMAGE"], REPO / "docker" / "mysql")
-    docker_build(IMAGES["REDIS_IMAGE"], REPO / "docker" / "redis")
-    docker_build(IMAGES["PROMETHEUS_IMAGE"], REPO / "docker" / "prometheus")
-    docker_build(IMAGES["ALERTMANAGER_IMAGE"], REPO / "docker" / "alertmanager")
-    return IMAGES
+    return build_images()
 
 
 @pytest.fixture(scope="session")
