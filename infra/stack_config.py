@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import pulumi
 
 from infra import topology
+from infra.swarm import swarm_model
 from infra.topology import Sizing
+
+Mode = Literal["host", "swarm"]
 
 
 class ConfigReader(Protocol):
@@ -41,6 +44,11 @@ class StackConfig:
     publish_backend_ports: bool
     require_external_secrets: bool
     images: Mapping[str, str]  # image variable (MYSQL_IMAGE) → reference
+    mode: Mode = "host"
+    # Swarm mode: replicas by the topology's replica variable (GATEWAY_REPLICAS), and
+    # whether the overlays go unencrypted (kernels without ESP).
+    replicas: Mapping[str, int] = field(default_factory=dict)
+    plain_overlay: bool = False
     secrets: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
     @classmethod
@@ -54,7 +62,14 @@ class StackConfig:
         unknown = set(profiles_raw) - set(topology.PROFILES)
         if unknown:
             raise ValueError(f"nilecare:profiles names unknown profile(s) {sorted(unknown)}")
-        model = topology.build()
+        mode = config.get("mode") or "host"
+        if mode not in ("host", "swarm"):
+            raise ValueError(f"nilecare:mode must be host or swarm, got {mode!r}")
+        replicas = {variable: _count(config, key, default)
+                    for variable, key, default in (("GATEWAY_REPLICAS", "gatewayReplicas", 3),
+                                                   ("WORKER_REPLICAS", "workerReplicas", 2))}
+        # The swarm's topology: the host one and the edge in front of the gateways.
+        model = swarm_model()
         images = {
             image.variable: config.get(config_key(image.variable))
             or image.default
@@ -79,7 +94,19 @@ class StackConfig:
             require_external_secrets=_bool(config, "requireExternalSecrets", False),
             images=images,
             secrets=secrets,
+            mode=cast(Mode, mode),
+            replicas=replicas,
+            plain_overlay=_bool(config, "plainOverlay", False),
         )
+
+
+def _count(config: ConfigReader, key: str, default: int) -> int:
+    raw = config.get(key)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ValueError(f"nilecare:{key} must be a whole number from 1 to 100, got {raw!r}")
+    return int(raw)
 
 
 def _bool(config: ConfigReader, key: str, default: bool) -> bool:

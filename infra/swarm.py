@@ -21,7 +21,7 @@ import jinja2
 
 from infra import topology
 from infra.generated import header, settle
-from infra.topology import FileMount, Service, Topology
+from infra.topology import FileMount, Service, Sizing, Topology
 from infra.topology.edge import CONFIG as EDGE_CONFIG
 from infra.topology.edge import edge, haproxy_config
 
@@ -47,11 +47,13 @@ class Config:
     target: str
 
 
-def swarm_model() -> Topology:
+def swarm_model(sizing: Sizing = "small", *, app_env: str = "development",
+                log_level: str = "INFO") -> Topology:
     """The topology a swarm runs: the edge in front of the gateway and the only service
     that publishes a port. A swarm cannot publish on a node's loopback alone, as compose
     does for the exporter and the monitoring; they are reached over the overlay networks."""
-    model = topology.build(publish_backend_ports=False)
+    model = topology.build(sizing, app_env=app_env, log_level=log_level,
+                           publish_backend_ports=False)
     services = tuple(replace(s, ports=()) for s in model.services)
     return Topology((*services, edge()), model.networks, model.volumes, model.secrets,
                     model.logging)

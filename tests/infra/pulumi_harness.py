@@ -44,6 +44,14 @@ class StackRun:
             found[labels["com.nilecare.service"]] = r
         return found
 
+    def services(self) -> dict[str, Registered]:
+        """Swarm services by the service label (the topology's service name)."""
+        found = {}
+        for r in self.of_type("docker:index/service:Service"):
+            labels = {label["label"]: label["value"] for label in r.inputs.get("labels", [])}
+            found[labels["com.nilecare.service"]] = r
+        return found
+
     def resolve(self, output: Any) -> Any:
         return _sync_await(pulumi.Output.from_input(output).future())
 
@@ -123,6 +131,8 @@ def run_stack(stack: str, extra: dict[str, str] | None = None,
             run.namespace = runpy.run_path(str(PROGRAM), run_name="__main__")
         finally:
             pulumi.export = original_export
+        if "services" in run.namespace:  # swarm mode
+            return pulumi.Output.all(*(s.service_id for s in run.namespace["services"].values()))
         containers = run.namespace["containers"]
         return pulumi.Output.all(*(c.container_id for c in containers.values()))
 
