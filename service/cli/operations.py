@@ -4,14 +4,13 @@ send the daily summary."""
 from __future__ import annotations
 
 import time
-import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from service import deployment
+from service import deployment, healthprobe
 from service.cli.app import app, err, load_settings
 
 PANEL = "Operations"
@@ -51,27 +50,21 @@ def token(
 
 @app.command(rich_help_panel=PANEL)
 def healthcheck(
-    url: Annotated[str, typer.Argument()] = deployment.local_url(deployment.GATEWAY_PORT,
-                                                                 deployment.HEALTH_PATH),
-    timeout: float = 3.0,
+    url: Annotated[str, typer.Argument()] = healthprobe.DEFAULT_URL,
+    timeout: float = healthprobe.DEFAULT_TIMEOUT,
     worker: Annotated[bool, typer.Option(
         "--worker", help="Check a worker's heartbeat file instead of a URL")] = False,
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file (with --worker)")] = (
         deployment.WORKER_HEARTBEAT),
-    max_age: Annotated[float, typer.Option(help="Seconds (with --worker)")] = 120.0,
+    max_age: Annotated[float, typer.Option(help="Seconds (with --worker)")] = (
+        healthprobe.DEFAULT_MAX_AGE),
 ) -> None:
     """Exit 0 when URL answers 2xx, or with --worker when the heartbeat is fresh
-    (container healthchecks: no curl in the image)."""
-    if worker:
-        from service.workers.heartbeat import fresh
-
-        raise typer.Exit(0 if fresh(heartbeat, max_age) else 1)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-            ok = 200 <= response.status < 300
-    except OSError:
-        ok = False
-    raise typer.Exit(0 if ok else 1)
+    (container healthchecks: no curl in the image). The `nilecare` script answers this
+    command without loading the CLI (service/healthprobe.py); this one is for --help."""
+    healthy = (healthprobe.fresh(heartbeat, max_age) if worker
+               else healthprobe.answers(url, timeout))
+    raise typer.Exit(0 if healthy else 1)
 
 
 @app.command(rich_help_panel=PANEL)

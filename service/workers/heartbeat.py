@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import structlog
 
-from service import deployment
+from service import deployment, healthprobe
 
 DEFAULT_PATH = deployment.WORKER_HEARTBEAT
 log = structlog.get_logger("nilecare.heartbeat")
@@ -26,8 +25,4 @@ def beat(path: Path) -> None:
 
 def fresh(path: Path, max_age_seconds: float) -> bool:
     """True when the worker beat within `max_age_seconds`."""
-    try:
-        age = time.time() - path.stat().st_mtime
-    except OSError:
-        return False
-    return age <= max_age_seconds
+    return healthprobe.fresh(path, max_age_seconds)
