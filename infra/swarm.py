@@ -21,7 +21,7 @@ import jinja2
 
 from infra import topology
 from infra.generated import header, settle
-from infra.topology import FileMount, Service, Sizing, Topology
+from infra.topology import FileMount, HostPath, Service, Sizing, Topology
 from infra.topology.edge import CONFIG as EDGE_CONFIG
 from infra.topology.edge import edge, haproxy_config
 
@@ -31,6 +31,9 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "stack.yml.j2"
 HEADER = header("infra/topology/ (infra/swarm.py)")
 GATEWAY = "payment-gateway-service"
+COMPOSE_PROMETHEUS = "monitoring/prometheus.yml"
+SWARM_PROMETHEUS = "monitoring/prometheus.swarm.yml"
+DOCKER_SOCKET = "/var/run/docker.sock"
 
 
 # What a config's name may use of swarm's 64 characters: the rest is for `<stack name>_`.
@@ -54,9 +57,22 @@ def swarm_model(sizing: Sizing = "small", *, app_env: str = "development",
     does for the exporter and the monitoring; they are reached over the overlay networks."""
     model = topology.build(sizing, app_env=app_env, log_level=log_level,
                            publish_backend_ports=False)
-    services = tuple(replace(s, ports=()) for s in model.services)
+    services = tuple(_for_swarm(replace(s, ports=())) for s in model.services)
     return Topology((*services, edge()), model.networks, model.volumes, model.secrets,
                     model.logging)
+
+
+def _for_swarm(service: Service) -> Service:
+    """Prometheus discovers the tasks from the Docker API (dockerswarm_sd): its swarm config,
+    the socket of the manager it runs on, and root to read it (the socket is root's and the
+    docker group's, whose id differs per host, and a stack cannot add a group)."""
+    if service.name != "prometheus":
+        return service
+    files = tuple(FileMount(SWARM_PROMETHEUS, m.target) if m.source == COMPOSE_PROMETHEUS
+                  else m for m in service.files)
+    return replace(service, files=files, user="0:0",
+                   host_paths=(HostPath(DOCKER_SOCKET, DOCKER_SOCKET),),
+                   swarm=replace(service.swarm, managers_only=True))
 
 
 def _files(mount: FileMount, root: Path) -> Iterator[tuple[str, str]]:

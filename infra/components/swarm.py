@@ -142,6 +142,9 @@ class SwarmService(pulumi.ComponentResource):
         # A swarm ignores a container's tmpfs list; a tmpfs mount is what it honours.
         mounts += [docker.ServiceTaskSpecContainerSpecMountArgs(target=path, type="tmpfs")
                    for path in service.tmpfs]
+        mounts += [docker.ServiceTaskSpecContainerSpecMountArgs(
+            target=h.target, type="bind", source=h.source, read_only=True)
+            for h in service.host_paths]
         secrets = [docker.ServiceTaskSpecContainerSpecSecretArgs(
             secret_id=args.objects.secrets[m.secret].id,
             secret_name=args.objects.secrets[m.secret].name,
@@ -184,8 +187,7 @@ class SwarmService(pulumi.ComponentResource):
                 restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
                     condition="any", delay=RESTART_DELAY, window=RESTART_WINDOW),
                 placement=docker.ServiceTaskSpecPlacementArgs(
-                    constraints=[f"node.labels.{swarm.node_label} == true"],
-                ) if swarm.node_label else None,
+                    constraints=list(swarm.constraints)) if swarm.constraints else None,
                 networks_advanceds=[
                     docker.ServiceTaskSpecNetworksAdvancedArgs(id=args.networks[network],
                                                                aliases=[service.name])

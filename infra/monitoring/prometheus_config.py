@@ -64,6 +64,44 @@ def prometheus_config(spec: Spec, known: tuple[Job, ...]) -> dict[str, Any]:
     }
 
 
+# The swarm's Prometheus reads the tasks from the Docker API of the manager it runs on.
+DOCKER_SOCKET = "unix:///var/run/docker.sock"
+SWARM_REFRESH = "15s"
+
+
+def _swarm_tasks(job: Job) -> dict[str, Any]:
+    """A scrape job over every running task of the job's service, at its address on the
+    frontend overlay, named `<service>.<slot>`: each replica is its own instance."""
+    service, port = job.target.rsplit(":", 1)
+    return {
+        "job_name": job.name, "metrics_path": job.path,
+        "dockerswarm_sd_configs": [{"host": DOCKER_SOCKET, "role": "tasks", "port": int(port),
+                                    "refresh_interval": SWARM_REFRESH}],
+        "relabel_configs": [
+            {"source_labels": ["__meta_dockerswarm_service_label_com_nilecare_service"],
+             "regex": service, "action": "keep"},
+            {"source_labels": ["__meta_dockerswarm_task_desired_state"],
+             "regex": "running", "action": "keep"},
+            # A task has an address on each of its networks; one target per task.
+            {"source_labels": ["__meta_dockerswarm_network_label_com_nilecare_network"],
+             "regex": "frontend", "action": "keep"},
+            {"source_labels": ["__meta_dockerswarm_service_label_com_nilecare_service",
+                               "__meta_dockerswarm_task_slot"],
+             "separator": ".", "target_label": "instance"},
+            {"source_labels": ["__meta_dockerswarm_node_hostname"], "target_label": "node"},
+        ],
+    }
+
+
+def swarm_prometheus_config(spec: Spec, known: tuple[Job, ...]) -> dict[str, Any]:
+    """prometheus.yml for a swarm: the same rules and Alertmanager, and every job
+    discovered from the swarm's tasks (dockerswarm_sd) instead of file_sd targets."""
+    document = prometheus_config(spec, known)
+    document["scrape_configs"] = [_swarm_tasks(job)
+                                  for job in sorted(known, key=lambda j: j.name)]
+    return document
+
+
 def target_files(known: tuple[Job, ...]) -> dict[str, list[dict[str, Any]]]:
     """`monitoring/targets/<job>.yml` for the compose and Pulumi networks."""
     return {f"{TARGETS}/{job.name}.yml": [{"targets": [job.target]}] for job in known}

@@ -14,6 +14,7 @@ from infra.monitoring.prometheus_config import (
     grafana_datasource,
     jobs,
     prometheus_config,
+    swarm_prometheus_config,
     target_files,
 )
 from infra.monitoring.rules import rule_files
@@ -24,7 +25,8 @@ from infra.monitoring.timing import check
 SPEC_PATH = Path("monitoring/thresholds.yaml")
 # Folders the generator owns: a generated file there that it no longer produces is stale.
 OWNED = ("monitoring/rules", "monitoring/dashboards", "alertmanager",
-         "monitoring/grafana/provisioning", "monitoring/prometheus.yml", TARGETS)
+         "monitoring/grafana/provisioning", "monitoring/prometheus.yml",
+         "monitoring/prometheus.swarm.yml", TARGETS)
 
 
 def render(spec: Spec, *, check_timing: bool = True) -> dict[str, str]:
@@ -48,6 +50,8 @@ def render(spec: Spec, *, check_timing: bool = True) -> dict[str, str]:
         files[f"monitoring/dashboards/{name}"] = json_file(doc, name)
     files["monitoring/prometheus.yml"] = yaml_file(prometheus_config(spec, known),
                                                    "prometheus.yml")
+    files["monitoring/prometheus.swarm.yml"] = yaml_file(
+        swarm_prometheus_config(spec, known), "prometheus.swarm.yml")
     for path, targets in target_files(known).items():
         files[path] = yaml_file(targets, path)
     files["monitoring/grafana/provisioning/datasources/prometheus.yml"] = yaml_file(

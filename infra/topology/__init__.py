@@ -22,6 +22,7 @@ from infra.topology.model import (
     PROFILES,
     FileMount,
     Healthcheck,
+    HostPath,
     Image,
     Limits,
     LogRotation,
@@ -41,7 +42,7 @@ from infra.topology.model import (
 __all__ = [
     "ALL_INTERFACES", "CORE_SERVICES", "HOST_ACCESS", "NILECARE_IMAGE", "NILECARE_USER",
     "PROFILES", "PROJECT", "SECRETS", "STATEMENT_DIR", "STORES_NODE", "FileMount",
-    "Healthcheck", "Image", "Limits", "LogRotation", "Metrics", "Network", "Port",
+    "Healthcheck", "HostPath", "Image", "Limits", "LogRotation", "Metrics", "Network", "Port",
     "Replication", "Secret", "SecretKind", "SecretMount", "Service", "Sizing", "Topology",
     "VolumeMount", "build", "secret_catalogue",
 ]

@@ -96,6 +96,15 @@ class FileMount:
 
 
 @dataclass(frozen=True)
+class HostPath:
+    """A path of the node the task runs on, mounted read-only (the swarm's Prometheus reads
+    the Docker socket of its manager)."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     internal: bool
@@ -129,10 +138,17 @@ class Replication:
     replicas: int = 1
     variable: str | None = None
     node_label: str | None = None
+    managers_only: bool = False  # it reads the swarm's state from a manager's Docker API
 
     @property
     def update_order(self) -> Literal["start-first", "stop-first"]:
         return "stop-first" if self.node_label else "start-first"
+
+    @property
+    def constraints(self) -> tuple[str, ...]:
+        """The placement constraints, as a swarm spells them."""
+        return ((f"node.labels.{self.node_label} == true",) if self.node_label else ()) + (
+            ("node.role == manager",) if self.managers_only else ())
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,7 @@ class Service:
     ports: tuple[Port, ...] = ()
     volumes: tuple[VolumeMount, ...] = ()
     files: tuple[FileMount, ...] = ()
+    host_paths: tuple[HostPath, ...] = ()
     depends_on: tuple[str, ...] = ()  # started once these report healthy
     user: str | None = None
     read_only: bool = False

@@ -71,7 +71,7 @@ def test_each_service_matches_its_stack_file_entry(swarm: StackRun) -> None:
         assert ({c["fileName"] for c in container.get("configs", [])}
                 == {c["target"] for c in spec.get("configs", [])}), name
         mounts = {(m["type"], m["target"]) for m in container.get("mounts", [])}
-        wanted = {("volume", v.split(":")[1]) if isinstance(v, str) else ("tmpfs", v["target"])
+        wanted = {("volume", v.split(":")[1]) if isinstance(v, str) else (v["type"], v["target"])
                   for v in spec.get("volumes", [])}
         assert mounts == wanted, name
         deploy = spec["deploy"]
@@ -103,7 +103,7 @@ def test_secrets_and_configs_are_swarm_objects_with_secret_data(swarm: StackRun)
     assert all(unwrap(s.inputs["data"]) is not s.inputs["data"] for s in secrets)
     configs = swarm.of_type("docker:index/serviceConfig:ServiceConfig")
     files = {next(label["value"] for label in c.inputs["labels"]) for c in configs}
-    assert {"monitoring/prometheus.yml", "deploy/swarm/haproxy.cfg",
+    assert {"monitoring/prometheus.swarm.yml", "deploy/swarm/haproxy.cfg",
             "alertmanager/alertmanager.yml"} <= files
     assert not any("/tests/" in f for f in files)
     # Mounted by id, so a changed file (a new config) rolls the service onto it.

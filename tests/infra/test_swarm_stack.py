@@ -124,7 +124,8 @@ def test_the_same_services_images_and_commands_as_compose() -> None:
     for name, spec in theirs.items():
         mine = ours[name]
         for key in ("image", "command", "user", "read_only", "healthcheck"):
-            assert mine.get(key) == spec.get(key), (name, key)
+            if (name, key) != ("prometheus", "user"):  # root, to read the Docker socket
+                assert mine.get(key) == spec.get(key), (name, key)
         # A swarm ignores the `tmpfs:` key: the same paths are tmpfs mounts.
         mounts = mine.get("volumes", [])
         tmpfs = [m["target"] for m in mounts if isinstance(m, dict) and m["type"] == "tmpfs"]
@@ -156,6 +157,24 @@ def test_files_compose_mounts_are_configs_with_the_same_targets() -> None:
             assert path.is_file() and REPO in path.parents, config
 
 
+def test_prometheus_discovers_the_tasks_from_a_managers_docker_api() -> None:
+    prometheus = services()["prometheus"]
+    assert prometheus["deploy"]["placement"]["constraints"][1] == "node.role == manager"
+    binds = [v for v in prometheus["volumes"] if isinstance(v, dict) and v["type"] == "bind"]
+    assert binds == [{"type": "bind", "source": "/var/run/docker.sock",
+                      "target": "/var/run/docker.sock", "read_only": True}]
+    main = next(c for c in prometheus["configs"] if c["target"].endswith("/prometheus.yml"))
+    assert stack()["configs"][main["source"]]["file"] == "../../monitoring/prometheus.swarm.yml"
+    config = yaml.safe_load((REPO / "monitoring/prometheus.swarm.yml").read_text())
+    assert all(job["dockerswarm_sd_configs"][0]["role"] == "tasks"
+               for job in config["scrape_configs"])
+    # What the relabelling keeps by: the services' and networks' labels.
+    assert all(s["deploy"]["labels"] == {"com.nilecare.service": name}
+               for name, s in services().items())
+    assert all(n["labels"] == {"com.nilecare.network": name}
+               for name, n in stack()["networks"].items())
+
+
 def test_only_the_edge_publishes_a_port_in_host_mode() -> None:
     published = {name: spec["ports"] for name, spec in services().items() if spec.get("ports")}
     assert list(published) == [EDGE]
@@ -170,7 +189,8 @@ def test_services_owning_a_volume_or_port_are_pinned_and_stopped_before_their_su
         deploy = spec["deploy"]
         constraints = deploy.get("placement", {}).get("constraints", [])
         if any(isinstance(v, str) for v in spec.get("volumes", [])) or spec.get("ports"):
-            assert len(constraints) == 1 and constraints[0].endswith(" == true"), name
+            assert constraints[0].startswith("node.labels.nilecare."), name
+            assert constraints[0].endswith(" == true"), name
             assert deploy["replicas"] == 1, name
         if constraints:
             assert deploy["update_config"]["order"] == "stop-first", name

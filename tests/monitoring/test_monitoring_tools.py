@@ -125,9 +125,10 @@ def test_promtool_check_config(tmp_path: Path, root: Path, which: Any) -> None:
     assert local["global"] == committed["global"]
     assert [j["job_name"] for j in local["scrape_configs"]] == \
         [j["job_name"] for j in committed["scrape_configs"]]
-    result = run(which.tool("promtool"), "check", "config", str(out / "monitoring/prometheus.yml"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 3 rule files found" in result.stdout
+    for name in ("prometheus.yml", "prometheus.swarm.yml"):  # file_sd; the swarm's tasks
+        result = run(which.tool("promtool"), "check", "config", str(out / "monitoring" / name))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS: 3 rule files found" in result.stdout
 
 
 def test_an_overlay_render_refuses_to_overwrite_the_committed_files(root: Path) -> None:

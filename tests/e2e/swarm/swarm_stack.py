@@ -3,19 +3,24 @@ files, and what the tests read from it (services, tasks, containers, the databas
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.e2e.containers.compose_stack import sh
+from infra import compose, swarm, topology
+from infra.topology.catalogue import EDGE_NODE, MONITORING_NODE, STORES_NODE
+from tests.e2e.containers.compose_stack import build_images, sh
 
 STACK = "nilecare"
 EDGE_URL = "http://127.0.0.1:7001"
@@ -101,6 +106,14 @@ class Swarm:
                  f"-u payments -N -B nilecare_payments -e \"{query}\"", quiet=True).stdout
         return [line.split("\t") for line in out.splitlines()]
 
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The swarm's Prometheus answering an instant query: its result vector."""
+        prometheus = self.containers("prometheus")[0]
+        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        out = sh("docker", "exec", prometheus, "wget", "-qO-", url, quiet=True).stdout
+        result: list[dict[str, Any]] = json.loads(out)["data"]["result"]
+        return result
+
     def metric(self, container: str, port: int, pattern: str) -> float:
         """The sum of the samples of `container`'s /metrics whose line matches `pattern`."""
         out = sh("docker", "exec", container, "python3", "-c",
@@ -172,8 +185,48 @@ class Traffic:
         return {k: v for k, v in self.answers.items() if v[0] not in (200, 201)}
 
 
-def swarm_env(images: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, **images}
+def swarm_state() -> str:
+    """The engine's swarm state (active, inactive), or "" when no engine answers yet."""
+    return sh("docker", "info", "--format", "{{.Swarm.LocalNodeState}}", quiet=True,
+              check=False).stdout.strip()
+
+
+@contextmanager
+def deployed(workdir: Path, *, keep: bool = False) -> Iterator[Swarm]:
+    """dockerd and the images, `docker swarm init` with the node labelled for every pinned
+    service, the stack rendered (overlays unencrypted: no ESP here) and deployed, converged;
+    at the end the stack removed, the swarm left and its volumes deleted (unless `keep`)."""
+    images = build_images()
+    compose.write_secret_files(topology.build(), workdir / "secrets")
+    assert swarm.main(["--plain-overlay", "--output", str(workdir),
+                       "--secrets", str(workdir / "secrets")]) == 0
+    sh("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
+    try:
+        node = sh("docker", "node", "ls", "-q", quiet=True).stdout.split()[0]
+        labels = [arg for label in (STORES_NODE, MONITORING_NODE, EDGE_NODE)
+                  for arg in ("--label-add", f"{label}=true")]
+        sh("docker", "node", "update", *labels, node)
+        stack = Swarm(workdir, {**os.environ, **images})
+        stack.deploy()
+        for name in ABSENT:
+            sh("docker", "service", "scale", "--detach", f"{STACK}_{name}=0")
+        stack.wait_converged()
+        yield stack
+    finally:
+        if not keep:
+            sh("docker", "stack", "rm", STACK, check=False)
+            sh("docker", "swarm", "leave", "--force", check=False)
+            _remove_volumes()
+
+
+def _remove_volumes() -> None:
+    """The stack's volumes, once the containers that held them are gone."""
+    label = f"label=com.docker.stack.namespace={STACK}"
+    for _ in range(30):
+        names = sh("docker", "volume", "ls", "-q", "--filter", label, quiet=True).stdout.split()
+        if not names or sh("docker", "volume", "rm", *names, check=False).returncode == 0:
+            return
+        time.sleep(2)
 
 
 def payments_of(swarm: Swarm, marker: str) -> dict[str, str]:

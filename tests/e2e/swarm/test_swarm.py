@@ -61,6 +61,29 @@ def test_keyed_creates_through_the_edge_reach_every_gateway(running: Swarm) -> N
     state["first"] = traffic
 
 
+def test_prometheus_scrapes_every_replica_and_sums_them(running: Swarm) -> None:
+    # Discovered from the swarm's tasks: one target per replica, named <service>.<slot>.
+    created = len(state["first"].payments)
+    total = ('sum(nilecare_http_requests_total{job="payment-gateway",'
+             'route="/api/v1/payments",status="201"})')
+    deadline = time.monotonic() + 120
+    up: dict[str, set[str]] = {}
+    summed = 0.0
+    while time.monotonic() < deadline:
+        up = {job: {r["metric"]["instance"] for r in running.query(f'up{{job="{job}"}} == 1')}
+              for job in ("payment-gateway", "payment-worker", "payment-metrics-exporter")}
+        answer = running.query(total)
+        summed = float(answer[0]["value"][1]) if answer else 0.0
+        if (len(up["payment-gateway"]) == 3 and len(up["payment-worker"]) == 2
+                and summed == created):
+            break
+        time.sleep(5)
+    assert up["payment-gateway"] == {f"{GATEWAY}.{n}" for n in (1, 2, 3)}
+    assert up["payment-worker"] == {f"{WORKER}.{n}" for n in (1, 2)}
+    assert up["payment-metrics-exporter"] == {"payment-metrics-exporter.1"}
+    assert summed == created
+
+
 def test_the_workers_share_the_queue_and_check_each_payment_once(running: Swarm) -> None:
     traffic = state["first"]
     settled = _settled(running, traffic)
