@@ -137,13 +137,16 @@ def test_a_broken_image_is_rolled_back_automatically(
         assert running.wait_update(GATEWAY, ("completed", "rollback_completed", "paused",
                                              "rollback_paused")) == "rollback_completed"
     assert running.image(GATEWAY) == good
-    assert running.replicas()[GATEWAY] == (3, 3)
+    # The rollback starts each good task before it stops a broken one: wait for the last
+    # broken one to go.
+    assert running.wait_converged()[GATEWAY] == (3, 3)
     assert traffic.first_try_failures() == {}
     _no_payment_lost_or_doubled(running, traffic)
 
 
 def test_killed_gateway_and_worker_tasks_are_replaced_and_nothing_is_lost(
         running: Swarm) -> None:
+    running.wait_converged()
     gateway, worker = running.containers(GATEWAY)[0], running.containers(WORKER)[0]
     # A client that sees a failure sends the same key again, as integrators are told to.
     traffic = Traffic(running.token(), retry=True)
