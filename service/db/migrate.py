@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -56,6 +57,7 @@ def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
 # How long `nilecare migrate` waits for another process's migration before it gives up.
 LOCK_WAIT_S = 600
 LOCK_NAME = "nilecare_payments.migrate"
+LOCK_POLL_S = 1
 
 
 def prepare(engine: Engine) -> None:
@@ -81,11 +83,14 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield  # SQLite: one file, one writer at a time already
         return
     with engine.connect() as connection:
-        got = connection.exec_driver_sql("SELECT GET_LOCK(%s, %s)",
-                                         (LOCK_NAME, LOCK_WAIT_S)).scalar()
-        if got != 1:
-            raise RuntimeError(f"another migration held the lock {LOCK_NAME!r} for more than "
-                               f"{LOCK_WAIT_S} s")
+        # One short wait at a time: the service's engine reads with a timeout of a few
+        # seconds (DATABASE_TIMEOUT_SECONDS), and one long GET_LOCK would outlast it.
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while connection.exec_driver_sql("SELECT GET_LOCK(%s, %s)",
+                                         (LOCK_NAME, LOCK_POLL_S)).scalar() != 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"another migration held the lock {LOCK_NAME!r} for more "
+                                   f"than {LOCK_WAIT_S} s")
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ service/db/triggers holds, as the server itself reports them."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +50,28 @@ def test_gateways_starting_together_all_find_the_database_at_head(
         finally:
             for e in engines:
                 e.dispose()
+
+
+def test_a_gateway_waits_out_a_long_migration_past_its_read_timeout(
+        request: pytest.FixtureRequest) -> None:
+    # The service's engine gives up on a read after DATABASE_TIMEOUT_SECONDS; another
+    # replica's migration may hold the lock far longer than that.
+    with fresh_database(request.getfixturevalue("mysql_server")) as url:
+        holder = create_engine(url)
+        waiter = create_engine(url, connect_args={"read_timeout": 2})
+        try:
+            with holder.connect() as held:
+                held.exec_driver_sql("SELECT GET_LOCK(%s, 10)", (migrate.LOCK_NAME,))
+                with ThreadPoolExecutor(1) as pool:
+                    waiting = pool.submit(migrate.prepare, waiter)
+                    time.sleep(5)
+                    assert not waiting.done()
+                    held.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (migrate.LOCK_NAME,))
+                    waiting.result(timeout=120)
+            assert migrate.current(waiter) == migrate.head()
+        finally:
+            holder.dispose()
+            waiter.dispose()
 
 
 def test_autogenerate_finds_nothing_to_add_at_head(engine: Engine) -> None:
