@@ -121,8 +121,8 @@ def swarm_mode() -> dict[str, SwarmService]:
     files = {s.name: config_files(s, REPO_ROOT, generated) for s in enabled}
     contents = {key: generated.get(key) or (REPO_ROOT / key).read_text(encoding="utf-8")
                 for mounted in files.values() for key in mounted.values()}
-    objects = SwarmObjects("objects", SwarmObjectsArgs(secrets.values, contents),
-                           opts=stack_opts)
+    objects = SwarmObjects("objects", SwarmObjectsArgs(secrets.values, contents,
+                                                       config.name_prefix), opts=stack_opts)
     return {
         s.name: SwarmService(
             s.name,

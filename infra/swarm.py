@@ -98,11 +98,16 @@ def configs(service: Service, root: Path, base: Path,
             text = contents.get(source)
             data = text.encode() if text is not None else (root / source).read_bytes()
             digest = hashlib.sha256(data).hexdigest()[:10]
-            # Swarm allows 64 characters, the stack's name and an underscore included.
-            stem = Path(source).name.replace(".", "-")[:NAME_ROOM - len(digest) - 1]
             path = Path(source).name if text is not None else _relative(root / source, base)
-            found.append(Config(f"{stem}-{digest}", path, target))
+            found.append(Config(config_name(source, digest), path, target))
     return tuple(found)
+
+
+def config_name(source: str, digest: str) -> str:
+    """A config's name: the file's name and its content's digest, within NAME_ROOM (swarm
+    allows 64 characters, a stack's name or a prefix and a separator included)."""
+    stem = Path(source).name.replace(".", "-")[:NAME_ROOM - len(digest) - 1]
+    return f"{stem}-{digest}"
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -152,9 +157,9 @@ def render(model: Topology, *, simulator: bool = False, encrypted: bool = True,
 
 
 def outputs(*, encrypted: bool = True, root: Path = ROOT, base: Path | None = None,
-            secrets: Path | None = None) -> dict[str, str]:
+            secrets: Path | None = None, sizing: Sizing = "small") -> dict[str, str]:
     """Every file `make render-swarm` writes into `base` (default deploy/swarm/), by name."""
-    model = swarm_model()
+    model = swarm_model(sizing)
     cfg = haproxy_config(HEADER, model.service(GATEWAY))
     contents = {EDGE_CONFIG: cfg}
     return {
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the files into DIR (default deploy/swarm/)")
     parser.add_argument("--secrets", type=Path, metavar="DIR",
                         help="the secret files' directory (default ./secrets/)")
+    parser.add_argument("--sizing", choices=("small", "large"), default="small",
+                        help="the services' memory and CPU limits (the committed stack: small)")
     parser.add_argument("--plain-overlay", action="store_true",
                         help="unencrypted overlay networks, for kernels without ESP (tests)")
     args = parser.parse_args(argv)
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     secrets = args.secrets.resolve() if args.secrets else None
     for name, text in outputs(encrypted=not args.plain_overlay, base=args.output.resolve(),
-                              secrets=secrets).items():
+                              secrets=secrets, sizing=args.sizing).items():
         status |= settle(args.output / name, text, check=args.check, target="render-swarm")
     return status
 

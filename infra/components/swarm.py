@@ -14,6 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from infra.swarm import config_name
 from infra.topology import LogRotation, Network, Service
 
 # The update and restart policy every service shares; only the order depends on the service
@@ -62,6 +63,7 @@ class SwarmNetworks(pulumi.ComponentResource):
 class SwarmObjectsArgs:
     secrets: Mapping[str, pulumi.Output[str]]  # name → value
     files: Mapping[str, str]  # config key (repository path) → content
+    name_prefix: str = ""
 
 
 class SwarmObjects(pulumi.ComponentResource):
@@ -90,6 +92,9 @@ class SwarmObjects(pulumi.ComponentResource):
             digest = hashlib.sha256(content.encode()).hexdigest()[:10]
             self.configs[path] = docker.ServiceConfig(
                 f"{name}-config-{path.replace('/', '-')}-{digest}",
+                # Named as in the stack file (swarm refuses names past 64 characters); the
+                # digest makes a changed file a new name, so the replacement can come first.
+                name=f"{args.name_prefix}nilecare-{config_name(path, digest)}",
                 data=base64.b64encode(content.encode()).decode(),
                 labels=[docker.ServiceConfigLabelArgs(label="com.nilecare.file", value=path)],
                 opts=child,

@@ -4,8 +4,9 @@ Swarm's ingress routing mesh needs IPVS, which some kernels (these machines') la
 host-mode port serves one task per node. So the gateway runs with DNS round robin
 (`endpoint_mode: dnsrr`) and no published port, and the edge, published in host mode on the
 node labelled for it, spreads requests over the replicas Docker's DNS names, checks each on
-/health, and retries a request whose connection a stopping replica refused on another one
-(every create carries an Idempotency-Key, so a retried create is never a second payment)."""
+/health, and sends a request whose connection a stopping replica refused to another one.
+A request the gateway may have acted on (the connection dropped without an answer) is
+resent only when resending is harmless: a read, or a write carrying an Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -52,9 +53,10 @@ defaults
     timeout connect 3s
     timeout client 60s
     timeout server 60s
-    # A replica that is stopping refuses new connections: the request goes to another one.
+    # A replica that is stopping refuses new connections: the request goes to another one
+    # (redispatch at every retry). A dropped answer is retried only below, where it is safe.
     retries 3
-    option redispatch
+    option redispatch 1
     retry-on conn-failure empty-response
 
 # Docker's embedded DNS: `tasks.<service>` names every running replica.
@@ -70,6 +72,11 @@ resolvers docker
 frontend api
     bind :{port}
     default_backend gateways
+    # A write without an Idempotency-Key may have been done when its answer was lost:
+    # never resend it (a refused connection is still retried, it never reached a gateway).
+    acl safe_method method GET HEAD OPTIONS
+    acl keyed req.hdr(Idempotency-Key) -m found
+    http-request disable-l7-retry if !safe_method !keyed
 
 backend gateways
     balance roundrobin

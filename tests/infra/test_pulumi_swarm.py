@@ -4,7 +4,7 @@ update, rollback and placement policies, against the swarm manager at dockerHost
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 import pytest
@@ -151,6 +151,19 @@ def test_a_bad_swarm_setting_stops_the_program(key: str, value: str) -> None:
         run_stack("dev", {**SWARM, f"nilecare:{key}": value})
 
 
-def test_host_mode_is_unchanged_by_the_swarm_keys(dev: StackRun) -> None:
-    assert dev.services() == {}
-    assert json.dumps(sorted(dev.containers()))
+def test_config_names_fit_swarm_with_a_prefix() -> None:
+    # Swarm refuses a config name past 64 characters of [a-zA-Z0-9-_.].
+    run = run_stack("dev", {**SWARM, "nilecare:namePrefix": "hospital-b-"})
+    names = [c.inputs["name"] for c in run.of_type("docker:index/serviceConfig:ServiceConfig")]
+    assert len(names) >= 15
+    for name in names:
+        assert name.startswith("hospital-b-nilecare-"), name
+        assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9-_.]{0,62}[a-zA-Z0-9]", name), name
+
+
+def test_host_mode_ignores_the_swarm_keys() -> None:
+    run = run_stack("dev", {"nilecare:gatewayReplicas": "5", "nilecare:plainOverlay": "true"})
+    assert run.services() == {}
+    assert set(run.containers()) >= set(topology.CORE_SERVICES)
+    assert {r.inputs["driver"] for r in run.of_type("docker:index/network:Network")} == {
+        "bridge"}
