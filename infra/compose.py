@@ -35,10 +35,10 @@ def _port(port: Port) -> str:
     return f"{prefix}{port.host}:{port.container}"
 
 
-def render(model: Topology) -> str:
-    """The compose file for `model`; every service, profile helpers included."""
-    if not model.services:
-        raise ValueError("refusing to render a compose file with no services")
+def template_environment() -> jinja2.Environment:
+    """The Jinja2 environment of the compose-format templates (compose, swarm stack): strict
+    about missing values, every value quoted one way (`q`), the container's own `$` escaped
+    from compose's interpolation (`dollar`)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
@@ -48,6 +48,14 @@ def render(model: Topology) -> str:
     env.filters["q"] = _quote
     env.filters["dollar"] = _escape_dollar
     env.filters["port"] = _port
+    return env
+
+
+def render(model: Topology) -> str:
+    """The compose file for `model`; every service, profile helpers included."""
+    if not model.services:
+        raise ValueError("refusing to render a compose file with no services")
+    env = template_environment()
     text = env.get_template(TEMPLATE).render(
         header=HEADER,
         services=model.services,

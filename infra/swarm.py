@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import jinja2
-
 from infra import topology
+from infra.compose import template_environment
 from infra.generated import header, settle
 from infra.topology import FileMount, HostPath, Service, Sizing, Topology
 from infra.topology.edge import CONFIG as EDGE_CONFIG
@@ -27,7 +25,6 @@ from infra.topology.edge import edge, haproxy_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRECTORY = Path("deploy/swarm")
-TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "stack.yml.j2"
 HEADER = header("infra/topology/ (infra/swarm.py)")
 GATEWAY = "payment-gateway-service"
@@ -114,10 +111,6 @@ def _relative(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path, base)).as_posix()
 
 
-def _quote(value: object) -> str:
-    return json.dumps(str(value), ensure_ascii=False)
-
-
 def render(model: Topology, *, simulator: bool = False, encrypted: bool = True,
            root: Path = ROOT, base: Path | None = None, secrets: Path | None = None,
            contents: dict[str, str] | None = None) -> str:
@@ -130,14 +123,7 @@ def render(model: Topology, *, simulator: bool = False, encrypted: bool = True,
         raise ValueError("refusing to render a stack file with no services")
     known = contents or {}
     base = base if base is not None else root / DIRECTORY
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - YAML, not HTML; values are quoted by the q filter
-    )
-    env.filters["q"] = _quote
-    env.filters["dollar"] = lambda value: value.replace("$", "$$")
+    env = template_environment()
     service_configs = {s.name: configs(s, root, base, known) for s in wanted}
     text = env.get_template(TEMPLATE).render(
         header="# " + HEADER,
