@@ -69,6 +69,13 @@ class _Settings(BaseSettings):
     # AES-256-GCM key (64 hex characters) for payer account numbers kept at rest.
     encryption_key: SecretStr = Field(min_length=64, max_length=64)
 
+    # --- TLS on the gateway's port (service/tls.py) ---
+    # Both or neither; the gateway refuses to serve plain HTTP beyond 127.0.0.1.
+    gateway_tls_cert_file: Path | None = None
+    gateway_tls_key_file: Path | None = None
+    # The CA the processes that call the gateway (the simulator's webhooks) trust.
+    gateway_tls_ca_file: Path | None = None
+
     # --- providers ---
     provider_simulator_url: str | None = None
     provider_timeout_seconds: float = Field(10.0, gt=0)
@@ -133,7 +140,9 @@ class _Settings(BaseSettings):
             raise ValueError("must be 64 hexadecimal characters (openssl rand -hex 32)") from None
         return value
 
-    @field_validator("database_url", "redis_url", "provider_simulator_url", mode="before")
+    @field_validator("database_url", "redis_url", "provider_simulator_url",
+                     "gateway_tls_cert_file", "gateway_tls_key_file", "gateway_tls_ca_file",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

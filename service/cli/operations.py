@@ -52,6 +52,10 @@ def token(
 def healthcheck(
     url: Annotated[str, typer.Argument()] = healthprobe.DEFAULT_URL,
     timeout: float = healthprobe.DEFAULT_TIMEOUT,
+    cafile: Annotated[Path | None, typer.Option(
+        help="CA certificate(s) an https URL's server is checked against")] = None,
+    server_name: Annotated[str | None, typer.Option(
+        help="The name the server's certificate must carry (default: URL host)")] = None,
     worker: Annotated[bool, typer.Option(
         "--worker", help="Check a worker's heartbeat file instead of a URL")] = False,
     heartbeat: Annotated[Path, typer.Option(help="Heartbeat file (with --worker)")] = (
@@ -63,7 +67,7 @@ def healthcheck(
     (container healthchecks: no curl in the image). The `nilecare` script answers this
     command without loading the CLI (service/healthprobe.py); this one is for --help."""
     healthy = (healthprobe.fresh(heartbeat, max_age) if worker
-               else healthprobe.answers(url, timeout))
+               else healthprobe.answers(url, timeout, cafile, server_name))
     raise typer.Exit(0 if healthy else 1)
 
 

@@ -3,15 +3,19 @@ the workers and the exporter, and `nilecare dev`, which runs them all on SQLite.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from service import deployment
 from service.cli.app import app, err, load_settings, run_until_signal
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 PANEL = "Processes (one per container; `dev` runs them all)"
 
@@ -31,11 +35,51 @@ def serve(
     from service import logs
 
     settings = load_settings()
+    bind = host or settings.gateway_host
+    cert, key = _gateway_tls(settings, bind)
     logs.configure(settings.log_level, settings.log_format)
     # log_config=None: uvicorn's lines go through our one handler, not its own formats.
-    uvicorn.run("service.api.main:app_factory", factory=True, host=host or settings.gateway_host,
+    uvicorn.run("service.api.main:app_factory", factory=True, host=bind,
                 port=port or settings.gateway_port, access_log=False, log_config=None,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=20)
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=20,
+                ssl_certfile=cert, ssl_keyfile=key,
+                # uvicorn's default ("TLSv1") admits CBC and SHA-1 suites; TLS 1.3 ignores it.
+                ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20")
+
+
+def _gateway_tls(settings: Settings, bind: str) -> tuple[str | None, str | None]:
+    """The certificate and key files the gateway serves with, checked before it starts; none
+    only on a loopback address (plain HTTP never leaves the host)."""
+    from service import tls
+
+    cert, key = settings.gateway_tls_cert_file, settings.gateway_tls_key_file
+    if (cert is None) != (key is None):
+        err.print("[red]nilecare: set GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE together "
+                  "(one is unset)[/red]")
+        raise typer.Exit(2)
+    if cert is None or key is None:
+        if not _loopback(bind):
+            err.print(f"[red]nilecare: the gateway would serve plain HTTP on {bind}, beyond "
+                      "this host. Set GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE (`make "
+                      "secrets` writes a development pair under secrets/), or bind "
+                      "127.0.0.1.[/red]")
+            raise typer.Exit(2)
+        return None, None
+    try:
+        tls.server_context(cert, key)
+    except tls.TlsConfigError as exc:
+        err.print(f"[red]nilecare: {exc}[/red]")
+        raise typer.Exit(2) from None
+    return str(cert), str(key)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command(rich_help_panel=PANEL)
