@@ -12,7 +12,8 @@ import jinja2
 
 from infra import topology
 from infra.generated import header, settle
-from infra.topology import Port, Topology
+from infra.topology import Port, SecretKind, Topology
+from service import tls
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "docker-compose.payment.yml.j2"
@@ -74,16 +75,26 @@ def write_secret_files(model: Topology, directory: Path, *, force: bool = False)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     written = []
+    # The TLS files belong together (the CA signed the certificate, which fits the key): one
+    # missing makes all of them new.
+    pair = [s.name for s in model.secrets if s.kind is SecretKind.CERTIFICATE]
+    renew = force or any(not (directory / name).exists() for name in pair)
+    tls_files = tls.development_pair().files() if pair and renew else {}
     for secret in model.secrets:
         path = directory / secret.name
-        if path.exists() and not force:
+        if secret.kind is SecretKind.CERTIFICATE:
+            if not renew:
+                continue
+            value = tls_files[secret.name]
+        elif path.exists() and not force:
             continue
-        value = secret.placeholder or secrets.token_hex(secret.hex_bytes)
+        else:
+            value = (secret.placeholder or secrets.token_hex(secret.hex_bytes)) + "\n"
         # 0644 inside a 0700 directory: readable by the container's non-root user through the
         # bind mount, unreachable for other users of the host.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(value + "\n")
+            handle.write(value)
         path.chmod(0o644)
         written.append(secret.name)
     return written

@@ -1,4 +1,5 @@
-"""Every secret of the stack: from secret config when set, otherwise a generated random value."""
+"""Every secret of the stack: from secret config when set, otherwise a generated random value
+(the gateway's TLS files: a development CA and the certificate it signed, kept in the state)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
+import pulumi_tls as tls_provider
 
 from infra.topology import Secret, SecretKind
+from service import tls
+
+TEN_YEARS_HOURS = 87600
 
 
 class MissingSecretError(ValueError):
@@ -32,10 +37,11 @@ class StackSecrets(pulumi.ComponentResource):
         self, name: str, args: StackSecretsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("nilecare:deploy:StackSecrets", name, None, opts)
+        issued = (SecretKind.EXTERNAL, SecretKind.CERTIFICATE)
         missing = [
             args.config_keys[s.name]
             for s in args.secrets
-            if s.kind is SecretKind.EXTERNAL and args.provided.get(s.name) is None
+            if s.kind in issued and args.provided.get(s.name) is None
         ]
         if args.require_external and missing:
             raise MissingSecretError(
@@ -44,8 +50,14 @@ class StackSecrets(pulumi.ComponentResource):
                 + " (pulumi config set --secret nilecare:<key> <value>)"
             )
         self.values = {}
+        wants_tls = any(s.kind is SecretKind.CERTIFICATE for s in args.secrets)
+        development = (self._development_tls(name)
+                       if wants_tls and not args.require_external else None)
         for secret in args.secrets:
-            fallback = self._fallback(name, secret, args.require_external)
+            if secret.kind is SecretKind.CERTIFICATE:
+                fallback = development[secret.name] if development else None
+            else:
+                fallback = self._fallback(name, secret, args.require_external)
             provided = args.provided.get(secret.name)
             if provided is None:
                 assert fallback is not None  # an unset required credential raised above
@@ -58,6 +70,36 @@ class StackSecrets(pulumi.ComponentResource):
                 )
             self.values[secret.name] = pulumi.Output.secret(value)
         self.register_outputs({"values": self.values})
+
+    def _development_tls(self, name: str) -> dict[str, pulumi.Output[str]]:
+        """A private CA and the gateway certificate it signed, as service/tls.py makes them
+        for compose: P-256, ten years, naming the gateway inside the stack and on the host."""
+        child = pulumi.ResourceOptions(parent=self)
+        ca_key = tls_provider.PrivateKey(f"{name}-tls-ca-key", algorithm="ECDSA",
+                                         ecdsa_curve="P256", opts=child)
+        ca = tls_provider.SelfSignedCert(
+            f"{name}-tls-ca", private_key_pem=ca_key.private_key_pem, is_ca_certificate=True,
+            validity_period_hours=TEN_YEARS_HOURS, set_subject_key_id=True,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            subject=tls_provider.SelfSignedCertSubjectArgs(
+                common_name="NileCare development CA", organization="NileCare development"),
+            opts=child)
+        key = tls_provider.PrivateKey(f"{name}-tls-key", algorithm="ECDSA", ecdsa_curve="P256",
+                                      opts=child)
+        names = [n for n in tls.DEVELOPMENT_NAMES if not n[0].isdigit()]
+        request = tls_provider.CertRequest(
+            f"{name}-tls-request", private_key_pem=key.private_key_pem, dns_names=names,
+            ip_addresses=[n for n in tls.DEVELOPMENT_NAMES if n[0].isdigit()],
+            subject=tls_provider.CertRequestSubjectArgs(common_name=tls.INTERNAL_NAME,
+                                                        organization="NileCare development"),
+            opts=child)
+        cert = tls_provider.LocallySignedCert(
+            f"{name}-tls-cert", cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem, ca_cert_pem=ca.cert_pem,
+            validity_period_hours=TEN_YEARS_HOURS, set_subject_key_id=True,
+            allowed_uses=["digital_signature", "key_agreement", "server_auth"], opts=child)
+        return {tls.CA_SECRET: ca.cert_pem, tls.CERT_SECRET: cert.cert_pem,
+                tls.KEY_SECRET: key.private_key_pem}
 
     def _fallback(
         self, name: str, secret: Secret, require_external: bool

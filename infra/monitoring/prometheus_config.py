@@ -13,6 +13,7 @@ from typing import Any
 from infra import topology
 from infra.monitoring.rules import rule_files
 from infra.monitoring.spec import Spec
+from service import tls
 
 DATASOURCE_UID = "nilecare-prometheus"
 ALERTMANAGER_JOB = "alertmanager"
@@ -26,13 +27,27 @@ class Job:
     name: str
     path: str
     target: str  # host:port on the deployment's networks
+    scheme: str = "http"
+    server_name: str | None = None  # an https target's certificate names this
 
 
 def jobs(model: topology.Topology | None = None) -> tuple[Job, ...]:
     """Every scrape job of the deployment model, monitoring profile included."""
     model = model or topology.build()
-    return tuple(Job(s.metrics.job, s.metrics.path, str(s.scrape_target))
+    return tuple(Job(s.metrics.job, s.metrics.path, str(s.scrape_target), s.metrics.scheme,
+                     s.metrics.server_name)
                  for s in model.scraped() if s.metrics is not None)
+
+
+def _transport(spec: Spec, job: Job) -> dict[str, Any]:
+    """An https job's scheme and what its certificate is checked against: the gateway's CA,
+    under the service's name (targets are addresses, which the certificate need not name)."""
+    if job.scheme == "http":
+        return {}
+    tls_config: dict[str, Any] = {"ca_file": f"{spec.prometheus.secrets_dir}/{tls.CA_SECRET}"}
+    if job.server_name:
+        tls_config["server_name"] = job.server_name
+    return {"scheme": job.scheme, "tls_config": tls_config}
 
 
 def check_jobs(spec: Spec, known: tuple[Job, ...]) -> None:
@@ -57,7 +72,7 @@ def prometheus_config(spec: Spec, known: tuple[Job, ...]) -> dict[str, Any]:
         "rule_files": [f"{p.rules_dir}/{name}" for name in rule_files(spec)],
         "alerting": {"alertmanagers": [{"file_sd_configs": _file_sd(spec, ALERTMANAGER_JOB)}]},
         "scrape_configs": [
-            {"job_name": job.name, "metrics_path": job.path,
+            {"job_name": job.name, "metrics_path": job.path, **_transport(spec, job),
              "file_sd_configs": _file_sd(spec, job.name)}
             for job in sorted(known, key=lambda j: j.name)
         ],
@@ -69,12 +84,12 @@ DOCKER_SOCKET = "unix:///var/run/docker.sock"
 SWARM_REFRESH = "15s"
 
 
-def _swarm_tasks(job: Job) -> dict[str, Any]:
+def _swarm_tasks(spec: Spec, job: Job) -> dict[str, Any]:
     """A scrape job over every running task of the job's service, at its address on the
     frontend overlay, named `<service>.<slot>`: each replica is its own instance."""
     service, port = job.target.rsplit(":", 1)
     return {
-        "job_name": job.name, "metrics_path": job.path,
+        "job_name": job.name, "metrics_path": job.path, **_transport(spec, job),
         "dockerswarm_sd_configs": [{"host": DOCKER_SOCKET, "role": "tasks", "port": int(port),
                                     "refresh_interval": SWARM_REFRESH}],
         "relabel_configs": [
@@ -97,7 +112,7 @@ def swarm_prometheus_config(spec: Spec, known: tuple[Job, ...]) -> dict[str, Any
     """prometheus.yml for a swarm: the same rules and Alertmanager, and every job
     discovered from the swarm's tasks (dockerswarm_sd) instead of file_sd targets."""
     document = prometheus_config(spec, known)
-    document["scrape_configs"] = [_swarm_tasks(job)
+    document["scrape_configs"] = [_swarm_tasks(spec, job)
                                   for job in sorted(known, key=lambda j: j.name)]
     return document
 

@@ -12,6 +12,7 @@ from infra.topology.catalogue import (
     CORE_SECRETS,
     CORE_SERVICES,
     EXPORTER_METRICS,
+    GATEWAY_CA_FILE,
     GATEWAY_METRICS,
     HOST_ACCESS,
     MYSQL_IMAGE,
@@ -23,6 +24,7 @@ from infra.topology.catalogue import (
     SIZES,
     STATEMENT_DIR,
     STORES_NODE,
+    TLS_SECRETS,
     TMP,
     WORKER_METRICS,
     provider_secrets,
@@ -41,7 +43,7 @@ from infra.topology.model import (
     VolumeMount,
 )
 from infra.topology.monitoring import monitoring
-from service import deployment
+from service import deployment, tls
 from service.domain.catalog import credential_groups
 
 ORDER = (*CORE_SERVICES, "payment-provider-simulator", "prometheus", "alertmanager", "grafana")
@@ -110,6 +112,15 @@ def _health_url(port: int, *timing: int) -> Healthcheck:
                         deployment.local_url(port, deployment.HEALTH_PATH)), *timing)
 
 
+def _gateway_health() -> Healthcheck:
+    """The gateway's own HTTPS port, its certificate checked against the CA under the name
+    its callers use (the certificate need not name 127.0.0.1)."""
+    return Healthcheck(("CMD", "nilecare", "healthcheck",
+                        f"https://127.0.0.1:{deployment.GATEWAY_PORT}{deployment.HEALTH_PATH}",
+                        "--cafile", GATEWAY_CA_FILE, "--server-name", tls.INTERNAL_NAME),
+                       10, 5, 5, 60)
+
+
 def _app_environment(app_env: str, log_level: str) -> dict[str, str]:
     env = {
         "APP_ENV": app_env,
@@ -140,11 +151,15 @@ def _processes(plan: _Plan) -> tuple[Service, ...]:
             name="payment-gateway-service",
             # Migrations run before the API serves, so every later process sees the schema at head.
             command=("sh", "-c", "nilecare migrate && exec nilecare serve"),
+            # Its port is published on every interface, so it serves HTTPS only; providers
+            # (the simulator) call its webhooks by its name on the stack's network.
             environment={**env, "GATEWAY_HOST": ALL_INTERFACES, "GATEWAY_PORT": gateway_port,
-                         "GATEWAY_PUBLIC_URL": deployment.local_url(deployment.GATEWAY_PORT)},
-            secrets=_run_secrets(*CORE_SECRETS, *providers),
+                         "GATEWAY_PUBLIC_URL": f"https://{tls.INTERNAL_NAME}:{gateway_port}",
+                         "GATEWAY_TLS_CERT_FILE": f"{SECRETS_DIR}/{tls.CERT_SECRET}",
+                         "GATEWAY_TLS_KEY_FILE": f"{SECRETS_DIR}/{tls.KEY_SECRET}"},
+            secrets=_run_secrets(*CORE_SECRETS, *providers, *TLS_SECRETS),
             ports=(Port(deployment.GATEWAY_PORT, deployment.GATEWAY_PORT, None),),
-            healthcheck=_health_url(deployment.GATEWAY_PORT, 10, 5, 5, 60),
+            healthcheck=_gateway_health(),
             limits=limits["payment-gateway-service"],
             networks=both,
             depends_on=("mysql-payment", "redis-payment"),
@@ -200,8 +215,9 @@ def _processes(plan: _Plan) -> tuple[Service, ...]:
         _app_service(
             name="payment-provider-simulator",
             command=("nilecare", "simulator", "--host", ALL_INTERFACES),
-            environment={**env, "GATEWAY_HOST": ALL_INTERFACES},
-            secrets=_run_secrets(*CORE_SECRETS, *providers),
+            environment={**env, "GATEWAY_HOST": ALL_INTERFACES,
+                         "GATEWAY_TLS_CA_FILE": GATEWAY_CA_FILE},
+            secrets=_run_secrets(*CORE_SECRETS, *providers, tls.CA_SECRET),
             healthcheck=_health_url(deployment.SIMULATOR_PORT, 10, 5, 5, 20),
             limits=limits["payment-provider-simulator"],
             networks=("frontend",),

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from infra.topology.model import Image, Limits, Metrics, Secret, SecretKind, Sizing
-from service import deployment
+from service import deployment, tls
 from service.domain.catalog import credential_groups
 
 PROJECT = "nilecare"
 SECRETS_DIR = str(deployment.SECRETS_DIR)
 ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets"
+PROMETHEUS_SECRETS_DIR = "/etc/prometheus/secrets"
 NILECARE_USER = "10001:10001"
 STATEMENT_DIR = "/var/lib/nilecare/statements"
 # Inside a container a process must listen on every interface to be reachable at all; what the
@@ -39,7 +40,8 @@ MONITORING_NODE = "nilecare.monitoring"
 EDGE_NODE = "nilecare.edge"
 
 # Where Prometheus scrapes each process (job, container port).
-GATEWAY_METRICS = Metrics("payment-gateway", deployment.GATEWAY_PORT)
+GATEWAY_METRICS = Metrics("payment-gateway", deployment.GATEWAY_PORT, scheme="https",
+                          server_name=tls.INTERNAL_NAME)
 WORKER_METRICS = Metrics("payment-worker", deployment.WORKER_METRICS_PORT)
 RECONCILIATION_METRICS = Metrics("payment-reconciliation-worker",
                                  deployment.RECONCILIATION_METRICS_PORT)
@@ -83,8 +85,18 @@ _FIXED_SECRETS: tuple[Secret, ...] = (
         placeholder="https://hooks.slack.invalid/services/local",
     ),
     Secret("alertmanager_smtp_password", SecretKind.EXTERNAL, description="alert email account"),
+    Secret(tls.CA_SECRET, SecretKind.CERTIFICATE,
+           description="CA certificate(s) the gateway's callers trust (PEM)"),
+    Secret(tls.CERT_SECRET, SecretKind.CERTIFICATE,
+           description="the gateway's TLS certificate chain (PEM)"),
+    Secret(tls.KEY_SECRET, SecretKind.CERTIFICATE,
+           description="the gateway's TLS private key (PEM, unencrypted)"),
 )
 SECRETS = secret_catalogue()  # the current catalogue's, for readers that need no other
+
+# The gateway's TLS files (service/tls.py) and where a process finds the CA that signed them.
+TLS_SECRETS = (tls.CA_SECRET, tls.CERT_SECRET, tls.KEY_SECRET)
+GATEWAY_CA_FILE = f"{SECRETS_DIR}/{tls.CA_SECRET}"
 
 CORE_SECRETS = ("database_password", "redis_password", "jwt_secret", "webhook_secret",
                  "encryption_key")

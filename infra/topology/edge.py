@@ -6,17 +6,32 @@ host-mode port serves one task per node. So the gateway runs with DNS round robi
 node labelled for it, spreads requests over the replicas Docker's DNS names, checks each on
 /health, and sends a request whose connection a stopping replica refused to another one.
 A request the gateway may have acted on (the connection dropped without an answer) is
-resent only when resending is harmless: a read, or a write carrying an Idempotency-Key."""
+resent only when resending is harmless: a read, or a write carrying an Idempotency-Key.
+
+The edge's port serves HTTPS only, with the gateway's certificate and key (swarm secrets),
+and it calls the replicas over HTTPS too, checking their certificate against the gateway's
+CA under the service's name: the hop to a replica on another node leaves the host as well."""
 
 from __future__ import annotations
 
 from infra.topology.catalogue import EDGE_IMAGE, EDGE_NODE
-from infra.topology.model import FileMount, Healthcheck, Limits, Port, Replication, Service
-from service import deployment
+from infra.topology.model import (
+    FileMount,
+    Healthcheck,
+    Limits,
+    Port,
+    Replication,
+    SecretMount,
+    Service,
+)
+from service import deployment, tls
 
 CONFIG = "deploy/swarm/haproxy.cfg"
 # HAProxy keeps this many server slots and fills them from DNS; more than a stack scales to.
 SLOTS = 16
+# HAProxy reads a certificate's key from `<crt>.key` beside it (ssl-load-extra-files).
+CERTIFICATE = "/run/secrets/gateway.pem"
+CA_FILE = f"/run/secrets/{tls.CA_SECRET}"
 
 
 def edge() -> Service:
@@ -33,6 +48,9 @@ def edge() -> Service:
         limits=Limits(256, 0.5),
         networks=("frontend",),
         files=(FileMount(CONFIG, "/usr/local/etc/haproxy/haproxy.cfg"),),
+        secrets=(SecretMount(tls.CERT_SECRET, CERTIFICATE),
+                 SecretMount(tls.KEY_SECRET, f"{CERTIFICATE}.key"),
+                 SecretMount(tls.CA_SECRET, CA_FILE)),
         swarm=Replication(node_label=EDGE_NODE),
     )
 
@@ -40,10 +58,16 @@ def edge() -> Service:
 def haproxy_config(header: str, gateway: Service) -> str:
     """The edge's configuration for `gateway` (its name and port)."""
     port = deployment.GATEWAY_PORT
+    verified = (f"ssl verify required ca-file {CA_FILE} verifyhost {tls.INTERNAL_NAME} "
+                f"sni str({tls.INTERNAL_NAME})")
     return f"""# {header}
 global
     log stdout format raw local0 info
     maxconn 4096
+    ssl-load-extra-files key
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+    ssl-default-bind-ciphers ECDHE+AESGCM:ECDHE+CHACHA20
+    ssl-default-server-options ssl-min-ver TLSv1.2
 
 defaults
     mode http
@@ -70,7 +94,8 @@ resolvers docker
     hold obsolete 5s
 
 frontend api
-    bind :{port}
+    # HTTPS only: a plain HTTP request on this port gets no answer.
+    bind :{port} ssl crt {CERTIFICATE} alpn http/1.1
     default_backend gateways
     # A write without an Idempotency-Key may have been done when its answer was lost:
     # never resend it (a refused connection is still retried, it never reached a gateway).
@@ -83,5 +108,6 @@ backend gateways
     option httpchk GET {deployment.HEALTH_PATH}
     http-check expect status 200
     default-server inter 2s fall 2 rise 2 init-addr none resolvers docker resolve-prefer ipv4
-    server-template gateway {SLOTS} tasks.{gateway.name}:{port} check
+    # The replicas serve HTTPS; their certificate must chain to the CA and name the service.
+    server-template gateway {SLOTS} tasks.{gateway.name}:{port} check {verified}
 """

@@ -19,6 +19,9 @@ class SecretKind(Enum):
 
     GENERATED = "generated"  # random hex; safe to generate in every environment
     EXTERNAL = "external"  # issued by someone else (a bank, PagerDuty); placeholders only locally
+    # The gateway's TLS files: a development CA and certificate made together (service/tls.py)
+    # where nobody supplied them; production brings the ones its CA issued.
+    CERTIFICATE = "certificate"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class Metrics:
     job: str
     port: int
     path: str = "/metrics"
+    # An https target is checked against the gateway's CA under `server_name`.
+    scheme: Literal["http", "https"] = "http"
+    server_name: str | None = None
 
 
 @dataclass(frozen=True)

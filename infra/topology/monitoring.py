@@ -11,6 +11,7 @@ from infra.topology.catalogue import (
     GRAFANA_IMAGE,
     MONITORING_NODE,
     PROMETHEUS_IMAGE,
+    PROMETHEUS_SECRETS_DIR,
 )
 from infra.topology.model import (
     FileMount,
@@ -23,6 +24,7 @@ from infra.topology.model import (
     Service,
     VolumeMount,
 )
+from service import tls
 
 
 def monitoring(limits: Mapping[str, Limits]) -> tuple[Service, ...]:
@@ -41,6 +43,8 @@ def monitoring(limits: Mapping[str, Limits]) -> tuple[Service, ...]:
             limits=limits["prometheus"],
             networks=("frontend",),
             volumes=(VolumeMount("prometheus-data", "/prometheus"),),
+            # The gateway's CA: its scrapes are HTTPS (thresholds.yaml prometheus.secrets_dir).
+            secrets=(SecretMount(tls.CA_SECRET, f"{PROMETHEUS_SECRETS_DIR}/{tls.CA_SECRET}"),),
             swarm=Replication(node_label=MONITORING_NODE),
             # The generated config reads its scrape targets from file_sd files (one per job);
             # these name the services on the compose and Pulumi networks.

@@ -17,6 +17,7 @@ import yaml
 from infra.monitoring.render import SPEC_PATH, render, write
 from infra.monitoring.spec import Spec, load
 from infra.monitoring.variants import only, scaled
+from service import tls
 from tests.drill.system import System
 from tests.servers import free_port, serving
 from tests.sinks import HttpSink, MailSink
@@ -55,7 +56,8 @@ def overlay(workdir: Path, channel: str, sink: HttpSink, mail: MailSink) -> Path
     path = workdir / "drill-overlay.yaml"
     path.write_text(yaml.safe_dump({
         "prometheus": {"targets_dir": str(workdir / "targets"),
-                       "rules_dir": str(workdir / "monitoring/rules")},
+                       "rules_dir": str(workdir / "monitoring/rules"),
+                       "secrets_dir": str(workdir / "secrets")},
         # Digests go out at any hour on a drill.
         "daily_summary": {"start": "00:00", "end": "24:00", "location": "UTC"},
         "alertmanager": {
@@ -84,6 +86,8 @@ def running(workdir: Path, scale: int, alerts: set[str], system: System, sink: H
     (secrets / "pagerduty_routing_key").write_text(PD_KEY + "\n")
     (secrets / "slack_webhook_url").write_text(sink.url(f"/{name}/slack") + "\n")
     (secrets / "smtp_password").write_text(SMTP_PASSWORD)
+    # The gateway serves HTTPS; Prometheus checks it against its CA, as when deployed.
+    shutil.copyfile(system.tls_files[tls.CA_SECRET], secrets / tls.CA_SECRET)
     am, prom = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     system.add_targets(workdir / "targets", am)
     with ExitStack() as stack:

@@ -5,6 +5,7 @@ and the file_sd target files that tell Prometheus where they are."""
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from infra.monitoring.prometheus_config import ALERTMANAGER_JOB, jobs
+from service import tls
 from service.api.auth import mint
 from service.settings import Settings
 from tests.conftest import TEST_JWT_SECRET, base_environ
@@ -41,14 +43,17 @@ class Process(Server):
     what it prints goes to its log."""
 
     def __init__(self, name: str, args: tuple[str, ...], env: dict[str, str], log: Path,
-                 port: int) -> None:
+                 port: int, trust: ssl.SSLContext | None = None) -> None:
+        scheme = "https" if trust else "http"
         super().__init__([sys.executable, "-m", "service.cli", *args], port, log, 60,
-                         f"http://127.0.0.1:{port}", env=env, output=log)
+                         f"{scheme}://127.0.0.1:{port}", env=env, output=log)
         self.name = name
+        self.trust = trust
 
     def ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}/health", timeout=2,
+                             verify=self.trust or True).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -64,6 +69,8 @@ class System:
     scrape_ports: dict[str, int] = field(default_factory=dict)  # job → 127.0.0.1 port
     target_dirs: list[Path] = field(default_factory=list)
     hidden: set[str] = field(default_factory=set)  # jobs whose targets are undiscovered
+    # The gateway's TLS files by secret name (the CA is what Prometheus checks it against).
+    tls_files: dict[str, Path] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -71,7 +78,12 @@ class System:
 
     @property
     def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.processes['gateway'].port}"
+        """HTTPS, as the gateway serves wherever it is deployed (clients: `self.trust`)."""
+        return self.processes["gateway"].url
+
+    @property
+    def trust(self) -> ssl.SSLContext:
+        return tls.client_context(self.tls_files[tls.CA_SECRET])
 
     @property
     def simulator(self) -> str:
@@ -135,14 +147,19 @@ class System:
 
 
 def _environment(workdir: Path, database_url: str, redis_url: str,
-                 ports: dict[str, int]) -> dict[str, str]:
+                 ports: dict[str, int], files: dict[str, Path]) -> dict[str, str]:
     # Only what the drill sets: a developer's own settings must not leak in.
     env = {k: v for k, v in os.environ.items() if k.upper() not in Settings.env_names()}
     env.update(base_environ(
         DATABASE_URL=database_url, REDIS_URL=redis_url, DATA_DIR=str(workdir / "data"),
         LOG_LEVEL="INFO", LOG_FORMAT="json",
         PROVIDER_SIMULATOR_URL=f"http://127.0.0.1:{ports['simulator']}",
-        GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{ports['gateway']}",
+        # The gateway serves HTTPS as it does when deployed; the simulator's webhooks and
+        # Prometheus check it against the CA.
+        GATEWAY_PUBLIC_URL=f"https://127.0.0.1:{ports['gateway']}",
+        GATEWAY_TLS_CERT_FILE=str(files[tls.CERT_SECRET]),
+        GATEWAY_TLS_KEY_FILE=str(files[tls.KEY_SECRET]),
+        GATEWAY_TLS_CA_FILE=str(files[tls.CA_SECRET]),
         GATEWAY_PORT=str(ports["gateway"]), EXPORTER_PORT=str(ports["exporter"]),
         WORKER_METRICS_PORT=str(ports["worker"]),
         RECONCILIATION_METRICS_PORT=str(ports["reconciliation-worker"]),
@@ -169,7 +186,8 @@ def running(workdir: Path) -> Iterator[System]:
             connection.execute(text(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4"))
         engine.dispose()
         ports = {name: free_port() for name in COMMANDS}
-        env = _environment(workdir, system.database_url, redis.url, ports)
+        system.tls_files = tls.write_pair(tls.development_pair(), workdir / "tls")
+        env = _environment(workdir, system.database_url, redis.url, ports, system.tls_files)
         (workdir / "statements").mkdir(parents=True, exist_ok=True)
         migrate = subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env,
                                  capture_output=True, text=True, check=False)
@@ -178,7 +196,8 @@ def running(workdir: Path) -> Iterator[System]:
         for name, command in COMMANDS.items():
             args = (*command, "--port", str(ports[name])) if name == "simulator" else command
             system.processes[name] = Process(name, args, env, workdir / f"{name}.log",
-                                             ports[name])
+                                             ports[name],
+                                             system.trust if name == "gateway" else None)
         system.scrape_ports = {JOBS[name]: ports[name] for name in JOBS}
         known = {job.name for job in jobs()} - {ALERTMANAGER_JOB}
         if known != set(system.scrape_ports):

@@ -45,7 +45,7 @@ class Traffic:
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=24, thread_name_prefix="traffic")
         self._client = httpx.Client(
-            base_url=system.gateway, timeout=30,
+            base_url=system.gateway, timeout=30, verify=system.trust,
             headers={"Authorization": f"Bearer {system.token('drill-traffic')}"})
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True, name="traffic")
@@ -88,7 +88,7 @@ class Traffic:
 
 
 def _client(system: System, subject: str) -> httpx.Client:
-    return httpx.Client(base_url=system.gateway, timeout=30,
+    return httpx.Client(base_url=system.gateway, timeout=30, verify=system.trust,
                         headers={"Authorization": f"Bearer {system.token(subject)}"})
 
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
+from infra.monitoring.prometheus_config import jobs
+from service import tls
 from service.metrics import COMPLETED_STATUSES
 from service.settings import Settings
 from tests.drill import system as drill_system
@@ -31,11 +33,20 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[drill_sy
     workdir = tmp_path_factory.mktemp("counters")
     with drill_system.running(workdir / "system") as system:
         system.add_targets(workdir / "targets", "127.0.0.1:9")  # no Alertmanager needed
+        # The deployment model's jobs, the gateway's over HTTPS against the system's CA.
+        model = {job.name: job for job in jobs()}
+        configs = []
+        for job in system.scrape_ports:
+            config: dict[str, object] = {"job_name": job, "file_sd_configs": [
+                {"files": [str(workdir / "targets" / f"{job}.yml")]}]}
+            if model[job].scheme == "https":
+                config |= {"scheme": "https", "tls_config": {
+                    "ca_file": str(system.tls_files[tls.CA_SECRET]),
+                    "server_name": model[job].server_name}}
+            configs.append(config)
         (workdir / "prometheus.yml").write_text(yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": job, "file_sd_configs": [
-                {"files": [str(workdir / "targets" / f"{job}.yml")]}]}
-                for job in system.scrape_ports]}))
+            "scrape_configs": configs}))
         address = f"127.0.0.1:{free_port()}"
         log = (workdir / "prometheus.log").open("wb")
         proc = subprocess.Popen([prometheus, f"--config.file={workdir / 'prometheus.yml'}",
@@ -85,7 +96,8 @@ def test_scraped_counters_match_the_database_by_provider_and_status(
     _control(system, "mtn_money", mode="down")
     _control(system, "visa", mode="declining", decline_rate=1.0)
     token = {"Authorization": f"Bearer {system.token('counters', ('accountant',))}"}
-    with httpx.Client(base_url=system.gateway, headers=token, timeout=30) as client:
+    with httpx.Client(base_url=system.gateway, headers=token, timeout=30,
+                      verify=system.trust) as client:
         created = {}
         for provider, count in (("zain_cash", 6), ("mtn_money", 4), ("visa", 5),
                                 ("sudani_cash", 5), ("cash", 4)):

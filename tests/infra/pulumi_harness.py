@@ -78,6 +78,13 @@ class Mocks(pulumi.runtime.Mocks):
             length = int(args.inputs["length"])
             state["hex"] = fake_hex(args.name, length)[: length * 2]
             state["base64"] = "bW9jaw=="
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\n{fake_hex(args.name, 32)}\n"
+        elif args.typ in ("tls:index/selfSignedCert:SelfSignedCert",
+                          "tls:index/locallySignedCert:LocallySignedCert"):
+            state["certPem"] = f"-----BEGIN CERTIFICATE-----\n{fake_hex(args.name, 32)}\n"
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\n{args.name}\n"
         elif args.typ == "docker:index/container:Container":
             state.setdefault("networkDatas", [])
         elif args.typ == "docker:index/volume:Volume":

@@ -65,7 +65,10 @@ def test_prod_publishes_neither_mysql_nor_redis(prod: StackRun) -> None:
 
 def test_healthchecks_and_restart_policies(dev: StackRun, prod: StackRun) -> None:
     expected = {
-        "payment-gateway-service": ["CMD", "nilecare", "healthcheck", "http://127.0.0.1:7001/health"],
+        "payment-gateway-service": ["CMD", "nilecare", "healthcheck",
+                                    "https://127.0.0.1:7001/health",
+                                    "--cafile", "/run/secrets/gateway_tls_ca",
+                                    "--server-name", "payment-gateway-service"],
         "payment-metrics-exporter": ["CMD", "nilecare", "healthcheck", "http://127.0.0.1:9101/health"],
         "payment-worker": ["CMD", "nilecare", "healthcheck", "--worker"],
         "payment-reconciliation-worker": ["CMD", "nilecare", "healthcheck", "--worker",

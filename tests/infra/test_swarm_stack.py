@@ -15,6 +15,8 @@ import yaml
 
 from infra import compose, swarm, topology
 from infra.topology import STORES_NODE
+from infra.topology.edge import edge
+from service import tls
 from tests.infra.pulumi_harness import REPO
 
 STACK = REPO / "deploy" / "swarm"
@@ -223,8 +225,20 @@ def test_haproxy_accepts_the_edge_configuration(tmp_path: Path) -> None:
     haproxy = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
     if haproxy is None:
         pytest.fail("haproxy is not installed: apt-get install -y haproxy")
-    result = subprocess.run([haproxy, "-c", "-f", str(STACK / "haproxy.cfg")],
+    # The swarm's secret mounts, here in a directory: a development pair, the certificate's
+    # key beside it as `<crt>.key`, which HAProxy must find and match to the certificate.
+    pair = tls.development_pair()
+    for mount in edge().secrets:
+        (tmp_path / Path(mount.target).name).write_text(pair.files()[mount.secret])
+    text = (STACK / "haproxy.cfg").read_text(encoding="utf-8")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(text.replace("/run/secrets/", f"{tmp_path}/"))
+    result = subprocess.run([haproxy, "-c", "-f", str(config)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    text = (STACK / "haproxy.cfg").read_text(encoding="utf-8")
+    # A key that is not the certificate's is refused.
+    (tmp_path / "gateway.pem.key").write_text(tls.development_pair().key)
+    refused = subprocess.run([haproxy, "-c", "-f", str(config)],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode != 0
     assert "tasks.payment-gateway-service:7001 check" in text

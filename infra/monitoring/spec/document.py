@@ -30,6 +30,7 @@ class PrometheusSpec:
     evaluation_interval: Duration
     targets_dir: str
     rules_dir: str
+    secrets_dir: str  # where Prometheus reads the CA an https target is checked against
 
 
 @dataclass(frozen=True)
@@ -144,11 +145,11 @@ def _check_unique(root: Cursor, spec: Spec) -> None:
 
 def _prometheus(c: Cursor) -> PrometheusSpec:
     c.only("scrape_interval", "scrape_timeout", "evaluation_interval", "targets_dir",
-           "rules_dir")
+           "rules_dir", "secrets_dir")
     spec = PrometheusSpec(
         c.get("scrape_interval").duration(), c.get("scrape_timeout").duration(),
         c.get("evaluation_interval").duration(), c.get("targets_dir").text(),
-        c.get("rules_dir").text(),
+        c.get("rules_dir").text(), c.get("secrets_dir").text(),
     )
     if spec.scrape_timeout > spec.scrape_interval:
         c.get("scrape_timeout").fail("must not be longer than scrape_interval")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra import topology
+from service import tls
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "docker-compose.payment.yml"
@@ -68,6 +70,11 @@ class Stack:
 
     def secret(self, name: str) -> str:
         return (self.workdir / "secrets" / name).read_text(encoding="utf-8").strip()
+
+    @property
+    def trust(self) -> ssl.SSLContext:
+        """What a client of the gateway's HTTPS port trusts: the stack's CA secret."""
+        return tls.client_context(self.workdir / "secrets" / tls.CA_SECRET)
 
     def inspect(self, container: str) -> dict[str, object]:
         out = sh("docker", "inspect", container, quiet=True).stdout

@@ -70,6 +70,10 @@ def test_prometheus_scrapes_every_container_that_exposes_metrics(monitoring: Sta
             break
         time.sleep(3)
     assert found == dict.fromkeys(expected, "up")
+    # The gateway is scraped over HTTPS, its certificate checked against the CA secret.
+    active = httpx.get(f"{PROMETHEUS}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    assert [t["scrapeUrl"].split(":")[0] for t in active
+            if t["labels"]["job"] == "payment-gateway"] == ["https"]
     # The rules loaded are the generated ones, and the event counters of both workers arrive.
     rules = httpx.get(f"{PROMETHEUS}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert {g["name"] for g in rules} == {"nilecare-payments", "nilecare-slo", "nilecare-meta"}

@@ -10,11 +10,13 @@ import httpx
 import pytest
 import testinfra
 
+from service import tls
 from tests.e2e.containers.compose_stack import SIX, Stack, sh
+from tests.tlsprobe import der, plain_http_answer, presented
 
 pytestmark = pytest.mark.timeout(1500)
 
-GATEWAY = "http://127.0.0.1:7001"
+GATEWAY = "https://127.0.0.1:7001"
 NILECARE_PROCESSES = ("payment-gateway-service", "payment-worker",
                       "payment-reconciliation-worker", "payment-metrics-exporter")
 PAYMENT = {"provider": "zain_cash", "amount": "150.00", "currency": "SDG",
@@ -62,8 +64,27 @@ def test_ports_listen(stack: Stack, name: str, port: int) -> None:
 
 
 def test_loopback_ports_answer_on_the_host(stack: Stack) -> None:
-    assert httpx.get(f"{GATEWAY}/health", timeout=5).json() == {"status": "ok"}
+    assert httpx.get(f"{GATEWAY}/health", timeout=5,
+                     verify=stack.trust).json() == {"status": "ok"}
     assert httpx.get("http://127.0.0.1:9101/health", timeout=5).status_code == 200
+
+
+def test_the_published_port_serves_https_with_the_stack_certificate(stack: Stack) -> None:
+    """On the host's every address, as published: the certificate of the stack's secret,
+    checked against its CA, and no answer at all to plain HTTP."""
+    configured = der(stack.workdir / "secrets" / tls.CERT_SECRET)
+    assert presented(7001, stack.trust, tls.INTERNAL_NAME) == configured
+    received = plain_http_answer(7001)
+    assert not received.startswith(b"HTTP/"), received[:200]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get("http://127.0.0.1:7001/health", timeout=5)
+
+
+def _gateway_counter(stack: Stack, name: str) -> float:
+    """A counter summed over its labels, from the gateway's /metrics over HTTPS."""
+    text = httpx.get(f"{GATEWAY}/metrics", timeout=5, verify=stack.trust).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{"))
 
 
 @pytest.mark.parametrize("name", (*NILECARE_PROCESSES, "mysql-payment", "redis-payment"))
@@ -129,7 +150,8 @@ def _token(stack: Stack) -> str:
 
 def test_a_payment_is_created_and_the_worker_settles_it(stack: Stack) -> None:
     headers = {"Authorization": f"Bearer {_token(stack)}", "Idempotency-Key": "e2e-payment-1"}
-    created = httpx.post(f"{GATEWAY}/api/v1/payments", json=PAYMENT, headers=headers, timeout=15)
+    created = httpx.post(f"{GATEWAY}/api/v1/payments", json=PAYMENT, headers=headers, timeout=15,
+                         verify=stack.trust)
     assert created.status_code in (200, 201), created.text
     payment_id = created.json()["id"]
     state["payment_id"] = payment_id
@@ -137,11 +159,18 @@ def test_a_payment_is_created_and_the_worker_settles_it(stack: Stack) -> None:
     deadline = time.monotonic() + 120
     status = None
     while time.monotonic() < deadline:
-        got = httpx.get(f"{GATEWAY}/api/v1/payments/{payment_id}",
+        got = httpx.get(f"{GATEWAY}/api/v1/payments/{payment_id}", verify=stack.trust,
                         headers={"Authorization": headers["Authorization"]}, timeout=10)
         assert got.status_code == 200, got.text
         status = got.json()["status"]
         if status == "confirmed":
+            # The simulator's webhook reached the gateway over HTTPS, by its name on the
+            # frontend network, its certificate checked against the CA.
+            # (It may come a moment after the worker's poll confirmed the payment.)
+            heard = time.monotonic() + 30
+            while _gateway_counter(stack, "nilecare_webhooks_received_total") < 1:
+                assert time.monotonic() < heard, "no webhook reached the gateway"
+                time.sleep(1)
             return
         time.sleep(3)
     pytest.fail(f"payment {payment_id} still {status!r} after 120 s")
@@ -164,7 +193,7 @@ def test_a_killed_gateway_is_restarted_and_healthy_again(stack: Stack) -> None:
     else:
         pytest.fail("the gateway was not restarted within 60 s")
     stack.wait_healthy(("payment-gateway-service",), within_s=120)
-    assert httpx.get(f"{GATEWAY}/health", timeout=5).status_code == 200
+    assert httpx.get(f"{GATEWAY}/health", timeout=5, verify=stack.trust).status_code == 200
 
 
 def test_down_then_up_keeps_the_payment(stack: Stack) -> None:
@@ -174,6 +203,6 @@ def test_down_then_up_keeps_the_payment(stack: Stack) -> None:
     stack.compose("up", "-d")
     stack.wait_healthy(SIX)
     got = httpx.get(f"{GATEWAY}/api/v1/payments/{state['payment_id']}",
-                    headers={"Authorization": state["token"]}, timeout=10)
+                    headers={"Authorization": state["token"]}, timeout=10, verify=stack.trust)
     assert got.status_code == 200, got.text
     assert got.json()["id"] == state["payment_id"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -20,10 +21,11 @@ import httpx
 
 from infra import compose, swarm, topology
 from infra.topology.catalogue import EDGE_NODE, MONITORING_NODE, STORES_NODE
+from service import deployment, tls
 from tests.e2e.containers.compose_stack import build_images, sh
 
 STACK = "nilecare"
-EDGE_URL = "http://127.0.0.1:7001"
+EDGE_URL = "https://127.0.0.1:7001"  # the edge serves HTTPS only
 # No Grafana image exists on these machines (no registry, no Debian package): it is scaled
 # to nothing after the deploy; everything else must converge.
 ABSENT = ("grafana",)
@@ -37,6 +39,11 @@ class Swarm:
 
     def service(self, name: str) -> str:
         return f"{STACK}_{name}"
+
+    @property
+    def trust(self) -> ssl.SSLContext:
+        """What a client of the edge trusts: the stack's gateway CA secret."""
+        return tls.client_context(self.workdir / "secrets" / tls.CA_SECRET)
 
     def deploy(self) -> None:
         sh("docker", "stack", "deploy", "--resolve-image", "never", "-c", "stack.yml",
@@ -115,10 +122,16 @@ class Swarm:
         return result
 
     def metric(self, container: str, port: int, pattern: str) -> float:
-        """The sum of the samples of `container`'s /metrics whose line matches `pattern`."""
-        out = sh("docker", "exec", container, "python3", "-c",
-                 "import urllib.request;print(urllib.request.urlopen("
-                 f"'http://127.0.0.1:{port}/metrics').read().decode())", quiet=True).stdout
+        """The sum of the samples of `container`'s /metrics whose line matches `pattern` (the
+        gateway's over HTTPS, checked against the CA secret it holds)."""
+        if port == deployment.GATEWAY_PORT:
+            fetch = ("import ssl,urllib.request;c=ssl.create_default_context(cafile="
+                     f"'/run/secrets/{tls.CA_SECRET}');print(urllib.request.urlopen("
+                     f"'https://127.0.0.1:{port}/metrics',context=c).read().decode())")
+        else:
+            fetch = ("import urllib.request;print(urllib.request.urlopen("
+                     f"'http://127.0.0.1:{port}/metrics').read().decode())")
+        out = sh("docker", "exec", container, "python3", "-c", fetch, quiet=True).stdout
         return sum(float(line.rsplit(" ", 1)[1]) for line in out.splitlines()
                    if not line.startswith("#") and re.search(pattern, line))
 
@@ -129,6 +142,7 @@ class Traffic:
     until it is answered 201/200 (with `retry`), or once; every answer is kept."""
 
     token: str
+    trust: ssl.SSLContext
     marker: str = field(default_factory=lambda: f"swarm-{uuid.uuid4().hex[:8]}")
     retry: bool = False
     answers: dict[str, list[int]] = field(default_factory=dict)
@@ -157,7 +171,7 @@ class Traffic:
             time.sleep(0.5)
 
     def _run(self, worker: int, pace_s: float) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=self.trust) as client:
             n = 0
             while not self._stop.is_set():
                 self._send(client, f"{self.marker}-{worker}-{n}")

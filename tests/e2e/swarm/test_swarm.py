@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
+from service import tls
 from tests.e2e.containers.compose_stack import REPO, sh
-from tests.e2e.swarm.swarm_stack import Swarm, Traffic, payments_of
+from tests.e2e.swarm.swarm_stack import EDGE_URL, Swarm, Traffic, payments_of
+from tests.tlsprobe import der, plain_http_answer, presented
 
 GATEWAY = "payment-gateway-service"
 WORKER = "payment-worker"
@@ -49,8 +52,19 @@ def test_three_gateways_and_two_workers_run_healthy(running: Swarm) -> None:
     assert len(running.containers(WORKER, healthy=True)) == 2
 
 
+def test_the_edge_serves_https_with_the_stack_certificate(running: Swarm) -> None:
+    """The edge's host port, where traffic comes from other hosts: the certificate of the
+    stack's secret, checked against its CA, and no answer to plain HTTP."""
+    configured = der(running.workdir / "secrets" / tls.CERT_SECRET)
+    assert presented(7001, running.trust, "payment-edge") == configured
+    assert httpx.get(f"{EDGE_URL}/health", verify=running.trust, timeout=10).status_code == 200
+    received = plain_http_answer(7001)
+    assert not received.startswith(b"HTTP/"), received[:200]
+    assert b'"status"' not in received
+
+
 def test_keyed_creates_through_the_edge_reach_every_gateway(running: Swarm) -> None:
-    traffic = Traffic(running.token())
+    traffic = Traffic(running.token(), running.trust)
     with traffic.running(threads=3, pace_s=0.3):
         time.sleep(15)
     assert traffic.first_try_failures() == {}
@@ -105,7 +119,7 @@ def test_a_rolling_update_under_keyed_traffic_drops_and_doubles_nothing(running:
     before = set(running.containers(GATEWAY))
     new = "nilecare-payments:e2e-rolled"
     sh("docker", "tag", running.env["NILECARE_IMAGE"], new)
-    traffic = Traffic(running.token())
+    traffic = Traffic(running.token(), running.trust)
     with traffic.running(threads=3, pace_s=0.25):
         time.sleep(3)
         sh("docker", "service", "update", "--detach", "--no-resolve-image", "--image", new,
@@ -130,7 +144,7 @@ def test_a_broken_image_is_rolled_back_automatically(
         "RUN rm /opt/nilecare/bin/nilecare\nUSER 10001:10001\n")
     sh("docker", "build", "-q", "-t", "nilecare-payments:e2e-broken", str(context),
        env={**running.env, "DOCKER_BUILDKIT": "0"})
-    traffic = Traffic(running.token())
+    traffic = Traffic(running.token(), running.trust)
     with traffic.running(threads=2, pace_s=0.3):
         sh("docker", "service", "update", "--detach", "--no-resolve-image", "--image",
            "nilecare-payments:e2e-broken", running.service(GATEWAY))
@@ -149,7 +163,7 @@ def test_killed_gateway_and_worker_tasks_are_replaced_and_nothing_is_lost(
     running.wait_converged()
     gateway, worker = running.containers(GATEWAY)[0], running.containers(WORKER)[0]
     # A client that sees a failure sends the same key again, as integrators are told to.
-    traffic = Traffic(running.token(), retry=True)
+    traffic = Traffic(running.token(), running.trust, retry=True)
     with traffic.running(threads=3, pace_s=0.25):
         time.sleep(3)
         sh("docker", "kill", gateway)
