@@ -45,4 +45,4 @@ e2e-containers: install
 ## The stack on a real one-node swarm: swarm init, stack deploy, rolling update, rollback, killed tasks
 e2e-swarm: install
 	tools/system-deps containers
-	$(PY) -m pytest tests/e2e/swarm -q -p no:cacheprovider --timeout=1500
+	$(PY) -m pytest tests/e2e/swarm -q -rP -p no:cacheprovider --timeout=1500

@@ -106,6 +106,32 @@ class Swarm:
         return sh("docker", "exec", gateway, "nilecare", "token", "--role", "accountant",
                   "--facility", "fac-1", quiet=True).stdout.strip()
 
+    def simulator(self, provider: str, **control: object) -> None:
+        """Set the simulator's control for `provider`, from a gateway container (the simulator
+        has no published port; the gateways reach it on the frontend overlay)."""
+        gateway = self.containers("payment-gateway-service")[0]
+        url = f"http://payment-provider-simulator:{deployment.SIMULATOR_PORT}/_control/{provider}"
+        sh("docker", "exec", gateway, "python3", "-c",
+           "import sys,urllib.request;urllib.request.urlopen(urllib.request.Request("
+           f"'{url}',data=sys.argv[1].encode(),method='PUT',"
+           "headers={'Content-Type':'application/json'}),timeout=10).read()",
+           json.dumps(control), quiet=True)
+
+    def wait_edge(self, within_s: float = 60) -> None:
+        """Until the edge answers /health through a replica (its checks and DNS lag the
+        swarm's view of healthy tasks by a few seconds)."""
+        deadline = time.monotonic() + within_s
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"{EDGE_URL}/health", verify=self.trust, timeout=5).status_code
+            except httpx.HTTPError:
+                status = 0
+            if status == 200:
+                return
+            time.sleep(1)
+        raise AssertionError(f"the edge answers /health with {status} after {within_s}s")
+
     def sql(self, query: str) -> list[list[str]]:
         mysql = self.containers("mysql-payment")[0]
         out = sh("docker", "exec", mysql, "sh", "-c",
@@ -120,6 +146,15 @@ class Swarm:
         out = sh("docker", "exec", prometheus, "wget", "-qO-", url, quiet=True).stdout
         result: list[dict[str, Any]] = json.loads(out)["data"]["result"]
         return result
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        """The swarm's Alertmanager's active alerts named `name` (with their receivers)."""
+        alertmanager = self.containers("alertmanager")[0]
+        url = ("http://127.0.0.1:9093/api/v2/alerts?active=true&silenced=false&"
+               + urllib.parse.urlencode({"filter": f'alertname="{name}"'}))
+        out = sh("docker", "exec", alertmanager, "wget", "-qO-", url, quiet=True).stdout
+        found: list[dict[str, Any]] = json.loads(out)
+        return found
 
     def metric(self, container: str, port: int, pattern: str) -> float:
         """The sum of the samples of `container`'s /metrics whose line matches `pattern` (the
@@ -225,6 +260,7 @@ def deployed(workdir: Path, *, keep: bool = False) -> Iterator[Swarm]:
         for name in ABSENT:
             sh("docker", "service", "scale", "--detach", f"{STACK}_{name}=0")
         stack.wait_converged()
+        stack.wait_edge()
         yield stack
     finally:
         if not keep:

@@ -10,6 +10,8 @@ import time
 import httpx
 import pytest
 
+from infra.monitoring.render import SPEC_PATH
+from infra.monitoring.spec import load
 from service import tls
 from tests.e2e.containers.compose_stack import REPO, sh
 from tests.e2e.swarm.swarm_stack import EDGE_URL, Swarm, Traffic, payments_of
@@ -64,6 +66,9 @@ def test_the_edge_serves_https_with_the_stack_certificate(running: Swarm) -> Non
 
 
 def test_keyed_creates_through_the_edge_reach_every_gateway(running: Swarm) -> None:
+    # The next test counts the workers' status checks; the simulator's webhooks (over HTTPS
+    # to the gateways) would settle these payments before any worker asked.
+    running.simulator("zain_cash", send_webhooks=False)
     traffic = Traffic(running.token(), running.trust)
     with traffic.running(threads=3, pace_s=0.3):
         time.sleep(15)
@@ -113,6 +118,7 @@ def test_the_workers_share_the_queue_and_check_each_payment_once(running: Swarm)
     by_worker = {c: running.metric(c, 9102, STATUS_CALLS) for c in running.containers(WORKER)}
     assert len(by_worker) == 2 and all(n > 0 for n in by_worker.values()), by_worker
     assert sum(by_worker.values()) == len(settled)
+    running.simulator("zain_cash", send_webhooks=True)
 
 
 def test_a_rolling_update_under_keyed_traffic_drops_and_doubles_nothing(running: Swarm) -> None:
@@ -176,6 +182,37 @@ def test_killed_gateway_and_worker_tasks_are_replaced_and_nothing_is_lost(
     # The killed worker's leases run out and the payments come due again.
     for earlier in (state["rolled"], traffic):
         assert set(_settled(running, earlier)) == set(earlier.payments.values())
+
+
+def test_losing_every_gateway_pages_through_the_swarms_own_monitoring(
+        running: Swarm) -> None:
+    """PaymentGatewayDown's drill fault on the swarm: every gateway task gone. The swarm's
+    Prometheus, which finds its targets in the Docker API, stops seeing the job, fires the
+    committed rule, and its Alertmanager routes the alert to the receiver of its severity
+    within the response target; with the gateways back, the alert clears."""
+    spec = load(REPO / SPEC_PATH)
+    alert = next(a for a in spec.alerts if a.name == "PaymentGatewayDown")
+    route = spec.alertmanager.routes[alert.severity]
+    target = (alert.response_target or route.response_target).seconds
+    running.wait_converged()
+    started = time.monotonic()
+    sh("docker", "service", "scale", "--detach", f"{running.service(GATEWAY)}=0")
+    try:
+        while not (found := running.alerts(alert.name)):
+            assert time.monotonic() - started < target, f"no {alert.name} in {target} s"
+            time.sleep(5)
+        paged = time.monotonic() - started
+        assert {r["name"] for a in found for r in a["receivers"]} == {route.receiver}, found
+        print(f"{alert.name}: routed to {route.receiver} {paged:.0f} s after the gateways "
+              f"went (target {target} s)")
+    finally:
+        sh("docker", "service", "scale", "--detach", f"{running.service(GATEWAY)}=3")
+    running.wait_converged()
+    running.wait_edge()
+    deadline = time.monotonic() + target
+    while running.alerts(alert.name):
+        assert time.monotonic() < deadline, f"{alert.name} still active {target} s after"
+        time.sleep(5)
 
 
 def test_the_stack_file_is_the_committed_one(running: Swarm) -> None:
