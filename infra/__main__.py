@@ -32,7 +32,7 @@ from infra.components.swarm import (
 from infra.stack_config import StackConfig, config_key
 from infra.topology.edge import CONFIG as EDGE_CONFIG
 from infra.topology.edge import haproxy_config
-from service import deployment
+from service import deployment, tls
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,8 @@ secrets = StackSecrets(
         provided=config.secrets,
         require_external=config.require_external_secrets,
         config_keys={s.name: config_key(s.name) for s in model.secrets},
+        # Clients on other hosts check the certificate under the host's public name.
+        tls_names=tuple(dict.fromkeys((*tls.DEVELOPMENT_NAMES, config.public_host))),
     ),
 )
 images: dict[str, pulumi.Input[str]] = {}
@@ -142,7 +144,7 @@ def swarm_mode() -> dict[str, SwarmService]:
     }
 
 
-pulumi.export("gatewayUrl", f"http://{config.public_host}:{deployment.GATEWAY_PORT}")
+pulumi.export("gatewayUrl", f"https://{config.public_host}:{deployment.GATEWAY_PORT}")
 if config.mode == "swarm":
     services = swarm_mode()
     pulumi.export("serviceNames", {name: s.service_name for name, s in services.items()})

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import jinja2
@@ -68,6 +69,10 @@ def render(model: Topology) -> str:
     return text.rstrip("\n") + "\n"
 
 
+class PartialTlsError(ValueError):
+    """Some of the gateway's TLS files are there and some are not."""
+
+
 def write_secret_files(model: Topology, directory: Path, *, force: bool = False) -> list[str]:
     """Write a random value for every secret file the compose file names; return the names
     written. Existing files are kept unless `force`: a new database password would lock the
@@ -75,11 +80,17 @@ def write_secret_files(model: Topology, directory: Path, *, force: bool = False)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     written = []
-    # The TLS files belong together (the CA signed the certificate, which fits the key): one
-    # missing makes all of them new.
+    # The TLS files belong together (the CA signed the certificate, which fits the key): made
+    # together when none is there, never beside an operator's.
     pair = [s.name for s in model.secrets if s.kind is SecretKind.CERTIFICATE]
-    renew = force or any(not (directory / name).exists() for name in pair)
-    tls_files = tls.development_pair().files() if pair and renew else {}
+    present = [name for name in pair if (directory / name).exists()]
+    if present and len(present) < len(pair) and not force:
+        missing = ", ".join(sorted(set(pair) - set(present)))
+        raise PartialTlsError(f"{directory} holds {', '.join(present)} but not {missing}: "
+                              "supply all three TLS files, or remove them all for a "
+                              "development pair")
+    renew = bool(pair) and (force or not present)
+    tls_files = tls.development_pair().files() if renew else {}
     for secret in model.secrets:
         path = directory / secret.name
         if secret.kind is SecretKind.CERTIFICATE:
@@ -111,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = topology.build()
     if args.write_secrets is not None:
-        names = write_secret_files(model, args.write_secrets, force=args.force)
+        try:
+            names = write_secret_files(model, args.write_secrets, force=args.force)
+        except PartialTlsError as exc:
+            print(f"make secrets: {exc}", file=sys.stderr)
+            return 2
         kept = len(model.secrets) - len(names)
         print(f"wrote {len(names)} secret file(s) to {args.write_secrets}, kept {kept}")
         return 0

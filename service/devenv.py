@@ -50,6 +50,9 @@ def ensure_secrets(directory: Path) -> Path:
 def environment(data_dir: Path, simulator_port: int = SIMULATOR_PORT) -> dict[str, str]:
     """What the embedded default runs with: SQLite, in-process cache, the simulator."""
     env = dict(os.environ)
+    # Plain HTTP on 127.0.0.1: TLS files meant for a deployment do not apply here.
+    for name in ("GATEWAY_TLS_CERT_FILE", "GATEWAY_TLS_KEY_FILE"):
+        env.pop(name, None)
     env.setdefault("APP_ENV", "development")
     env.setdefault("LOG_FORMAT", "console")
     env.setdefault("DATA_DIR", str(data_dir))

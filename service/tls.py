@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,10 @@ DEVELOPMENT_NAMES = (INTERNAL_NAME, "payment-edge", "localhost", "127.0.0.1")
 CERT_SECRET = "gateway_tls_cert"  # noqa: S105
 KEY_SECRET = "gateway_tls_key"  # noqa: S105
 CA_SECRET = "gateway_tls_ca"  # noqa: S105
+# The TLS 1.2 suites the gateway and the edge offer (TLS 1.3's are all strong); both read this.
+CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+# How long a development CA and certificate are valid (service/tls.py and Pulumi's dev pair).
+VALIDITY_DAYS = 3650
 
 
 class TlsConfigError(ValueError):
@@ -56,14 +61,27 @@ def _name(common_name: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _alternative(name: str) -> x509.GeneralName:
+def _is_address(name: str) -> bool:
     try:
-        return x509.IPAddress(ipaddress.ip_address(name))
+        ipaddress.ip_address(name)
     except ValueError:
-        return x509.DNSName(name)
+        return False
+    return True
 
 
-def development_pair(names: tuple[str, ...] = DEVELOPMENT_NAMES, *, days: int = 3650) -> TlsPair:
+def split_names(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """`names` as a certificate carries them: DNS names, and IP addresses."""
+    return ([n for n in names if not _is_address(n)], [n for n in names if _is_address(n)])
+
+
+def _alternative(name: str) -> x509.GeneralName:
+    if _is_address(name):
+        return x509.IPAddress(ipaddress.ip_address(name))
+    return x509.DNSName(name)
+
+
+def development_pair(names: tuple[str, ...] = DEVELOPMENT_NAMES, *,
+                     days: int = VALIDITY_DAYS) -> TlsPair:
     """A private CA and a server certificate it signed for `names` (DNS names or IPs).
 
     P-256 keys, SHA-256 signatures, subject and authority key identifiers: what OpenSSL's
@@ -117,22 +135,25 @@ def development_pair(names: tuple[str, ...] = DEVELOPMENT_NAMES, *, days: int = 
 
 
 def write_pair(pair: TlsPair, directory: Path) -> dict[str, Path]:
-    """The pair's three files in `directory` (the key 0600), by secret name."""
+    """The pair's three files in `directory`, by secret name; the key is created 0600 (for
+    a process of the same user: the tests and the drills)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, text in pair.files().items():
         path = directory / name
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o600 if name == KEY_SECRET else 0o644)
+        mode = 0o600 if name == KEY_SECRET else 0o644
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
         written[name] = path
     return written
 
 
-def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """The gateway's server context, or TlsConfigError naming what is wrong (read at start-up,
-    so a bad file stops the process with one line instead of failing every handshake)."""
+def check_pair(cert_file: Path, key_file: Path) -> None:
+    """Raise TlsConfigError naming what is wrong unless the files load as a certificate chain
+    and its key (read at start-up, so a bad file stops the process with one line instead of
+    failing every handshake)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
     for label, path in (("certificate", cert_file), ("key", key_file)):
         if not path.is_file():
             raise TlsConfigError(f"the TLS {label} file {path} does not exist")
@@ -142,7 +163,6 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
         raise TlsConfigError(
             f"the TLS certificate {cert_file} and key {key_file} do not load together "
             f"(PEM certificate chain and its unencrypted private key): {exc}") from None
-    return context
 
 
 def client_context(ca_file: Path | None) -> ssl.SSLContext:

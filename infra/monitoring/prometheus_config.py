@@ -39,12 +39,13 @@ def jobs(model: topology.Topology | None = None) -> tuple[Job, ...]:
                  for s in model.scraped() if s.metrics is not None)
 
 
-def _transport(spec: Spec, job: Job) -> dict[str, Any]:
-    """An https job's scheme and what its certificate is checked against: the gateway's CA,
-    under the service's name (targets are addresses, which the certificate need not name)."""
+def transport(job: Job, secrets_dir: str) -> dict[str, Any]:
+    """An https job's scheme and what its certificate is checked against: the gateway's CA in
+    `secrets_dir`, under the service's name (targets are addresses, which the certificate
+    need not name). Nothing for an http job."""
     if job.scheme == "http":
         return {}
-    tls_config: dict[str, Any] = {"ca_file": f"{spec.prometheus.secrets_dir}/{tls.CA_SECRET}"}
+    tls_config: dict[str, Any] = {"ca_file": f"{secrets_dir}/{tls.CA_SECRET}"}
     if job.server_name:
         tls_config["server_name"] = job.server_name
     return {"scheme": job.scheme, "tls_config": tls_config}
@@ -72,7 +73,8 @@ def prometheus_config(spec: Spec, known: tuple[Job, ...]) -> dict[str, Any]:
         "rule_files": [f"{p.rules_dir}/{name}" for name in rule_files(spec)],
         "alerting": {"alertmanagers": [{"file_sd_configs": _file_sd(spec, ALERTMANAGER_JOB)}]},
         "scrape_configs": [
-            {"job_name": job.name, "metrics_path": job.path, **_transport(spec, job),
+            {"job_name": job.name, "metrics_path": job.path,
+             **transport(job, spec.prometheus.secrets_dir),
              "file_sd_configs": _file_sd(spec, job.name)}
             for job in sorted(known, key=lambda j: j.name)
         ],
@@ -89,7 +91,8 @@ def _swarm_tasks(spec: Spec, job: Job) -> dict[str, Any]:
     frontend overlay, named `<service>.<slot>`: each replica is its own instance."""
     service, port = job.target.rsplit(":", 1)
     return {
-        "job_name": job.name, "metrics_path": job.path, **_transport(spec, job),
+        "job_name": job.name, "metrics_path": job.path,
+        **transport(job, spec.prometheus.secrets_dir),
         "dockerswarm_sd_configs": [{"host": DOCKER_SOCKET, "role": "tasks", "port": int(port),
                                     "refresh_interval": SWARM_REFRESH}],
         "relabel_configs": [

@@ -66,7 +66,7 @@ global
     maxconn 4096
     ssl-load-extra-files key
     ssl-default-bind-options ssl-min-ver TLSv1.2
-    ssl-default-bind-ciphers ECDHE+AESGCM:ECDHE+CHACHA20
+    ssl-default-bind-ciphers {tls.CIPHERS}
     ssl-default-server-options ssl-min-ver TLSv1.2
 
 defaults

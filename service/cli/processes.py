@@ -32,7 +32,7 @@ def serve(
     """
     import uvicorn
 
-    from service import logs
+    from service import logs, tls
 
     settings = load_settings()
     bind = host or settings.gateway_host
@@ -44,7 +44,8 @@ def serve(
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=20,
                 ssl_certfile=cert, ssl_keyfile=key,
                 # uvicorn's default ("TLSv1") admits CBC and SHA-1 suites; TLS 1.3 ignores it.
-                ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20")
+                # Its context is TLS_SERVER, whose minimum is TLS 1.2 on Python 3.10 and later.
+                ssl_ciphers=tls.CIPHERS)
 
 
 def _gateway_tls(settings: Settings, bind: str) -> tuple[str | None, str | None]:
@@ -66,7 +67,7 @@ def _gateway_tls(settings: Settings, bind: str) -> tuple[str | None, str | None]
             raise typer.Exit(2)
         return None, None
     try:
-        tls.server_context(cert, key)
+        tls.check_pair(cert, key)
     except tls.TlsConfigError as exc:
         err.print(f"[red]nilecare: {exc}[/red]")
         raise typer.Exit(2) from None
@@ -90,9 +91,14 @@ def simulator(
     """Run the provider simulator (every electronic provider's API, controllable)."""
     import uvicorn
 
-    from service import logs
+    from service import logs, tls
 
     settings = load_settings()
+    try:  # the CA its webhooks check an HTTPS gateway against
+        tls.client_context(settings.gateway_tls_ca_file)
+    except tls.TlsConfigError as exc:
+        err.print(f"[red]nilecare: GATEWAY_TLS_CA_FILE: {exc}[/red]")
+        raise typer.Exit(2) from None
     logs.configure(settings.log_level, settings.log_format)
     uvicorn.run("service.api.main:simulator_factory", factory=True, host=host, port=port,
                 access_log=False, log_config=None, log_level=settings.log_level.lower())

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import ssl
 import time
 import uuid
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 
-from service import tls
 from service.providers import signing
 from service.simulator.state import Charge, Control, SimulatorState
+
+log = structlog.get_logger()
 
 
 def _error(status: int, message: str) -> Response[dict[str, str]]:
@@ -145,20 +144,16 @@ async def _settle_later(sim: NamedDependency[SimulatorState], charge: Charge, de
     assert charge.callback_url is not None
     for attempt in range(5):
         try:
-            async with httpx.AsyncClient(
-                    timeout=5, verify=_gateway_trust(sim.settings.gateway_tls_ca_file)) as client:
+            async with httpx.AsyncClient(timeout=5, verify=sim.webhook_trust) as client:
                 reply = await client.post(charge.callback_url, content=raw, headers=headers)
             if reply.status_code < 500:
                 return
-        except httpx.HTTPError:
-            pass
+            failure = f"HTTP {reply.status_code}"
+        except httpx.HTTPError as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        log.warning("simulator.webhook_failed", url=charge.callback_url, attempt=attempt + 1,
+                    reference=charge.reference, error=failure)
         await asyncio.sleep(0.5 * 2**attempt)
-
-
-@functools.cache
-def _gateway_trust(ca_file: Path | None) -> ssl.SSLContext:
-    """What a webhook to an HTTPS gateway trusts: its CA file, else the system's roots."""
-    return tls.client_context(ca_file)
 
 
 @get("/{provider:str}/v1/payments/{reference:str}")

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 
 from litestar.exceptions import HTTPException
 
+from service import tls
 from service.domain import catalog
 from service.settings import Settings
 
@@ -66,6 +67,9 @@ class Call:
 class SimulatorState:
     def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
         self.settings = settings
+        # What webhooks to an HTTPS gateway trust: its CA file, else the system's roots
+        # (TlsConfigError on a bad file, when the simulator starts).
+        self.webhook_trust = tls.client_context(settings.gateway_tls_ca_file)
         self.rng = rng or random.Random()
         self.controls: dict[str, Control] = {
             code: Control(settle_after_seconds=0.0 if spec.type == "bank_card" else 2.0)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from infra.monitoring.prometheus_config import jobs
+from infra.monitoring.prometheus_config import jobs, transport
 from service import tls
 from service.metrics import COMPLETED_STATUSES
 from service.settings import Settings
@@ -37,13 +37,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[drill_sy
         model = {job.name: job for job in jobs()}
         configs = []
         for job in system.scrape_ports:
-            config: dict[str, object] = {"job_name": job, "file_sd_configs": [
-                {"files": [str(workdir / "targets" / f"{job}.yml")]}]}
-            if model[job].scheme == "https":
-                config |= {"scheme": "https", "tls_config": {
-                    "ca_file": str(system.tls_files[tls.CA_SECRET]),
-                    "server_name": model[job].server_name}}
-            configs.append(config)
+            configs.append({"job_name": job, "file_sd_configs": [
+                {"files": [str(workdir / "targets" / f"{job}.yml")]}],
+                **transport(model[job], str(system.tls_files[tls.CA_SECRET].parent))})
         (workdir / "prometheus.yml").write_text(yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": configs}))

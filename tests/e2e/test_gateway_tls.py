@@ -119,15 +119,17 @@ def test_the_healthcheck_follows_https(gateway: tuple[int, dict[str, str]],
     assert check(f"http://127.0.0.1:{port}/health") == 1
 
 
-def test_the_simulators_webhook_settles_a_payment_over_https(
-        gateway: tuple[int, dict[str, str]], material: dict[str, Path],
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusting-the-ca", "not-trusting"])
+def test_the_simulators_webhook_settles_a_payment_over_https_only_when_it_trusts_the_ca(
+        gateway: tuple[int, dict[str, str]], material: dict[str, Path], tmp_path: Path,
+        trusted: bool) -> None:
     """No worker runs: only the provider's webhook, delivered to the HTTPS gateway and
-    checked against the CA, can confirm the payment."""
+    checked against the CA, can confirm the payment. A simulator that does not trust the
+    CA delivers nothing, and says why."""
     port, env = gateway
     sim_port = int(env["SIMULATOR_PORT"])
-    simulator_env = {**os.environ, **base_environ(
-        DATA_DIR=str(tmp_path), GATEWAY_TLS_CA_FILE=str(material[tls.CA_SECRET]))}
+    trust = {"GATEWAY_TLS_CA_FILE": str(material[tls.CA_SECRET])} if trusted else {}
+    simulator_env = {**os.environ, **base_environ(DATA_DIR=str(tmp_path), **trust)}
     log = tmp_path / "simulator.log"
     simulator = subprocess.Popen([*CLI, "simulator", "--port", str(sim_port)],
                                  env=simulator_env, stdout=log.open("wb"),
@@ -151,14 +153,28 @@ def test_the_simulators_webhook_settles_a_payment_over_https(
         payment = created.json()
         assert payment["status"] == "processing"
         deadline = time.monotonic() + 20
-        while payment["status"] != "confirmed":
-            assert time.monotonic() < deadline, f"never settled: {payment}\n{log.read_text()}"
+        while (payment["status"] != "confirmed" if trusted
+               else "CERTIFICATE_VERIFY_FAILED" not in log.read_text()):
+            assert time.monotonic() < deadline, f"{payment}\n{log.read_text()}"
             time.sleep(0.3)
             payment = httpx.get(f"https://127.0.0.1:{port}/api/v1/payments/{payment['id']}",
                                 verify=context, headers=auth(), timeout=5).json()
+        if not trusted:
+            assert "simulator.webhook_failed" in log.read_text()
+            assert payment["status"] == "processing"
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
+
+
+def test_a_simulator_with_an_unreadable_ca_file_does_not_start(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    env = {**os.environ, **base_environ(DATA_DIR=str(tmp_path), GATEWAY_TLS_CA_FILE=str(bad))}
+    result = subprocess.run([*CLI, "simulator", "--port", str(free_port())], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "GATEWAY_TLS_CA_FILE" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(("change", "message"), [

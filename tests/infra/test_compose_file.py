@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
 from infra import compose, topology
 from infra.generated import header
+from infra.monitoring.render import SPEC_PATH
+from infra.monitoring.spec import load
+from service import tls
 from tests.infra.pulumi_harness import REPO
 
 COMPOSE_FILE = REPO / "docker-compose.payment.yml"
@@ -172,6 +176,46 @@ def test_make_secrets_writes_hex_files_readable_through_a_private_directory(
     rotated = compose.write_secret_files(topology.build(), directory, force=True)
     assert len(rotated) == len(topology.SECRETS)
     assert (directory / "encryption_key").read_text().strip() != key
+
+
+def test_make_secrets_writes_a_development_tls_pair_that_loads_and_verifies(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "secrets"
+    compose.write_secret_files(topology.build(), directory)
+    files = {name: directory / name for name in (tls.CA_SECRET, tls.CERT_SECRET, tls.KEY_SECRET)}
+    tls.check_pair(files[tls.CERT_SECRET], files[tls.KEY_SECRET])
+    certificate = x509.load_pem_x509_certificate(files[tls.CERT_SECRET].read_bytes())
+    ca = x509.load_pem_x509_certificate(files[tls.CA_SECRET].read_bytes())
+    certificate.verify_directly_issued_by(ca)
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert tls.INTERNAL_NAME in names.get_values_for_type(x509.DNSName)
+
+
+def test_make_secrets_never_puts_a_development_pair_beside_an_operators_files(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    operator = tls.development_pair()
+    (directory / tls.CERT_SECRET).write_text(operator.cert)
+    (directory / tls.KEY_SECRET).write_text(operator.key)
+    with pytest.raises(compose.PartialTlsError, match=tls.CA_SECRET):
+        compose.write_secret_files(topology.build(), directory)
+    assert compose.main(["--write-secrets", str(directory)]) == 2
+    assert (directory / tls.CERT_SECRET).read_text() == operator.cert
+    # All three there: kept as they are.
+    (directory / tls.CA_SECRET).write_text(operator.ca)
+    written = compose.write_secret_files(topology.build(), directory)
+    assert not set(written) & {tls.CA_SECRET, tls.CERT_SECRET, tls.KEY_SECRET}
+    assert (directory / tls.KEY_SECRET).read_text() == operator.key
+
+
+def test_prometheus_finds_the_gateway_ca_where_the_spec_points_it() -> None:
+    spec = load(REPO / SPEC_PATH)
+    prometheus = topology.build().service("prometheus")
+    assert [m.target for m in prometheus.secrets] == [
+        f"{spec.prometheus.secrets_dir}/{tls.CA_SECRET}"]
 
 
 def test_start_order_puts_dependencies_first() -> None:

@@ -212,6 +212,52 @@ def test_prod_refuses_to_invent_provider_credentials() -> None:
         run_stack("prod")
 
 
+def test_prod_refuses_to_run_without_its_tls_files() -> None:
+    secrets = {k: v for k, v in operator_secrets().items()
+               if not k.startswith("nilecare:gatewayTls")}
+    with pytest.raises(MissingSecretError,
+                       match="nilecare:gatewayTlsCa, nilecare:gatewayTlsCert, "
+                             "nilecare:gatewayTlsKey"):
+        run_stack("prod", secrets, list(secrets))
+
+
+def test_dev_takes_the_tls_files_all_from_config_or_all_generated() -> None:
+    """A supplied certificate beside a generated key would never load: refused, by name."""
+    given = {"nilecare:gatewayTlsCert": "-----BEGIN CERTIFICATE-----\noperator\n"}
+    with pytest.raises(Exception, match="set together; nilecare:gatewayTlsCa, "
+                                        "nilecare:gatewayTlsKey is empty"):
+        run_stack("dev", given, list(given))
+
+
+def test_dev_generates_one_tls_pair_for_every_reader(dev: StackRun) -> None:
+    """The gateway serves the certificate the development CA signed, with that key; the
+    callers (healthcheck, simulator, Prometheus) trust that CA; the certificate also names
+    the stack's public host."""
+    [ca] = dev.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    [cert] = dev.of_type("tls:index/locallySignedCert:LocallySignedCert")
+    [request] = dev.of_type("tls:index/certRequest:CertRequest")
+    keys = {r.name: r.state["privateKeyPem"]
+            for r in dev.of_type("tls:index/privateKey:PrivateKey")}
+    assert ca.inputs["isCaCertificate"] is True and cert.inputs["caCertPem"] == ca.state["certPem"]
+    assert "payment-gateway-service" in request.inputs["dnsNames"]
+    assert "127.0.0.1" in request.inputs["ipAddresses"]
+
+    def files(name: str) -> dict[str, str]:
+        return {u["file"]: u["content"]
+                for u in unwrap(dev.containers()[name].inputs["uploads"]) if "content" in u}
+
+    gateway = files("payment-gateway-service")
+    assert gateway["/run/secrets/gateway_tls_cert"] == cert.state["certPem"]
+    # The key the certificate was requested with, not the CA's.
+    requested = unwrap(request.inputs["privateKeyPem"])
+    assert gateway["/run/secrets/gateway_tls_key"] == requested
+    assert requested in keys.values() and requested != unwrap(ca.inputs["privateKeyPem"])
+    for name, path in (("payment-gateway-service", "/run/secrets/gateway_tls_ca"),
+                       ("payment-provider-simulator", "/run/secrets/gateway_tls_ca"),
+                       ("prometheus", "/etc/prometheus/secrets/gateway_tls_ca")):
+        assert files(name)[path] == ca.state["certPem"], name
+
+
 def test_images_built_in_dev_overridden_in_prod(dev: StackRun, prod: StackRun) -> None:
     dev_images = {r.inputs["name"]: r for r in dev.of_type("docker:index/remoteImage:RemoteImage")}
     built = dev_images["nilecare-payments:latest"].inputs["build"]
@@ -250,7 +296,7 @@ def test_prod_deploys_through_the_remote_docker_host(prod: StackRun, dev: StackR
 
 
 def test_exports_name_the_urls_and_the_containers(dev: StackRun, prod: StackRun) -> None:
-    assert dev.exports["gatewayUrl"] == "http://127.0.0.1:7001"
+    assert dev.exports["gatewayUrl"] == "https://127.0.0.1:7001"
     assert prod.exports["metricsUrl"] == "http://payments.nilecare.sd:9101/metrics"
     names = {k: prod.resolve(v) for k, v in prod.exports["containerNames"].items()}
     assert set(names) >= CORE

@@ -241,4 +241,7 @@ def test_haproxy_accepts_the_edge_configuration(tmp_path: Path) -> None:
     refused = subprocess.run([haproxy, "-c", "-f", str(config)],
                              capture_output=True, text=True, check=False)
     assert refused.returncode != 0
-    assert "tasks.payment-gateway-service:7001 check" in text
+    # The replicas are called over HTTPS, and what they present is checked.
+    assert ("tasks.payment-gateway-service:7001 check ssl verify required ca-file "
+            "/run/secrets/gateway_tls_ca verifyhost payment-gateway-service") in text
+    assert "verify none" not in text
