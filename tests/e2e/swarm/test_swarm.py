@@ -187,29 +187,39 @@ def test_killed_gateway_and_worker_tasks_are_replaced_and_nothing_is_lost(
         assert set(_settled(running, earlier)) == set(earlier.payments.values())
 
 
-def test_losing_every_gateway_pages_through_the_swarms_own_monitoring(
-        running: Swarm) -> None:
-    """PaymentGatewayDown's drill fault on the swarm: every gateway task gone. The swarm's
-    Prometheus, which finds its targets in the Docker API, stops seeing the job, fires the
-    committed rule, and its Alertmanager routes the alert to the receiver of its severity
-    within the response target; with the gateways back, the alert clears."""
+# Drill faults of the spec that a swarm can inflict as written: the process's service stopped
+# (scaled to nothing). Process name in the spec → its service and its replica count here.
+STOPPED = {"gateway": (GATEWAY, 3), "database": ("mysql-payment", 1)}
+
+
+@pytest.mark.parametrize(("name", "process"), [("PaymentGatewayDown", "gateway"),
+                                               ("PaymentDatabaseDown", "database")])
+def test_a_stopped_service_pages_through_the_swarms_own_monitoring(
+        running: Swarm, name: str, process: str) -> None:
+    """The alert's own drill fault on the swarm: every task of the service gone. The swarm's
+    Prometheus (its targets found in the Docker API) fires the committed rule, and its
+    Alertmanager holds the alert for the receiver its severity routes to, within the response
+    target; with the service back, the alert clears. The gateway's alert turns on discovery
+    (the job's targets vanish), the database's on the exporter's reading."""
     spec = load(REPO / SPEC_PATH)
-    alert = next(a for a in spec.alerts if a.name == "PaymentGatewayDown")
+    alert = next(a for a in spec.alerts if a.name == name)
+    assert any(d.fault == "stop" and d.process == process for d in alert.drills), alert.drills
     route = spec.alertmanager.routes[alert.severity]
     target = (alert.response_target or route.response_target).seconds
+    service, replicas = STOPPED[process]
     running.wait_converged()
     started = time.monotonic()
-    sh("docker", "service", "scale", "--detach", f"{running.service(GATEWAY)}=0")
+    sh("docker", "service", "scale", "--detach", f"{running.service(service)}=0")
     try:
         while not (found := running.alerts(alert.name)):
             assert time.monotonic() - started < target, f"no {alert.name} in {target} s"
             time.sleep(5)
         paged = time.monotonic() - started
         assert {r["name"] for a in found for r in a["receivers"]} == {route.receiver}, found
-        print(f"{alert.name}: routed to {route.receiver} {paged:.0f} s after the gateways "
-              f"went (target {target} s)")
+        print(f"{alert.name}: routed to {route.receiver} {paged:.0f} s after {service} went "
+              f"(target {target} s)")
     finally:
-        sh("docker", "service", "scale", "--detach", f"{running.service(GATEWAY)}=3")
+        sh("docker", "service", "scale", "--detach", f"{running.service(service)}={replicas}")
     running.wait_converged()
     running.wait_edge()
     deadline = time.monotonic() + target
