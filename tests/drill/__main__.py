@@ -2,7 +2,10 @@
 files, local sinks, and every alert's drill; prints what fired where and how fast, and exits
 non-zero when an alert did not page its sink in time or did not resolve.
 
-    python -m tests.drill [--only ALERT ...] [--workdir DIR] [--report FILE]
+    python -m tests.drill [--swarm] [--only ALERT ...] [--workdir DIR] [--report FILE]
+
+With --swarm the product is the committed stack on a one-node swarm of the local engine
+(tests/drill/swarm.py; `make drill-swarm`), not processes on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from pathlib import Path
 
 from infra.monitoring.render import SPEC_PATH
 from infra.monitoring.spec import load
-from tests.drill import plan, report, stacks, system
+from tests.drill import plan, report, stacks, swarm, system
 from tests.drill.runner import Runner
 from tests.drill.stacks import SMTP_PASSWORD, Stack
+from tests.drill.system import Product
 from tests.drill.traffic import Traffic
 from tests.sinks import HttpSink, MailSink
 
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="drill only this alert (repeatable)")
     parser.add_argument("--workdir", type=Path, help="keep logs and data here")
     parser.add_argument("--report", type=Path, help="also write the table to this file")
+    parser.add_argument("--swarm", action="store_true",
+                        help="drill the stack deployed on a one-node swarm of the local engine")
     args = parser.parse_args(argv)
     spec = load(ROOT / SPEC_PATH)
     wanted = set(args.only) if args.only else None
@@ -118,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         sink = stack.enter_context(HttpSink().serving())
         mail = stack.enter_context(MailSink(SMTP_PASSWORD).serving())
-        say("start   MariaDB, Redis, simulator, gateway, workers, exporter")
-        running = stack.enter_context(system.running(workdir / "system"))
+        if args.swarm:
+            say("start   a one-node swarm: images, docker stack deploy, every task healthy")
+            running: Product = stack.enter_context(swarm.running(workdir / "swarm"))
+        else:
+            say("start   MariaDB, Redis, simulator, gateway, workers, exporter")
+            running = stack.enter_context(system.running(workdir / "system"))
         renders = {scale: stack.enter_context(stacks.running(
             workdir / f"x{scale}", scale, names, running, sink, mail))
             for scale, names in sorted(by_scale.items())}
@@ -153,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         args.report.write_text(text + "\n")
     for problem in problems:
         print(f"FAIL {problem}")
-    print(f"{'FAILED' if problems else 'PASSED'}: {len(found)} alert drills in "
+    where = " on the swarm" if args.swarm else ""
+    print(f"{'FAILED' if problems else 'PASSED'}: {len(found)} alert drills{where} in "
           f"{(time.monotonic() - started) / 60:.1f} min"
           + (f"; logs in {workdir}" if problems or args.workdir else ""))
     if not problems and args.workdir is None:

@@ -16,7 +16,8 @@ from infra.monitoring.spec import ThresholdAlert
 from infra.monitoring.timing import timing
 from tests.drill.plan import Alert, Group, conflict, provider_of
 from tests.drill.stacks import Stack
-from tests.drill.system import System
+from tests.drill.system import JOBS as SCRAPED
+from tests.drill.system import Product
 from tests.drill.traffic import (
     DRILLED_RATE,
     Traffic,
@@ -69,7 +70,7 @@ class Run:
 
 
 class Runner:
-    def __init__(self, system: System, stacks: dict[int, Stack], sink: HttpSink, mail: MailSink,
+    def __init__(self, system: Product, stacks: dict[int, Stack], sink: HttpSink, mail: MailSink,
                  traffic: Traffic, say: Callable[[str], None]) -> None:
         self.system = system
         self.stacks = stacks
@@ -77,8 +78,7 @@ class Runner:
         self.mail = mail
         self.traffic = traffic
         self.say = say
-        self.defaults: dict[str, dict[str, Any]] = httpx.get(
-            f"{system.simulator}/_control", timeout=10).json()
+        self.defaults = system.controls()
 
     # --- planning -----------------------------------------------------------------------
     def watches(self, group: Group) -> list[Watch]:
@@ -92,7 +92,7 @@ class Runner:
             # How long the signal remembers the fault: a burn pair clears with its short window.
             window = (stack.spec.rate_window.seconds if isinstance(variant, ThresholdAlert)
                       else max(w.short.seconds for w in variant.windows))
-            floor = t.floor + _known_wait(group, stack)
+            floor = t.floor + _known_wait(group, stack, self.system.stop_vanishes)
             found.append(Watch(
                 alert=variant, stack=stack, provider=provider_of(alert, group.drill),
                 receiver=_kind(route.receiver), send_resolved=route.send_resolved,
@@ -204,8 +204,7 @@ class Runner:
             run.finished = time.monotonic()
 
     def _control(self, provider: str, values: dict[str, Any]) -> None:
-        httpx.put(f"{self.system.simulator}/_control/{provider}", json=values,
-                  timeout=10).raise_for_status()
+        self.system.control(provider, values)
 
     def _hold(self, name: str, run: Run) -> None:
         """Stop `name` until the fault is cleared (no two running drills break one process)."""
@@ -269,13 +268,16 @@ class Runner:
                    for s in states)
 
 
-def _known_wait(group: Group, stack: Stack) -> int:
+def _known_wait(group: Group, stack: Stack, stop_vanishes: bool) -> int:
     """Seconds a drill's fault needs before its signal can turn, known in advance, so they
     belong to its floor: a target taken out of discovery turns only when its series go
     stale (a stopped one fails its next scrape), and a call to a provider slower than the
-    timeout is recorded only when the timeout ends it (a refused one at once)."""
+    timeout is recorded only when the timeout ends it (a refused one at once). On a swarm a
+    stopped process is a service scaled to nothing: its tasks leave discovery, as an
+    undiscovered job's targets do."""
     drill = group.drill
-    if drill.fault == "undiscover":
+    if drill.fault == "undiscover" or (drill.fault == "stop" and stop_vanishes
+                                       and drill.process in SCRAPED):
         return vanish(stack.spec)
     timeout = stack.spec.provider_timeout.seconds
     if drill.fault == "provider" and float(dict(drill.controls).get("latency_ms", 0)) >= (

@@ -4,7 +4,6 @@ time-scaled and cut down to the alerts drilled at that scale."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -18,23 +17,13 @@ from infra.monitoring.render import SPEC_PATH, render, write
 from infra.monitoring.spec import Spec, load
 from infra.monitoring.variants import only, scaled
 from service import tls
-from tests.drill.system import System
+from tests.drill.system import Product, tool
 from tests.servers import free_port, serving
 from tests.sinks import HttpSink, MailSink
 
 ROOT = Path(__file__).resolve().parents[2]
 PD_KEY = "drill-routing-key-0123456789abcdef"
 SMTP_PASSWORD = "drill-smtp-secret"
-TOOLS = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager"}
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"`{name}` is not installed: apt-get install -y {TOOLS[name]}")
-    return found
-
-
 @dataclass
 class Stack:
     name: str  # "x1" for the full-length render, "x20" for one scaled by 20
@@ -72,7 +61,7 @@ def overlay(workdir: Path, channel: str, sink: HttpSink, mail: MailSink) -> Path
 
 
 @contextmanager
-def running(workdir: Path, scale: int, alerts: set[str], system: System, sink: HttpSink,
+def running(workdir: Path, scale: int, alerts: set[str], system: Product, sink: HttpSink,
             mail: MailSink) -> Iterator[Stack]:
     """Prometheus and Alertmanager for the spec at `scale`, alerting only on `alerts` (all of
     them at scale 1)."""
@@ -87,8 +76,8 @@ def running(workdir: Path, scale: int, alerts: set[str], system: System, sink: H
     (secrets / "slack_webhook_url").write_text(sink.url(f"/{name}/slack") + "\n")
     (secrets / "smtp_password").write_text(SMTP_PASSWORD)
     # The gateway serves HTTPS; Prometheus checks it against its CA, as when deployed.
-    shutil.copyfile(system.tls_files[tls.CA_SECRET], secrets / tls.CA_SECRET)
-    am, prom = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    (secrets / tls.CA_SECRET).write_bytes(system.ca)
+    am = f"{system.alertmanager_host}:{free_port()}"
     system.add_targets(workdir / "targets", am)
     with ExitStack() as stack:
         stack.enter_context(serving("alertmanager", [
@@ -97,8 +86,5 @@ def running(workdir: Path, scale: int, alerts: set[str], system: System, sink: H
             f"--storage.path={workdir / 'am-data'}", f"--web.listen-address={am}",
             "--cluster.listen-address=",
         ], workdir / "alertmanager.log", f"http://{am}/-/ready"))
-        stack.enter_context(serving("prometheus", [
-            tool("prometheus"), f"--config.file={workdir / 'monitoring/prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address={prom}",
-        ], workdir / "prometheus.log", f"http://{prom}/-/ready"))
-        yield Stack(name, scale, variant, f"http://{prom}", name)
+        prometheus = stack.enter_context(system.prometheus(workdir))
+        yield Stack(name, scale, variant, prometheus, name)

@@ -5,13 +5,15 @@ and the file_sd target files that tell Prometheus where they are."""
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 import yaml
@@ -22,9 +24,10 @@ from service import tls
 from service.api.auth import mint
 from service.settings import Settings
 from tests.conftest import TEST_JWT_SECRET, base_environ
-from tests.servers import Server, free_port, mariadb_server, redis_server
+from tests.servers import Server, free_port, mariadb_server, redis_server, serving
 
 DATABASE = "nilecare_drill"
+TOOLS = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager"}
 # Process name in the drill spec → the nilecare command that runs it, and its scrape job.
 COMMANDS = {
     "simulator": ("simulator",),
@@ -36,6 +39,44 @@ COMMANDS = {
 JOBS = {"gateway": "payment-gateway", "worker": "payment-worker",
         "reconciliation-worker": "payment-reconciliation-worker",
         "exporter": "payment-metrics-exporter"}
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"`{name}` is not installed: apt-get install -y {TOOLS[name]}")
+    return found
+
+
+class Product(Protocol):
+    """What a drill needs of the running product, wherever it runs (processes on 127.0.0.1
+    here, a swarm in tests/drill/swarm.py): its API and simulator, the faults, and where the
+    drill's Prometheus finds it."""
+
+    @property
+    def gateway(self) -> str: ...
+    @property
+    def trust(self) -> ssl.SSLContext: ...
+    @property
+    def ca(self) -> bytes: ...  # the gateway's CA certificate (PEM)
+    # Whether stopping a scraped process takes its targets out of discovery (a swarm drops
+    # a service's tasks) rather than leaving a target that fails its scrapes.
+    stop_vanishes: bool
+    # Where the drill's Alertmanagers listen, so that its Prometheus reaches them.
+    alertmanager_host: str
+
+    def token(self, subject: str, roles: tuple[str, ...] = ("accountant",)) -> str: ...
+    def controls(self) -> dict[str, dict[str, Any]]: ...
+    def control(self, provider: str, values: dict[str, Any]) -> None: ...
+    def reconcile(self, files: dict[str, str]) -> None: ...
+    def stop(self, name: str) -> None: ...
+    def start(self, name: str) -> None: ...
+    def freeze(self, name: str) -> None: ...
+    def thaw(self, name: str) -> None: ...
+    def undiscover(self, job: str) -> None: ...
+    def rediscover(self, job: str) -> None: ...
+    def add_targets(self, directory: Path, alertmanager: str) -> None: ...
+    def prometheus(self, workdir: Path) -> AbstractContextManager[str]: ...
 
 
 class Process(Server):
@@ -71,6 +112,8 @@ class System:
     hidden: set[str] = field(default_factory=set)  # jobs whose targets are undiscovered
     # The gateway's TLS files by secret name (the CA is what Prometheus checks it against).
     tls_files: dict[str, Path] = field(default_factory=dict)
+    stop_vanishes: bool = False
+    alertmanager_host: str = "127.0.0.1"
 
     @property
     def database_url(self) -> str:
@@ -86,6 +129,10 @@ class System:
         return tls.client_context(self.tls_files[tls.CA_SECRET])
 
     @property
+    def ca(self) -> bytes:
+        return self.tls_files[tls.CA_SECRET].read_bytes()
+
+    @property
     def simulator(self) -> str:
         return f"http://127.0.0.1:{self.processes['simulator'].port}"
 
@@ -95,6 +142,39 @@ class System:
 
     def token(self, subject: str, roles: tuple[str, ...] = ("accountant",)) -> str:
         return mint(TEST_JWT_SECRET, subject, list(roles), "fac-drill", 12 * 3600)
+
+    def controls(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = httpx.get(f"{self.simulator}/_control",
+                                                     timeout=10).json()
+        return found
+
+    def control(self, provider: str, values: dict[str, Any]) -> None:
+        httpx.put(f"{self.simulator}/_control/{provider}", json=values,
+                  timeout=10).raise_for_status()
+
+    def reconcile(self, files: dict[str, str]) -> None:
+        """`files` (paths under the statement directory) written, then `nilecare reconcile`
+        run at once (what the reconciliation worker runs at night)."""
+        for name, content in files.items():
+            path = self.statements / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        done = subprocess.run([sys.executable, "-m", "service.cli", "reconcile"],
+                              env=self.processes["gateway"].env, capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"nilecare reconcile failed:\n{done.stderr[-2000:]}")
+
+    @contextmanager
+    def prometheus(self, workdir: Path) -> Iterator[str]:
+        """The drill's Prometheus for the render in `workdir`, on the file_sd targets the
+        system writes; yields its URL."""
+        address = f"127.0.0.1:{free_port()}"
+        with serving("prometheus", [
+            tool("prometheus"), f"--config.file={workdir / 'monitoring/prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address={address}",
+        ], workdir / "prometheus.log", f"http://{address}/-/ready"):
+            yield f"http://{address}"
 
     # --- faults -------------------------------------------------------------------------
     def _part(self, name: str) -> Server | Process:

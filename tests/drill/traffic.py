@@ -5,8 +5,6 @@ that match nothing) and takes away again, all through the API a user has."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -17,7 +15,7 @@ from datetime import date
 import httpx
 
 from service.domain.catalog import BY_CODE
-from tests.drill.system import System
+from tests.drill.system import Product
 
 # Providers that carry the background load; the drilled ones get traffic only while drilled,
 # so a rate over their window starts from the fault.
@@ -38,7 +36,7 @@ class Traffic:
     """Creates payments at the configured rate per provider, each in a pool thread so a
     hung provider slows nothing else down."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: Product) -> None:
         self.system = system
         self.rates: dict[str, float] = dict(BACKGROUND)
         self.replies: Counter[str] = Counter()
@@ -87,12 +85,12 @@ class Traffic:
         self._client.close()
 
 
-def _client(system: System, subject: str) -> httpx.Client:
+def _client(system: Product, subject: str) -> httpx.Client:
     return httpx.Client(base_url=system.gateway, timeout=30, verify=system.trust,
                         headers={"Authorization": f"Bearer {system.token(subject)}"})
 
 
-def seed_awaiting(system: System, count: int) -> list[str]:
+def seed_awaiting(system: Product, count: int) -> list[str]:
     """`count` cash payments, which wait for a cashier (awaiting_verification)."""
     with _client(system, "drill-seed") as client:
         ids = []
@@ -103,34 +101,28 @@ def seed_awaiting(system: System, count: int) -> list[str]:
         return ids
 
 
-def unseed_awaiting(system: System, ids: list[str]) -> None:
+def unseed_awaiting(system: Product, ids: list[str]) -> None:
     with _client(system, "drill-seed") as client:
         for payment_id in ids:
             client.post(f"/api/v1/payments/{payment_id}/cancel").raise_for_status()
 
 
-def seed_statement(system: System, count: int) -> None:
+def seed_statement(system: Product, count: int) -> None:
     """A bank statement of `count` lines no payment matches, reconciled at once by
     `nilecare reconcile` (what the reconciliation worker runs at night)."""
-    folder = system.statements / "bank_of_khartoum"
-    folder.mkdir(parents=True, exist_ok=True)
-    # The account is the drill facility's, so its finance users see (and resolve) the issues.
-    (system.statements / "banks.json").write_text(
-        json.dumps({"bank_of_khartoum": {"facility_id": "fac-drill"}}))
     lines = ["value_date,amount,currency,reference,description"]
     today = date.today().isoformat()
     lines += [f"{today},{100 + n}.00,SDG,NC-DRILL{uuid.uuid4().hex[:16].upper()},drill"
               for n in range(count)]
-    path = folder / f"drill-{uuid.uuid4().hex[:8]}.csv"
-    path.write_text("\n".join(lines) + "\n")
-    env = system.processes["gateway"].env
-    done = subprocess.run([sys.executable, "-m", "service.cli", "reconcile"], env=env,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"nilecare reconcile failed:\n{done.stderr[-2000:]}")
+    system.reconcile({
+        # The account is the drill facility's, so its finance users see (and resolve) the
+        # issues.
+        "banks.json": json.dumps({"bank_of_khartoum": {"facility_id": "fac-drill"}}),
+        f"bank_of_khartoum/drill-{uuid.uuid4().hex[:8]}.csv": "\n".join(lines) + "\n",
+    })
 
 
-def unseed_statement(system: System) -> None:
+def unseed_statement(system: Product) -> None:
     """Finance resolves every open issue."""
     with _client(system, "drill-finance") as client:
         while True:

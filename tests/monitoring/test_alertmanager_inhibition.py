@@ -17,7 +17,8 @@ import pytest
 from infra.monitoring.render import SPEC_PATH, render, write
 from infra.monitoring.spec import load
 from infra.monitoring.variants import scaled
-from tests.drill.stacks import PD_KEY, SMTP_PASSWORD, overlay, tool
+from tests.drill.stacks import PD_KEY, SMTP_PASSWORD, overlay
+from tests.drill.system import tool
 from tests.servers import free_port, serving
 from tests.sinks import HttpSink, MailSink
 
