@@ -109,12 +109,13 @@ def _scrape_timeout(spec: Spec, _: ThresholdAlert) -> int:
 DISCOVERY_DELAY = 10
 
 
-def vanish(spec: Spec) -> int:
+def vanish(spec: Spec, discovery_delay: int = DISCOVERY_DELAY) -> int:
     """Seconds from a target leaving discovery until its series are stale, beyond the one
     scrape interval an alert's floor already counts. Prometheus writes a removed target's
     stale markers only after two more of its scrape intervals and 10% (the target may come
-    back); until then the last sample answers, and `absent()` stays false."""
-    return DISCOVERY_DELAY + math.ceil(1.1 * spec.prometheus.scrape_interval.seconds)
+    back); until then the last sample answers, and `absent()` stays false. Discovery itself
+    takes `discovery_delay` (file_sd's, by default)."""
+    return discovery_delay + math.ceil(1.1 * spec.prometheus.scrape_interval.seconds)
 
 
 def _target_turn(spec: Spec, alert: ThresholdAlert) -> int:

@@ -92,7 +92,7 @@ class Runner:
             # How long the signal remembers the fault: a burn pair clears with its short window.
             window = (stack.spec.rate_window.seconds if isinstance(variant, ThresholdAlert)
                       else max(w.short.seconds for w in variant.windows))
-            floor = t.floor + _known_wait(group, stack, self.system.stop_vanishes)
+            floor = t.floor + _known_wait(group, stack, self.system)
             found.append(Watch(
                 alert=variant, stack=stack, provider=provider_of(alert, group.drill),
                 receiver=_kind(route.receiver), send_resolved=route.send_resolved,
@@ -268,17 +268,18 @@ class Runner:
                    for s in states)
 
 
-def _known_wait(group: Group, stack: Stack, stop_vanishes: bool) -> int:
+def _known_wait(group: Group, stack: Stack, system: Product) -> int:
     """Seconds a drill's fault needs before its signal can turn, known in advance, so they
     belong to its floor: a target taken out of discovery turns only when its series go
     stale (a stopped one fails its next scrape), and a call to a provider slower than the
     timeout is recorded only when the timeout ends it (a refused one at once). On a swarm a
     stopped process is a service scaled to nothing: its tasks leave discovery, as an
-    undiscovered job's targets do."""
+    undiscovered job's targets do; and the swarm's discovery asks the Docker API less often
+    than file_sd notices a file change."""
     drill = group.drill
-    if drill.fault == "undiscover" or (drill.fault == "stop" and stop_vanishes
+    if drill.fault == "undiscover" or (drill.fault == "stop" and system.stop_vanishes
                                        and drill.process in SCRAPED):
-        return vanish(stack.spec)
+        return vanish(stack.spec, system.discovery_delay)
     timeout = stack.spec.provider_timeout.seconds
     if drill.fault == "provider" and float(dict(drill.controls).get("latency_ms", 0)) >= (
             timeout * 1000):

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from infra.monitoring.prometheus_config import SWARM_REFRESH
 from service import deployment, tls
 from service.api.auth import mint
 from tests.drill.system import JOBS
@@ -44,6 +45,12 @@ SERVICE_LABEL = "com.nilecare.service"
 FRONTEND = f"{STACK}_frontend"
 FACILITY = "fac-drill"
 PROMETHEUS_READY_S = 120
+
+
+def service_of(job: str) -> str:
+    """The stack service that serves scrape job `job`."""
+    process = next(p for p, j in JOBS.items() if j == job)
+    return SERVICES[process]
 
 
 def _gateway_bridge() -> str:
@@ -62,6 +69,9 @@ class SwarmSystem:
     swarm: Swarm
     alertmanager_host: str
     stop_vanishes: bool = True
+    # dockerswarm_sd asks the Docker API every SWARM_REFRESH; the scrape manager takes the
+    # change at its next 5 s reload tick.
+    discovery_delay: int = int(SWARM_REFRESH.removesuffix("s")) + 5
     replicas: dict[str, int] = field(default_factory=dict)  # service → count before a stop
     paused: dict[str, list[str]] = field(default_factory=dict)  # process → containers
     prometheuses: list[str] = field(default_factory=list)  # containers started for the drill
@@ -146,19 +156,17 @@ class SwarmSystem:
     def thaw(self, name: str) -> None:
         # A container the swarm replaced meanwhile is gone: nothing to unpause.
         for container in self.paused.pop(name, []):
-            sh("docker", "unpause", container, check=False, quiet=True)
-
-    def _service_of(self, job: str) -> str:
-        process = next(p for p, j in JOBS.items() if j == job)
-        return SERVICES[process]
+            if sh("docker", "unpause", container, check=False, quiet=True).returncode != 0:
+                print(f"          thaw: {SERVICES[name]}'s container {container[:12]} is gone "
+                      "(the swarm replaced it)", flush=True)
 
     def undiscover(self, job: str) -> None:
-        service = self._service_of(job)
+        service = service_of(job)
         sh("docker", "service", "update", "--detach", "--label-rm", SERVICE_LABEL,
            self.swarm.service(service), quiet=True)
 
     def rediscover(self, job: str) -> None:
-        service = self._service_of(job)
+        service = service_of(job)
         sh("docker", "service", "update", "--detach", "--label-add",
            f"{SERVICE_LABEL}={service}", self.swarm.service(service), quiet=True)
 

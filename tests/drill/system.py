@@ -20,6 +20,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from infra.monitoring.prometheus_config import ALERTMANAGER_JOB, jobs
+from infra.monitoring.signals import DISCOVERY_DELAY
 from service import tls
 from service.api.auth import mint
 from service.settings import Settings
@@ -62,6 +63,8 @@ class Product(Protocol):
     # Whether stopping a scraped process takes its targets out of discovery (a swarm drops
     # a service's tasks) rather than leaving a target that fails its scrapes.
     stop_vanishes: bool
+    # Seconds the drill's Prometheus needs to see a target leave discovery.
+    discovery_delay: int
     # Where the drill's Alertmanagers listen, so that its Prometheus reaches them.
     alertmanager_host: str
 
@@ -113,6 +116,7 @@ class System:
     # The gateway's TLS files by secret name (the CA is what Prometheus checks it against).
     tls_files: dict[str, Path] = field(default_factory=dict)
     stop_vanishes: bool = False
+    discovery_delay: int = DISCOVERY_DELAY  # file_sd
     alertmanager_host: str = "127.0.0.1"
 
     @property
