@@ -74,7 +74,6 @@ class SwarmSystem:
     discovery_delay: int = int(SWARM_REFRESH.removesuffix("s")) + 5
     replicas: dict[str, int] = field(default_factory=dict)  # service → count before a stop
     paused: dict[str, list[str]] = field(default_factory=dict)  # process → containers
-    prometheuses: list[str] = field(default_factory=list)  # containers started for the drill
 
     @property
     def gateway(self) -> str:
@@ -191,7 +190,6 @@ class SwarmSystem:
            f"--config.file={workdir / 'monitoring/prometheus.swarm.yml'}",
            f"--storage.tsdb.path={workdir / 'prom-data'}", "--web.listen-address=:9090",
            quiet=True)
-        self.prometheuses.append(name)
         try:
             port = sh("docker", "port", name, "9090/tcp", quiet=True).stdout.split(":")[-1]
             url = f"http://127.0.0.1:{port.strip()}"
