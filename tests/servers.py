@@ -173,6 +173,22 @@ def redis_server(base: Path) -> Server:
     )
 
 
+def answers(url: str, seconds: float, pause: float = 0.2) -> bool:
+    """Whether `url` answers 200 within `seconds`, asked every `pause` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+
+
 def wait_until_serving(name: str, proc: subprocess.Popen[bytes], url: str, log: Path,
                        seconds: float = 60) -> None:
     """Until `url` answers 200; fails with the process's own log if it exits first."""

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import uvicorn
 
 from service.settings import Settings
 from service.simulator.app import create_simulator
-from tests.servers import free_port
+from tests.servers import answers, free_port
 
 
 @contextmanager
@@ -24,16 +22,8 @@ def running_simulator(settings: Settings) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("simulator did not start")
-        time.sleep(0.05)
+    if not answers(f"{url}/health", 10, pause=0.05):
+        raise RuntimeError("simulator did not start")
     try:
         yield url
     finally:

@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from infra.monitoring.prometheus_config import SWARM_REFRESH
 from service import deployment, tls
 from service.api.auth import mint
 from tests.drill.system import JOBS
 from tests.e2e.containers.compose_stack import sh
 from tests.e2e.swarm.swarm_stack import EDGE_URL, STACK, Swarm, deployed, swarm_state
+from tests.servers import answers
 
 # Process name in the drill spec → its service in the stack.
 SERVICES = {"gateway": "payment-gateway-service", "worker": "payment-worker",
@@ -193,18 +192,9 @@ class SwarmSystem:
         try:
             port = sh("docker", "port", name, "9090/tcp", quiet=True).stdout.split(":")[-1]
             url = f"http://127.0.0.1:{port.strip()}"
-            deadline = time.monotonic() + PROMETHEUS_READY_S
-            while True:
-                try:
-                    if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    logs = sh("docker", "logs", "--tail", "40", name, check=False,
-                              quiet=True).stderr
-                    raise RuntimeError(f"the drill's Prometheus {name} is not ready:\n{logs}")
-                time.sleep(1)
+            if not answers(f"{url}/-/ready", PROMETHEUS_READY_S, pause=1):
+                logs = sh("docker", "logs", "--tail", "40", name, check=False, quiet=True).stderr
+                raise RuntimeError(f"the drill's Prometheus {name} is not ready:\n{logs}")
             yield url
         finally:
             (workdir / "prometheus.log").write_text(
