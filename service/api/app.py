@@ -12,18 +12,18 @@ from anyio import to_thread
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from service.api import contract, docs
 from service.api.auth import Verifier
+from service.api.batching import Batcher
 from service.api.body import require_json_object
 from service.api.controllers.payments import PaymentController
 from service.api.controllers.public import health, list_providers, metrics, ready, receive_webhook
 from service.api.controllers.reconciliation import ReconciliationController
-from service.api.deps import Services, provide_services
+from service.api.deps import Services
 from service.api.limits import RateLimiter, caller_and_limits
 from service.api.problems import HANDLERS
 from service.db.availability import Breaker
@@ -99,6 +99,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         context, payments, Creation(payments), RefundService(payments),
         WebhookService(context, payments),
         ReconciliationService(context, payments.idempotency),
+        Batcher(lambda ids: to_thread.run_sync(payments.queries.found, ids), lanes=2),
     )
     dsn = settings.redis_dsn()
     # Short socket timeouts: a Redis that hangs must cost a request a second, not a minute.
@@ -133,7 +134,6 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
             ready,
             metrics,
         ],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=HANDLERS,
         middleware=[http_metrics(context), allow_every_method,
                     caller_and_limits(Verifier(settings.jwt_secret.get_secret_value()),

@@ -2,14 +2,16 @@
 
 # The bearer token is verified here, once, and the caller (or why there is none) is kept in
 # the request's state for the handlers. The limit is a one-minute window per caller counted
-# in Redis with INCR and EXPIRE in one round trip; while Redis does not answer, each gateway
+# in Redis with INCRBY and EXPIRE in one round trip, which the decisions that queued while the
+# last one was out share (service/api/batching.py); while Redis does not answer, each gateway
 # counts its callers in memory (Redis is a cache: losing it may cost accuracy, never a
 # payment), and every decision taken that way is counted, so on-call can see it.
 
 from __future__ import annotations
 
+import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -20,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.api.auth import Verifier
+from service.api.batching import Batcher
 from service.domain.caller import Caller
 from service.errors import NileCareError, Unauthenticated
 
@@ -46,6 +49,7 @@ class RateLimiter:
         self.local: dict[tuple[str, int], int] = {}
         # While Redis is known to be down, requests do not each wait for its timeout.
         self._down_until = 0.0
+        self._batches: Batcher[str, int | None] = Batcher(self._count)
 
     @property
     def degraded(self) -> bool:
@@ -63,26 +67,40 @@ class RateLimiter:
         return None if count <= self.limit else reset
 
     async def _shared(self, identity: str, window: int) -> int | None:
-        assert self.redis is not None
         if self.degraded:
             self.fallback_decisions.inc()
             return None
-        key = f"nilecare:rl:{identity}:{window}"
+        return await self._batches.submit(f"nilecare:rl:{identity}:{window}")
+
+    async def _count(self, keys: Sequence[str]) -> list[int | None]:
+        """One round trip for every decision that queued while the last was out: INCRBY
+        and EXPIRE once per key, and each request its own place in its key's count."""
+        assert self.redis is not None
+        hits = collections.Counter(keys)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, WINDOW + 1)
-            count, _ = await pipe.execute()
+            for key, n in hits.items():
+                pipe.incrby(key, n)
+                pipe.expire(key, WINDOW + 1)
+            replies = await pipe.execute()
         except UNAVAILABLE as exc:
             if not self._down_until:
                 log.warning("rate_limit.redis_unavailable", error=type(exc).__name__)
             self._down_until = self.clock() + self.retry_after
-            self.fallback_decisions.inc()
-            return None
+            self.fallback_decisions.inc(len(keys))
+            return [None] * len(keys)
         if self._down_until:
             log.info("rate_limit.redis_back")
             self._down_until = 0.0
-        return int(count)
+        # The last of a key's requests in this batch sees the count INCRBY returned, the
+        # ones before it one less each: as if they had gone one by one.
+        after = {key: int(count) - n
+                 for (key, n), count in zip(hits.items(), replies[::2], strict=True)}
+        counts: list[int | None] = []
+        for key in keys:
+            after[key] += 1
+            counts.append(after[key])
+        return counts
 
     def _local(self, identity: str, window: int) -> int:
         if len(self.local) > 10_000:  # forget windows that have passed

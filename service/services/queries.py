@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -29,6 +30,10 @@ SHOWN = [PAYMENTS.c[name] for name in (
     "updated_at", "completed_at")]
 # Built once: its cache key is computed once, and a read only binds the id.
 SHOWN_BY_PUBLIC_ID = select(*SHOWN).where(PAYMENTS.c.public_id == bindparam("public_id"))
+SHOWN_BY_PUBLIC_IDS = select(*SHOWN).where(
+    PAYMENTS.c.public_id.in_(bindparam("public_ids", expanding=True)))
+# One payment as a read found it: the facility it is guarded by, and its view.
+Found = tuple[str, PaymentView]
 
 
 class PaymentQueries:
@@ -38,9 +43,26 @@ class PaymentQueries:
     def get(self, caller: Caller, public_id: str) -> PaymentView:
         """Another facility's payment is reported as absent (see `owned`)."""
         row = self._shown(public_id)
-        if row is None or not caller.may_see(row.facility_id):
+        return self.visible(caller, public_id,
+                            None if row is None else (row.facility_id, self.view(row)))
+
+    def found(self, public_ids: Sequence[str]) -> list[Found | None]:
+        """Many reads in one statement (the gateway's GETs that queued together,
+        service/api/batching.py): for each id, its payment's facility and view, or None.
+        An id finds the row the database's comparison finds for it: MariaDB's collation
+        ignores case and trailing blanks, as the one-payment read does."""
+        with self.ctx.reader.connect() as conn:
+            rows = conn.execute(SHOWN_BY_PUBLIC_IDS,
+                                {"public_ids": sorted(set(public_ids))}).all()
+        views = {_folded(row.public_id): (row.facility_id, self.view(row)) for row in rows}
+        return [views.get(_folded(public_id)) for public_id in public_ids]
+
+    @staticmethod
+    def visible(caller: Caller, public_id: str, found: Found | None) -> PaymentView:
+        """Another facility's payment is reported as absent (see `owned`)."""
+        if found is None or not caller.may_see(found[0]):
             raise NotFound(f"no payment {public_id!r}", field="payment_id")
-        return self.view(row)
+        return found[1]
 
     def list(
         self,
@@ -142,3 +164,7 @@ class PaymentQueries:
         with self.ctx.reader.connect() as conn:
             row = conn.execute(select(PAYMENTS).where(PAYMENTS.c.public_id == public_id)).first()
         return None if row is None else Payment(**row._mapping)
+
+
+def _folded(public_id: str) -> str:
+    return public_id.rstrip(" ").casefold()

@@ -8,12 +8,13 @@ from typing import Annotated
 
 from anyio import to_thread
 from litestar import Controller, Response, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
 from service.api.contract import AUTHENTICATED, BODY, CALLER, KEYED, errors
-from service.api.deps import Services, provide_caller, provide_keyed, respond
+from service.api.deps import provide_caller, provide_keyed, respond, services_of
 from service.api.guards import database_answers
 from service.api.schemas import CreatePayment, RefundPayment, VerifyPayment
 from service.clock import parse_instant
@@ -33,7 +34,7 @@ class PaymentController(Controller):
     tags = ["payments"]
     dependencies = {"caller": Provide(provide_caller, sync_to_thread=False),
                     "keyed": Provide(provide_keyed, sync_to_thread=False)}
-    guards = [database_answers]
+    middleware = [database_answers]
     security = AUTHENTICATED
 
     @post("/", summary="Create a payment", responses=errors(CALLER, BODY, KEYED, 403, 502))
@@ -42,8 +43,9 @@ class PaymentController(Controller):
         data: JSONBody[CreatePayment],
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
-        services: NamedDependency[Services],
+        state: State,
     ) -> Response[PaymentView]:
+        services = services_of(state)
         new = NewPayment(
             provider=data.provider,
             amount=data.decimal_amount(),
@@ -64,7 +66,7 @@ class PaymentController(Controller):
     async def list_payments(
         self,
         caller: NamedDependency[Caller],
-        services: NamedDependency[Services],
+        state: State,
         status: Annotated[PaymentStatus | None, Parameter(required=False)] = None,
         provider: Annotated[str | None, Parameter(required=False, max_length=32)] = None,
         facility_id: Annotated[str | None, Parameter(required=False, max_length=64)] = None,
@@ -76,6 +78,7 @@ class PaymentController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
         cursor: Annotated[int | None, Parameter(required=False, ge=1)] = None,
     ) -> PaymentPage:
+        services = services_of(state)
         return await to_thread.run_sync(
             lambda: services.payments.queries.list(
                 caller,
@@ -95,9 +98,11 @@ class PaymentController(Controller):
         self,
         payment_id: FromPath[str],
         caller: NamedDependency[Caller],
-        services: NamedDependency[Services],
+        state: State,
     ) -> PaymentView:
-        return await to_thread.run_sync(services.payments.queries.get, caller, payment_id)
+        services = services_of(state)
+        found = await services.reads.submit(payment_id)
+        return services.payments.queries.visible(caller, payment_id, found)
 
     @post(
         "/{payment_id:str}/verify",
@@ -110,8 +115,9 @@ class PaymentController(Controller):
         data: JSONBody[VerifyPayment],
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
-        services: NamedDependency[Services],
+        state: State,
     ) -> Response[PaymentView]:
+        services = services_of(state)
         return respond(await to_thread.run_sync(
             services.payments.verify, caller, payment_id, data.approve, data.note, keyed))
 
@@ -122,8 +128,9 @@ class PaymentController(Controller):
         payment_id: FromPath[str],
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
-        services: NamedDependency[Services],
+        state: State,
     ) -> Response[PaymentView]:
+        services = services_of(state)
         return respond(await to_thread.run_sync(
             services.payments.cancel, caller, payment_id, keyed))
 
@@ -138,8 +145,9 @@ class PaymentController(Controller):
         data: JSONBody[RefundPayment],
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
-        services: NamedDependency[Services],
+        state: State,
     ) -> Response[RefundView]:
+        services = services_of(state)
         amount = Decimal(data.amount) if data.amount is not None else None
         return respond(await to_thread.run_sync(
             services.refunds.refund, caller, payment_id, amount, data.reason, keyed))

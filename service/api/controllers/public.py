@@ -7,13 +7,13 @@ from typing import Any
 
 from anyio import to_thread
 from litestar import Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar.datastructures import State
 from litestar.params import FromPath
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from service.api.contract import BODY, WEBHOOKS, errors
-from service.api.deps import Services
+from service.api.deps import services_of
 from service.api.guards import database_answers
 from service.api.problems import problem
 from service.db import migrate
@@ -26,7 +26,8 @@ from service.providers.signing import HEADER
 
 @get("/api/v1/payment-providers", tags=["providers"],
      summary="The payment providers (public: no token needed)", responses=errors(429))
-async def list_providers(services: NamedDependency[Services]) -> ProviderList:
+async def list_providers(state: State) -> ProviderList:
+    services = services_of(state)
     registry = services.ctx.providers
     return {
         "providers": [
@@ -58,14 +59,15 @@ async def list_providers(services: NamedDependency[Services]) -> ProviderList:
     # The service reads and verifies the bytes itself: a signed body that is not an event
     # is still recorded before it is refused.
     opt={"raw_body": True},
-    guards=[database_answers],
+    middleware=[database_answers],
     responses=errors(BODY, 401, 404, 503, why={
         401: "The X-NileCare-Signature header is missing, malformed, stale or does not match "
              "the body"}),
 )
 async def receive_webhook(
-    provider: FromPath[str], request: Request[Any, Any, Any], services: NamedDependency[Services]
+    provider: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> WebhookReceipt:
+    services = services_of(state)
     raw = await request.body()
     return await to_thread.run_sync(
         services.webhooks.receive, provider, request.headers.get(HEADER),
@@ -81,8 +83,9 @@ async def health() -> Health:
 @get("/health/ready", tags=["ops"], summary="Readiness: database, migrations, Redis",
      responses=errors(503))
 async def ready(
-    services: NamedDependency[Services], request: Request[Any, Any, Any]
+    state: State, request: Request[Any, Any, Any]
 ) -> Response[Readiness]:
+    services = services_of(state)
     checks: dict[str, str] = {}
 
     def database() -> None:
@@ -123,5 +126,6 @@ async def ready(
 
 
 @get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
-async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
+async def metrics(state: State) -> Response[bytes]:
+    services = services_of(state)
     return Response(generate_latest(services.ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from anyio import to_thread
 from litestar import Controller, Response, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 
 from service.api.contract import AUTHENTICATED, BODY, CALLER, KEYED, errors
-from service.api.deps import Services, provide_caller, provide_keyed, respond
+from service.api.deps import provide_caller, provide_keyed, respond, services_of
 from service.api.guards import database_answers
 from service.api.schemas import Resolve
 from service.domain.caller import Caller
@@ -25,7 +26,7 @@ class ReconciliationController(Controller):
     tags = ["reconciliation"]
     dependencies = {"caller": Provide(provide_caller, sync_to_thread=False),
                     "keyed": Provide(provide_keyed, sync_to_thread=False)}
-    guards = [database_answers]
+    middleware = [database_answers]
     security = AUTHENTICATED
 
     @get("/issues", summary="List your facility's reconciliation issues",
@@ -33,7 +34,7 @@ class ReconciliationController(Controller):
     async def list_issues(
         self,
         caller: NamedDependency[Caller],
-        services: NamedDependency[Services],
+        state: State,
         status: Annotated[IssueFilter, QueryParameter(
             name="status", description="open (the default), resolved or all")] = IssueFilter.OPEN,
         # Named as on the wire: a validation error names the parameter.
@@ -41,6 +42,7 @@ class ReconciliationController(Controller):
         run_id: Annotated[str | None, QueryParameter(name="run_id", max_length=40)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> IssuePage:
+        services = services_of(state)
         return await to_thread.run_sync(lambda: services.reconciliation.issues(
             caller, status=status, issue_type=type, run_id=run_id, limit=limit))
 
@@ -52,8 +54,9 @@ class ReconciliationController(Controller):
         data: JSONBody[Resolve],
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
-        services: NamedDependency[Services],
+        state: State,
     ) -> Response[IssueView]:
+        services = services_of(state)
         outcome = await to_thread.run_sync(
             services.reconciliation.resolve, caller, issue_id, data.action, data.note, keyed)
         return respond(outcome)
@@ -64,8 +67,9 @@ class ReconciliationController(Controller):
         self,
         caller: NamedDependency[Caller],
         keyed: NamedDependency[Keyed | None],
-        services: NamedDependency[Services],
+        state: State,
     ) -> Response[RunView]:
+        services = services_of(state)
         outcome = await to_thread.run_sync(services.reconciliation.request_run, caller, keyed)
         return respond(outcome)
 
@@ -75,6 +79,7 @@ class ReconciliationController(Controller):
         self,
         run_id: FromPath[str],
         caller: NamedDependency[Caller],
-        services: NamedDependency[Services],
+        state: State,
     ) -> RunView:
+        services = services_of(state)
         return await to_thread.run_sync(services.reconciliation.run, caller, run_id)
