@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from anyio import to_thread
@@ -26,12 +27,13 @@ from service.api.controllers.reconciliation import ReconciliationController
 from service.api.deps import Services
 from service.api.limits import RateLimiter, caller_and_limits
 from service.api.problems import HANDLERS
-from service.db.availability import Breaker
+from service.db.availability import Breaker, is_down
 from service.db.engine import THREADS
 from service.reconciliation.service import ReconciliationService
 from service.services.context import Context
 from service.services.creation import Creation
 from service.services.payments import PaymentService
+from service.services.queries import Found
 from service.services.refunds import RefundService
 from service.services.webhooks import WebhookService
 from service.settings import Settings
@@ -92,14 +94,29 @@ def allow_every_method(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+async def _read(breaker: Breaker, payments: PaymentService,
+                public_ids: Sequence[str]) -> list[Found | None]:
+    """One batch of GETs. A batch that queued behind one the database failed fails at once
+    with 503, as a request arriving then would, instead of waiting out the same timeouts:
+    the failure trips the breaker here, before the next batch goes out."""
+    breaker.check()
+    try:
+        return await to_thread.run_sync(payments.queries.found, public_ids)
+    except Exception as exc:
+        if is_down(exc):
+            breaker.trip()
+        raise
+
+
 def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
     context = ctx or Context.build(settings)
     payments = PaymentService(context)
+    breaker = Breaker()
     services = Services(
         context, payments, Creation(payments), RefundService(payments),
         WebhookService(context, payments),
         ReconciliationService(context, payments.idempotency),
-        Batcher(lambda ids: to_thread.run_sync(payments.queries.found, ids), lanes=2),
+        Batcher(partial(_read, breaker, payments), lanes=2),
     )
     dsn = settings.redis_dsn()
     # Short socket timeouts: a Redis that hangs must cost a request a second, not a minute.
@@ -138,7 +155,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
         middleware=[http_metrics(context), allow_every_method,
                     caller_and_limits(Verifier(settings.jwt_secret.get_secret_value()),
                                       limiter, UNLIMITED)],
-        state=State({"services": services, "redis": redis, "breaker": Breaker(),
+        state=State({"services": services, "redis": redis, "breaker": breaker,
                      "limiter": limiter}),
         before_request=require_json_object,
         lifespan=[lifespan],

@@ -4,11 +4,21 @@ the next one, each request gets its own result or its batch's error, and nothing
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from functools import partial
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pymysql
 import pytest
+from sqlalchemy import exc as sa_exc
 
+from service.api import app
 from service.api.batching import Batcher
+from service.db.availability import Breaker
+from service.errors import Unavailable
+from service.services.payments import PaymentService
 
 
 class Backend:
@@ -117,3 +127,33 @@ def test_a_wrong_count_of_results_is_an_error_not_a_hang() -> None:
                 await asyncio.wait_for(request, 5)
 
     asyncio.run(scenario())
+
+
+def test_gets_queued_behind_a_read_the_database_failed_get_503_at_once() -> None:
+    """A hung database costs the batch that is out its timeout, not every batch behind it."""
+    calls: list[list[str]] = []
+
+    class Queries:
+        def found(self, ids: Sequence[str]) -> list[None]:
+            calls.append(list(ids))
+            time.sleep(0.2)  # the read hangs until the driver gives up
+            raise sa_exc.OperationalError("SELECT", {}, pymysql.err.OperationalError(
+                2013, "Lost connection to MySQL server during query"))
+
+    payments = cast(PaymentService, SimpleNamespace(queries=Queries()))
+    breaker = Breaker(hold=60)
+    batcher: Batcher[str, Any] = Batcher(partial(app._read, breaker, payments))
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(batcher.submit("pay_1"))
+        await _settle()
+        behind = [asyncio.ensure_future(batcher.submit(f"pay_{n}")) for n in range(2, 7)]
+        with pytest.raises(sa_exc.OperationalError):
+            await first
+        for request in behind:
+            with pytest.raises(Unavailable):
+                await request
+
+    asyncio.run(scenario())
+    assert calls == [["pay_1"]]
+    assert breaker.open
