@@ -31,6 +31,8 @@ from tests.servers import free_port, mariadb_server, redis_server, serving
 
 BODY = ('{"provider":"%s","amount":"150.00","currency":"SDG","patient_id":"p-1",'
         '"payer_phone":"+249912345678"}')
+# The GETs read these many payments in turn.
+READ_SET = 500
 # One key per request: each thread numbers its own, so no two requests share one.
 CREATE_LUA = """
 -- Each wrk thread has its own Lua state; setup() names each one, so no two requests of a
@@ -52,8 +54,16 @@ request = function()
 end
 """
 GET_LUA = """
+-- Each request reads another of the payments the bench made (a batch of GETs then holds
+-- distinct ids, as a busy gateway's does); each wrk thread starts at its own place.
+ids = {%(ids)s}
+at = 0
+function setup(thread)
+  thread:set("at", math.random(0, #ids - 1))
+end
 request = function()
-  return wrk.format("GET", "%(path)s", {["Authorization"] = "Bearer %(token)s"})
+  at = at %% #ids + 1
+  return wrk.format("GET", "%(path)s" .. ids[at], {["Authorization"] = "Bearer %(token)s"})
 end
 """
 
@@ -159,18 +169,21 @@ def main() -> None:
                         {**env, "PYTHONPATH": str(Path(__file__).parent.parent)}):
             httpx.put(f"http://127.0.0.1:{ports['sim']}/_control/{args.provider}",
                       json={"settle_after_seconds": 0}).raise_for_status()
-            made = httpx.post(f"{gateway}/api/v1/payments", content=BODY % args.provider,
-                              headers={"Authorization": f"Bearer {token}",
-                                       "Content-Type": "application/json"}).json()
+            with httpx.Client(base_url=gateway, headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json"}) as client:
+                made = [client.post("/api/v1/payments", content=BODY % args.provider).json()
+                        for _ in range(READ_SET)]
+            ids = ", ".join(f'"{m["id"]}"' for m in made)
             scripts = {}
             for name, template, path, body in (
                     ("create", CREATE_LUA, "/api/v1/payments", BODY % args.provider),
                     ("echo", CREATE_LUA, "/echo", BODY % args.provider),
-                    ("get", GET_LUA, f"/api/v1/payments/{made['id']}", ""),
-                    ("bare_get", GET_LUA, f"/item/{made['id']}", "")):
+                    ("get", GET_LUA, "/api/v1/payments/", ""),
+                    ("bare_get", GET_LUA, "/item/", "")):
                 scripts[name] = base / f"{name}.lua"
                 scripts[name].write_text(template % {"token": token, "path": path,
-                                                     "body": body})
+                                                     "body": body, "ids": ids})
             if args.only:
                 connections = 1 if args.only.endswith("_1") else 64
                 script = scripts[args.only.removesuffix("_1")]
