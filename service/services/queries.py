@@ -42,9 +42,7 @@ class PaymentQueries:
 
     def get(self, caller: Caller, public_id: str) -> PaymentView:
         """Another facility's payment is reported as absent (see `owned`)."""
-        row = self._shown(public_id)
-        return self.visible(caller, public_id,
-                            None if row is None else (row.facility_id, self.view(row)))
+        return self.visible(caller, public_id, self.found([public_id])[0])
 
     def found(self, public_ids: Sequence[str]) -> list[Found | None]:
         """Many reads in one statement (the gateway's GETs that queued together,

@@ -12,10 +12,14 @@ from typing import Any, cast
 
 import pymysql
 import pytest
+from prometheus_client import CollectorRegistry, Counter
+from redis import exceptions as redis_exceptions
+from redis.asyncio import Redis
 from sqlalchemy import exc as sa_exc
 
 from service.api import app
 from service.api.batching import Batcher
+from service.api.limits import RateLimiter
 from service.db.availability import Breaker
 from service.errors import Unavailable
 from service.services.payments import PaymentService
@@ -157,3 +161,42 @@ def test_gets_queued_behind_a_read_the_database_failed_get_503_at_once() -> None
     asyncio.run(scenario())
     assert calls == [["pay_1"]]
     assert breaker.open
+
+
+def test_rate_limit_decisions_queued_behind_a_hung_redis_do_not_wait_for_it_again() -> None:
+    executes: list[int] = []
+
+    class HungPipeline:
+        def __init__(self) -> None:
+            self.commands = 0
+
+        def incrby(self, key: str, n: int) -> None:
+            self.commands += 1
+
+        def expire(self, key: str, seconds: int) -> None:
+            self.commands += 1
+
+        async def execute(self) -> list[int]:
+            executes.append(self.commands)
+            await asyncio.sleep(0.2)  # the socket timeout
+            raise redis_exceptions.TimeoutError("Timeout reading from socket")
+
+    class HungRedis:
+        def pipeline(self, transaction: bool) -> HungPipeline:
+            return HungPipeline()
+
+    registry = CollectorRegistry()
+    fallbacks = Counter("fallbacks", "decisions", registry=registry)
+    limiter = RateLimiter(3, cast(Redis, HungRedis()), fallbacks)
+
+    async def scenario() -> list[int | None]:
+        first = asyncio.ensure_future(limiter.hit("sub:a"))
+        await _settle()
+        behind = [asyncio.ensure_future(limiter.hit("sub:a")) for _ in range(5)]
+        return [await first, *[await b for b in behind]]
+
+    waits = asyncio.run(scenario())
+    assert executes == [2]  # one round trip went out; the five behind it did not
+    assert registry.get_sample_value("fallbacks_total") == 6  # every decision was the gateway's own, and counted
+    # Counted in memory meanwhile: the limit of 3 still holds.
+    assert waits[:3] == [None, None, None] and all(w is not None for w in waits[3:])
