@@ -197,6 +197,7 @@ def test_rate_limit_decisions_queued_behind_a_hung_redis_do_not_wait_for_it_agai
 
     waits = asyncio.run(scenario())
     assert executes == [2]  # one round trip went out; the five behind it did not
-    assert registry.get_sample_value("fallbacks_total") == 6  # every decision was the gateway's own, and counted
+    # Every decision was the gateway's own, and counted.
+    assert registry.get_sample_value("fallbacks_total") == 6
     # Counted in memory meanwhile: the limit of 3 still holds.
     assert waits[:3] == [None, None, None] and all(w is not None for w in waits[3:])
