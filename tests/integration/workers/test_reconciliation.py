@@ -21,7 +21,8 @@ from service.clock import utcnow
 from service.db.engine import session_factory, sqlite_engine
 from service.db.migrate import prepare
 from service.db.models import BankStatement, BankStatementLine, Payment, PaymentReconciliation
-from service.reconciliation import reports, runner, storage
+from service.reconciliation import reports, runner, statements, storage
+from service.reconciliation.sources import BankFormat, FileSource
 
 LINES = 10_000
 
@@ -233,3 +234,35 @@ def test_a_chunk_the_database_refuses_as_busy_is_tried_again(
     assert calls["n"] == 2 and result.matched == 5 and result.issues == {}
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(PaymentReconciliation)) == 5
+
+
+# What a bank's file may hold in its free text: quotes, backslashes, the driver's own
+# placeholders, SQL, non-Latin text.
+HOSTILE = ["O'Brien \\' \"quoted\"", "back\\slash\\", "%s %(x)s %% %d",
+           "'); DROP TABLE payments; --", "تحويل من مستشفى الخرطوم", "tab\tand\nnewline",
+           "\\x00 \\0 \\Z `"]
+
+
+def test_an_imported_statement_holds_every_text_exactly_as_the_file_had_it(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    path = tmp_path / "bank_of_khartoum" / "hostile.csv"
+    path.parent.mkdir(parents=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["value_date", "amount", "currency", "reference", "description"])
+        for n, about in enumerate(HOSTILE):
+            out.writerow(["2025-01-30", f"-{n}1.5", "sdg", about[:40], about])
+        out.writerow(["2025-01-31", "1e3", "SDG", "", ""])
+    statement_id = statements.import_statement(sessions, FileSource(path), BankFormat())
+    assert statement_id is not None
+    with sessions() as session:
+        stored = session.execute(
+            select(BankStatementLine.line_no, BankStatementLine.amount,
+                   BankStatementLine.currency, BankStatementLine.reference,
+                   BankStatementLine.description)
+            .where(BankStatementLine.statement_id == statement_id)
+            .order_by(BankStatementLine.line_no)).all()
+    assert [tuple(r) for r in stored] == [
+        *[(n + 1, Decimal(f"-{n}1.50"), "SDG", about[:40].strip().upper(), about)
+          for n, about in enumerate(HOSTILE)],
+        (len(HOSTILE) + 1, Decimal("1000.00"), "SDG", None, None)]

@@ -48,6 +48,20 @@ def test_a_bad_line_is_named_by_file_and_line() -> None:
         list(rows(Blocks(bad, 4), BankFormat()))
 
 
+@pytest.mark.parametrize("amount, currency", [
+    ("NaN", "SDG"), ("Infinity", "SDG"), ("1e16", "SDG"), ("-99999999999999999", "SDG"),
+    ("10.00", "SDGX"), ("10.00", "SD\x00G")])
+def test_a_line_the_columns_cannot_hold_is_a_bad_line(amount: str, currency: str) -> None:
+    # Not a database error at insert time, which would stop the whole run: the file is
+    # named as bad, and the run goes on with the others.
+    bad = f"value_date,amount,currency,reference\n2025-01-30,{amount},{currency},NC-1\n"
+    with pytest.raises(ValueError, match=r"statement.csv line 2: cannot read"):
+        list(rows(Blocks(bad.encode(), 8), BankFormat()))
+    fine = "value_date,amount,currency,reference\n2025-01-30,9999999999999999.99,SDG,NC-1\n"
+    assert [r["amount"] for r in rows(Blocks(fine.encode(), 8), BankFormat())] == [
+        Decimal("9999999999999999.99")]
+
+
 def test_banks_json_names_an_unknown_key() -> None:
     with pytest.raises(ValueError, match="faisal_islamic has unknown keys"):
         parse_formats('{"faisal_islamic": {"amount_column": "Credit"}}')
