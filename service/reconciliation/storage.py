@@ -245,18 +245,25 @@ def unsettled(sessions: sessionmaker[Session], first: date, last: date,
     high = datetime.combine(last - window + timedelta(days=1), time())
     p = PAYMENTS
     # Named by any line's finding (a match or an issue): the statement shows it.
-    shown = (select(FINDINGS.c.id)
-             .where(FINDINGS.c.payment_id == p.c.id,
-                    FINDINGS.c.statement_line_id.is_not(None)).exists())
+    shown = FINDINGS.alias("shown")
     # Reported earlier and still open: one issue per payment, not one per run.
-    reported = (select(FINDINGS.c.id)
-                .where(FINDINGS.c.payment_id == p.c.id, FINDINGS.c.issue_type == "unrecorded",
-                       FINDINGS.c.status == "open").exists())
+    reported = FINDINGS.alias("reported")
+    # Anti-joins, not NOT EXISTS: MariaDB materialized a NOT EXISTS as every finding with a
+    # line, a temporary table that outgrew memory (13 s of a 1M-line run, 0.5 s at 300k);
+    # a LEFT JOIN … IS NULL is one index lookup per payment of the span (2.5 s at 1M).
+    # No payment appears twice: only payments that join nothing are kept.
     with sessions() as session:
         rows = session.execute(
             select(p.c.id, p.c.reference, p.c.amount, p.c.currency, p.c.created_at,
                    p.c.facility_id)
-            .where(in_scope(), p.c.created_at.between(low, high), ~shown, ~reported)).all()
+            .select_from(
+                p.outerjoin(shown, and_(shown.c.payment_id == p.c.id,
+                                        shown.c.statement_line_id.is_not(None)))
+                .outerjoin(reported, and_(reported.c.payment_id == p.c.id,
+                                          reported.c.issue_type == "unrecorded",
+                                          reported.c.status == "open")))
+            .where(in_scope(), p.c.created_at.between(low, high), shown.c.id.is_(None),
+                   reported.c.id.is_(None))).all()
     for r in rows:
         yield (Candidate(r.id, r.reference, r.amount, r.currency, r.created_at.date()),
                r.facility_id)
