@@ -157,8 +157,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--server", help="a MariaDB server URL (default: a throwaway one)")
-    parser.add_argument("--buffer-pool", default="256M",
-                        help="the throwaway server's InnoDB buffer pool (default: 256M)")
+    # The deployed MySQL's pool: half its container's memory (infra/topology/build.py),
+    # 768 MB in docker-compose.payment.yml.
+    parser.add_argument("--buffer-pool", default="768M",
+                        help="the throwaway server's InnoDB buffer pool (default: 768M, as "
+                             "deployed)")
     parser.add_argument("--child", nargs=2, metavar=("URL", "INBOX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
