@@ -14,7 +14,7 @@ import csv
 import hashlib
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, cast
 
 import structlog
@@ -39,6 +39,7 @@ log = structlog.get_logger()
 CHUNK = 1000
 # The lines' amount column is DECIMAL(18, 2).
 LARGEST = Decimal(10) ** 16
+CENT = Decimal("0.01")
 # An importer writes a chunk every few milliseconds; this long without one, it is dead.
 STALE_AFTER = timedelta(minutes=10)
 DONE = ("imported", "reconciled")
@@ -103,9 +104,13 @@ def rows(source: Source, fmt: BankFormat) -> Iterator[dict[str, Any]]:
                 about = (row[description] if description is not None
                          and description < len(row) else "")
                 money = Decimal(row[amount].strip().replace(",", ""))
-                # What the column holds (DECIMAL(18, 2)): anything else is a bad line of
-                # this file, not a database error that would stop the whole run.
-                if not money.is_finite() or abs(money) >= LARGEST:
+                # In cents, rounded half away from zero as MySQL rounds what it stores; what
+                # the column cannot hold (DECIMAL(18, 2)) is a bad line of this file, not a
+                # database error that would stop the whole run.
+                if not money.is_finite():
+                    raise ValueError(f"amount {row[amount].strip()!r}")
+                money = money.quantize(CENT, ROUND_HALF_UP)
+                if abs(money) >= LARGEST:
                     raise ValueError(f"amount {row[amount].strip()!r}")
                 if len(code) > 3:
                     raise ValueError(f"currency {code!r}")
@@ -122,7 +127,8 @@ def rows(source: Source, fmt: BankFormat) -> Iterator[dict[str, Any]]:
 
 
 def _records(reader: Any, name: str) -> Iterator[list[str]]:
-    """The reader's rows; what csv itself cannot read (a NUL byte, say) is a bad line."""
+    """The reader's rows; what csv itself cannot read (a field over its size limit, say) is
+    a bad line."""
     try:
         yield from reader
     except csv.Error as exc:
@@ -218,19 +224,19 @@ def _flush(sessions: sessionmaker[Session], statement_id: int, touched: datetime
     with sessions.begin() as session:
         touched = _touch(session, statement_id, touched)
         connection = session.connection()
-        if connection.dialect.name == "mysql":
-            _insert_mysql(connection, chunk)
+        if connection.dialect.driver == "pymysql":
+            _insert_pymysql(connection, chunk)
         else:
             connection.execute(insert(LINES), chunk)
     chunk.clear()
     return touched
 
 
-def _insert_mysql(connection: Connection, chunk: list[dict[str, Any]]) -> None:
+def _insert_pymysql(connection: Connection, chunk: list[dict[str, Any]]) -> None:
     """The chunk as one multi-row INSERT written here: SQLAlchemy's and PyMySQL's binding of
     every value of every line was most of an import's time. Numbers and dates are ours
-    (parsed by rows()); every text from the file is quoted by the driver's own escaping, as
-    its parameter binding would."""
+    (parsed by rows()); every text from the file is quoted by PyMySQL's own escaping, as its
+    parameter binding would (it follows the server's NO_BACKSLASH_ESCAPES)."""
     raw = connection.connection.dbapi_connection
     assert raw is not None
     escape = raw.escape
@@ -239,13 +245,12 @@ def _insert_mysql(connection: Connection, chunk: list[dict[str, Any]]) -> None:
         f"{r['amount']:f},{escape(r['currency'])},{escape(r['reference'])},"
         f"{escape(r['description'])})"
         for r in chunk)
-    cursor = raw.cursor()
-    try:
-        # No arguments: the driver does no %-formatting of the text.
-        cursor.execute("INSERT INTO bank_statement_lines (statement_id, line_no, value_date, "
-                       "amount, currency, reference, description) VALUES " + values)
-    finally:
-        cursor.close()
+    # Through SQLAlchemy, so a failure is its DBAPIError like any other statement's (what
+    # decides whether the database was unavailable). The driver %-formats even a statement
+    # without parameters: every % is doubled.
+    connection.exec_driver_sql(
+        ("INSERT INTO bank_statement_lines (statement_id, line_no, value_date, amount, "
+         "currency, reference, description) VALUES " + values).replace("%", "%%"))
 
 
 def _finish(sessions: sessionmaker[Session], statement_id: int, touched: datetime, count: int,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import create_engine, func, insert, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -238,13 +238,31 @@ def test_a_chunk_the_database_refuses_as_busy_is_tried_again(
 
 # What a bank's file may hold in its free text: quotes, backslashes, the driver's own
 # placeholders, SQL, non-Latin text.
-HOSTILE = ["O'Brien \\' \"quoted\"", "back\\slash\\", "%s %(x)s %% %d",
-           "'); DROP TABLE payments; --", "تحويل من مستشفى الخرطوم", "tab\tand\nnewline",
-           "\\x00 \\0 \\Z `"]
+HOSTILE = ["O'Brien \\' \"quoted\"", "back\\slash\\", "%s %(x)s %% %d %",
+           "'); DROP TABLE payments; --", "تحويل من مستشفى الخرطوم", "tab\tand\nnewline\r\n",
+           "\\x00 \\0 \\Z `", "nul\x00 ctrl-z\x1a"]
+
+
+@pytest.fixture(params=["as configured", "NO_BACKSLASH_ESCAPES"])
+def escaping(request: pytest.FixtureRequest, sessions: sessionmaker[Session]
+             ) -> Iterator[sessionmaker[Session]]:
+    """The sessions, and on MariaDB also with a server that takes no backslash escapes (the
+    driver must then double quotes instead)."""
+    engine = sessions.kw["bind"]
+    if request.param == "as configured":
+        yield sessions
+        return
+    if engine.dialect.name != "mysql":
+        pytest.skip("a MySQL sql_mode")
+    strict = create_engine(engine.url, connect_args={
+        "init_command": "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')"})
+    yield session_factory(strict)
+    strict.dispose()
 
 
 def test_an_imported_statement_holds_every_text_exactly_as_the_file_had_it(
-        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+        escaping: sessionmaker[Session], tmp_path: Path) -> None:
+    sessions = escaping
     path = tmp_path / "bank_of_khartoum" / "hostile.csv"
     path.parent.mkdir(parents=True)
     with path.open("w", newline="", encoding="utf-8") as handle:

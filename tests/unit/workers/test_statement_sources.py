@@ -49,17 +49,38 @@ def test_a_bad_line_is_named_by_file_and_line() -> None:
 
 
 @pytest.mark.parametrize("amount, currency", [
-    ("NaN", "SDG"), ("Infinity", "SDG"), ("1e16", "SDG"), ("-99999999999999999", "SDG"),
-    ("10.00", "SDGX"), ("10.00", "SD\x00G")])
+    ("NaN", "SDG"), ("sNaN", "SDG"), ("Infinity", "SDG"), ("1e16", "SDG"),
+    ("-99999999999999999", "SDG"), ("9999999999999999.995", "SDG"), ("1e30", "SDG"),
+    ("10.00", "SDGX")])
 def test_a_line_the_columns_cannot_hold_is_a_bad_line(amount: str, currency: str) -> None:
     # Not a database error at insert time, which would stop the whole run: the file is
     # named as bad, and the run goes on with the others.
     bad = f"value_date,amount,currency,reference\n2025-01-30,{amount},{currency},NC-1\n"
     with pytest.raises(ValueError, match=r"statement.csv line 2: cannot read"):
         list(rows(Blocks(bad.encode(), 8), BankFormat()))
-    fine = "value_date,amount,currency,reference\n2025-01-30,9999999999999999.99,SDG,NC-1\n"
-    assert [r["amount"] for r in rows(Blocks(fine.encode(), 8), BankFormat())] == [
-        Decimal("9999999999999999.99")]
+
+
+@pytest.mark.parametrize("amount, cents", [
+    ("9999999999999999.99", "9999999999999999.99"),
+    ("-9999999999999999.99", "-9999999999999999.99"),
+    ("12.345", "12.35"), ("-12.345", "-12.35"), ("12.344", "12.34"), ("100.000", "100.00"),
+    ("1e3", "1000.00"), ("1e-50000000", "0.00"), ("1,250.5", "1250.50")])
+def test_amounts_are_read_in_cents_as_the_column_stores_them(amount: str, cents: str) -> None:
+    # Half away from zero, as MySQL rounds what it stores; a tiny exponent is 0.00, never a
+    # literal of millions of digits.
+    fine = f'value_date,amount,currency,reference\n2025-01-30,"{amount}",SDG,NC-1\n'
+    [line] = rows(Blocks(fine.encode(), 8), BankFormat())
+    assert (line["amount"], str(line["amount"])) == (Decimal(cents), cents)
+
+
+def test_a_field_csv_cannot_read_is_a_bad_line() -> None:
+    huge = "x" * 200_000  # over csv's field size limit
+    bad = (f"value_date,amount,currency,reference\n2025-01-30,1.00,SDG,NC-1\n"
+           f"2025-01-30,1.00,SDG,{huge}\n")
+    found = rows(Blocks(bad.encode(), 4096), BankFormat())
+    assert next(found)["reference"] == "NC-1"
+    with pytest.raises(ValueError, match=r"statement.csv line 3: cannot read .*field larger"):
+        next(found)
 
 
 def test_banks_json_names_an_unknown_key() -> None:
