@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -68,22 +70,25 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
     counts: dict[str, int] = {}
     matched = 0
     span: tuple[date, date] | None = None
-    for statement in pending:
-        after = statement.matched_through
-        while True:
-            judged = _judge_chunk(sessions, run_id, statement, after, window)
-            if judged is None:
-                break
-            chunk, findings, clean = judged
-            matched += clean
-            _count(findings, counts)
-            span = ((min(span[0], chunk.first_date), max(span[1], chunk.last_date)) if span
-                    else (chunk.first_date, chunk.last_date))
-            done += chunk.lines
-            after = chunk.last
-            if progress:
-                progress(done, total)
-        storage.finish_statement(sessions, statement.id)
+    with Confirmer(sessions) as confirmer:
+        for statement in pending:
+            after = statement.matched_through
+            while True:
+                judged = _judge_chunk(sessions, run_id, statement, after, window)
+                if judged is None:
+                    break
+                chunk, findings, clean = judged
+                confirmer.submit(chunk)
+                matched += clean
+                _count(findings, counts)
+                span = ((min(span[0], chunk.first_date), max(span[1], chunk.last_date))
+                        if span else (chunk.first_date, chunk.last_date))
+                done += chunk.lines
+                after = chunk.last
+                if progress:
+                    progress(done, total)
+            confirmer.wait()
+            storage.finish_statement(sessions, statement.id)
     if span is not None:
         facilities: dict[int, str] = {}
         unsettled = []
@@ -118,7 +123,7 @@ def _judge_chunk(sessions: sessionmaker[Session], run_id: str, statement: storag
                 rest = storage.rest(connection, run_id, chunk)
                 findings = _judge(connection, run_id, chunk, rest, window)
                 clean += storage.record(connection, run_id, findings, rest.facilities,
-                                        statement.facility_id, chunk)
+                                        statement.facility_id)
             return chunk, findings, clean
         except OperationalError as exc:
             if attempt == BUSY_RETRIES or not is_busy(exc):
@@ -127,6 +132,89 @@ def _judge_chunk(sessions: sessionmaker[Session], run_id: str, statement: storag
                         after=after, attempt=attempt, error=str(exc.orig)[:200])
             time.sleep(0.1 * attempt)
     return None  # unreachable: the last attempt returns or raises
+
+
+def _busy_retried(what: str, chunk: storage.Bounds, work: Callable[[Connection], None],
+                  sessions: sessionmaker[Session]) -> None:
+    """`work` in one transaction, tried again when the database refuses it as busy."""
+    for attempt in range(1, BUSY_RETRIES + 1):
+        try:
+            with sessions.begin() as session:
+                work(session.connection())
+            return
+        except OperationalError as exc:
+            if attempt == BUSY_RETRIES or not is_busy(exc):
+                raise
+            log.warning(f"reconciliation.{what}_retried", statement_id=chunk.statement_id,
+                        after=chunk.after, attempt=attempt, error=str(exc.orig)[:200])
+            time.sleep(0.1 * attempt)
+
+
+def _confirm_chunk(sessions: sessionmaker[Session], chunk: storage.Bounds,
+                   part: tuple[int, int] = (0, 1)) -> None:
+    """Confirm what the chunk's committed findings settle (`part`: see storage.confirm)."""
+    _busy_retried("confirm", chunk, lambda c: storage.confirm(c, chunk, part), sessions)
+
+
+def _checkpoint(sessions: sessionmaker[Session], chunk: storage.Bounds) -> None:
+    _busy_retried("checkpoint", chunk, lambda c: storage.checkpoint(c, chunk), sessions)
+
+
+class Confirmer:
+    """Confirms each judged chunk, then moves its checkpoint, chunk after chunk.
+
+    On MySQL the confirm runs on threads of their own, each with its own connection, while
+    the next chunk is judged: the confirm UPDATE and its triggers (the audit trail, the live
+    counts) are most of a run's database work, and the judging alone left the second core
+    idle. PARTS threads split a chunk's payments by id modulo PARTS: they lock disjoint
+    payments and, as the live counts are sharded by id modulo a multiple of PARTS, disjoint
+    counter rows, so they never wait for each other. At most one chunk is ahead of its
+    confirm; a failed confirm stops the run at the next chunk, with the checkpoint before
+    it. On SQLite (one writer at a time) a chunk is confirmed where it is submitted."""
+
+    PARTS = 2
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._pool = (None if bind is None or bind.dialect.name == "sqlite"
+                      else ThreadPoolExecutor(self.PARTS, thread_name_prefix="confirm"))
+        self._ahead: tuple[storage.Bounds, list[Future[None]]] | None = None
+
+    def submit(self, chunk: storage.Bounds) -> None:
+        if self._pool is None:
+            _confirm_chunk(self._sessions, chunk)
+            _checkpoint(self._sessions, chunk)
+            return
+        self.wait()
+        self._ahead = (chunk, [self._pool.submit(_confirm_chunk, self._sessions, chunk,
+                                                 (i, self.PARTS))
+                               for i in range(self.PARTS)])
+
+    def wait(self) -> None:
+        """Until every submitted chunk is confirmed and checkpointed; raises what a confirm
+        raised."""
+        if self._ahead is None:
+            return
+        (chunk, parts), self._ahead = self._ahead, None
+        for part in parts:
+            part.result()
+        _checkpoint(self._sessions, chunk)
+
+    def __enter__(self) -> Confirmer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self.wait()
+            elif self._ahead is not None:
+                # The run failed while a chunk was confirmed: let its transactions end (a
+                # resumed run confirms the chunk again), then raise what stopped the run.
+                futures_wait(self._ahead[1])
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 def _judge(connection: Connection, run_id: str, chunk: storage.Bounds, rest: storage.Rest,

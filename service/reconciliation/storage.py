@@ -6,10 +6,10 @@ transaction: clean reference matches (the payment the reference names, in scope,
 same currency and amount, inside the date window) are written by one INSERT … SELECT that
 never leaves the server; the few lines left are read in one query with the payment their
 reference names, the amount-only ones get their candidates from one indexed query, and the
-rules (rules.py) judge them in Python; their findings go in one multi-row INSERT; the
-payments the chunk settles are confirmed by one joined UPDATE; the statement's checkpoint
-moves. A chunk's cost does not depend on where in the statement it is, and a resumed run
-goes on after the checkpoint.
+rules (rules.py) judge them in Python; their findings go in one multi-row INSERT. Once they
+are committed, the payments the chunk settles are confirmed by a joined UPDATE, and then the
+statement's checkpoint moves. A chunk's cost does not depend on where in the statement it
+is, and a resumed run goes on after the checkpoint.
 """
 
 from __future__ import annotations
@@ -195,12 +195,9 @@ def by_amount(connection: Connection, run_id: str, chunk: Bounds, lines: Sequenc
 
 
 def record(connection: Connection, run_id: str, findings: Sequence[Finding],
-           facilities: dict[int, str], statement_facility: str | None,
-           chunk: Bounds | None = None) -> int:
+           facilities: dict[int, str], statement_facility: str | None) -> int:
     """Write findings (each belongs to its payment's facility, else the statement's) in one
-    multi-row INSERT; with a chunk, also confirm every payment its clean matches settle (the
-    SQL-written ones included) and move the statement's checkpoint. How many of `findings`
-    are clean matches."""
+    multi-row INSERT; how many of them are clean matches."""
     now = utcnow()
     rows = [{"run_id": run_id, "statement_line_id": f.line_id, "payment_id": f.payment_id,
              "facility_id": (facilities.get(f.payment_id) if f.payment_id is not None
@@ -212,20 +209,34 @@ def record(connection: Connection, run_id: str, findings: Sequence[Finding],
             for f in findings]
     if rows:
         connection.execute(insert(FINDINGS), rows)
-    clean = sum(1 for f in findings if f.matched and f.payment_id is not None)
-    if chunk is None:
-        return clean
+    return sum(1 for f in findings if f.matched and f.payment_id is not None)
+
+
+def confirm(connection: Connection, chunk: Bounds, part: tuple[int, int] = (0, 1)) -> None:
+    """Confirm the payments clean matches of the chunk settle (the SQL-written ones and the
+    rules' alike), in one joined UPDATE: with `part` (i, n), those whose id is i modulo n.
+    The chunk's findings are committed before: a run stopped before its checkpoint moves
+    judges no line twice (each has its finding) and confirms the chunk when it resumes."""
+    index, parts = part
+    now = utcnow()
     # awaiting_verification -> confirmed is a legal move; the WHERE keeps it so.
     connection.execute(
         update(PAYMENTS)
         .where(PAYMENTS.c.id == FINDINGS.c.payment_id, FINDINGS.c.statement_line_id == LINES.c.id,
                _in_chunk(chunk), FINDINGS.c.result == "matched",
-               PAYMENTS.c.status == S.AWAITING_VERIFICATION.value)
+               PAYMENTS.c.status == S.AWAITING_VERIFICATION.value,
+               *([PAYMENTS.c.id % parts == index] if parts > 1 else []))
         .values(status=S.CONFIRMED.value, updated_by="reconciliation", updated_at=now,
                 completed_at=now, next_check_at=None))
-    connection.execute(update(STATEMENTS).where(STATEMENTS.c.id == chunk.statement_id)
+
+
+def checkpoint(connection: Connection, chunk: Bounds) -> None:
+    """The statement is judged and confirmed through the chunk: a resumed run goes on after
+    it. A checkpoint only moves forward."""
+    connection.execute(update(STATEMENTS)
+                       .where(STATEMENTS.c.id == chunk.statement_id,
+                              func.coalesce(STATEMENTS.c.matched_through, 0) < chunk.last)
                        .values(matched_through=chunk.last))
-    return clean
 
 
 def finish_statement(sessions: sessionmaker[Session], statement_id: int) -> None:

@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.clock import utcnow
 from service.db.engine import session_factory, sqlite_engine
 from service.db.migrate import prepare
-from service.db.models import BankStatement, BankStatementLine, Payment, PaymentReconciliation
+from service.db.models import (
+    BankStatement,
+    BankStatementLine,
+    LiveCount,
+    Payment,
+    PaymentAuditLog,
+    PaymentReconciliation,
+)
 from service.reconciliation import reports, runner, statements, storage
 from service.reconciliation.sources import BankFormat, FileSource
 
@@ -184,6 +191,59 @@ def test_a_run_killed_halfway_resumes_without_reporting_twice(
     assert resumed.issues == {"unrecorded": 1} and later.issues == {}
     first = str(payments[0]["reference"])
     assert unrecorded == [_ids(sessions, [first])[first]]
+
+
+def test_a_run_stopped_before_a_chunk_is_confirmed_confirms_it_when_resumed(
+        sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk's findings are committed before its payments are confirmed (on MariaDB by
+    other connections, while the next chunk is judged): a confirm that fails stops the run,
+    and the resumed run confirms that chunk, without a second finding for any line. Every
+    confirmed payment then has exactly one audit row for the move, and the kept counts of
+    the queue equal a count of the table."""
+    day = date.today() - timedelta(days=10)
+    payments = _seed_payments(sessions, day, 3 * runner.CHUNK)
+    _statement(tmp_path, day, [(day + timedelta(days=1), p) for p in payments])
+    real_confirm = storage.confirm
+
+    def dying_confirm(connection: Any, chunk: storage.Bounds, *args: Any) -> None:
+        if chunk.after == runner.CHUNK:  # the second chunk, every part of it
+            raise RuntimeError("worker killed")
+        real_confirm(connection, chunk, *args)
+
+    monkeypatch.setattr(storage, "confirm", dying_confirm)
+    with pytest.raises(RuntimeError, match="killed"):
+        runner.run(sessions, tmp_path)
+    monkeypatch.setattr(storage, "confirm", real_confirm)
+    with sessions() as session:
+        checkpoint = session.scalar(select(BankStatement.matched_through))
+        judged_lines = session.scalar(select(func.count()).select_from(PaymentReconciliation))
+        waiting = session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.status == "awaiting_verification"))
+    # The first chunk is confirmed and checkpointed; what was judged after it is not
+    # confirmed yet, and the checkpoint is not past it.
+    assert checkpoint == runner.CHUNK
+    assert judged_lines >= 2 * runner.CHUNK and waiting == 2 * runner.CHUNK
+
+    resumed = runner.run(sessions, tmp_path)
+    assert resumed.lines == 3 * runner.CHUNK
+    with sessions() as session:
+        per_line = session.execute(
+            select(PaymentReconciliation.statement_line_id, func.count())
+            .group_by(PaymentReconciliation.statement_line_id)).all()
+        statuses = dict(session.execute(select(Payment.status, func.count())
+                                        .group_by(Payment.status)).all())
+        moves = session.execute(
+            select(PaymentAuditLog.entity_id, func.count())
+            .where(PaymentAuditLog.action == "status_change",
+                   PaymentAuditLog.new_value == "confirmed")
+            .group_by(PaymentAuditLog.entity_id)).all()
+        kept = session.scalar(select(func.coalesce(func.sum(LiveCount.n), 0)).where(
+            LiveCount.kind == "waiting", LiveCount.label_a == "bank_transfer",
+            LiveCount.label_b == "awaiting_verification"))
+    assert len(per_line) == 3 * runner.CHUNK and all(n == 1 for _, n in per_line)
+    assert statuses == {"confirmed": 3 * runner.CHUNK}
+    assert len(moves) == 3 * runner.CHUNK and all(n == 1 for _, n in moves)
+    assert kept == 0
 
 
 def test_a_payment_named_by_reference_is_never_taken_by_amount_wherever_chunks_fall(

@@ -42,6 +42,7 @@ def test_every_statement_of_a_chunk_reads_an_index_range_of_what_grows(
         for _ in range(3):  # a statement half judged: findings exist, the rest does not
             judged = runner._judge_chunk(sessions, "run_plans", pending, after, window)
             assert judged is not None
+            runner._confirm_chunk(sessions, judged[0])
             after = judged[0].last
 
         ran: list[tuple[str, Any]] = []
@@ -56,12 +57,14 @@ def test_every_statement_of_a_chunk_reads_an_index_range_of_what_grows(
         try:
             judged = runner._judge_chunk(sessions, "run_plans", pending, after, window)
             assert judged is not None and judged[1], "the chunk had lines for the rules too"
+            runner._confirm_chunk(sessions, judged[0])
             # The end of a run: the payments of the statement's span that no line showed.
             list(storage.unsettled(sessions, judged[0].first_date, judged[0].last_date,
                                    window))
         finally:
             event.remove(engine, "before_cursor_execute", seen)
         assert any("payments.created_at BETWEEN" in sql for sql, _ in ran), "unsettled ran"
+        assert any(sql.lstrip().startswith("UPDATE payments") for sql, _ in ran), "confirmed"
 
         plans = []
         raw = engine.raw_connection()
