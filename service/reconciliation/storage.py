@@ -225,7 +225,8 @@ def confirm(connection: Connection, chunk: Bounds, part: tuple[int, int] = (0, 1
         .where(PAYMENTS.c.id == FINDINGS.c.payment_id, FINDINGS.c.statement_line_id == LINES.c.id,
                _in_chunk(chunk), FINDINGS.c.result == "matched",
                PAYMENTS.c.status == S.AWAITING_VERIFICATION.value,
-               *([PAYMENTS.c.id % parts == index] if parts > 1 else []))
+               # On the finding's column: a payment of the other part is not even read.
+               *([FINDINGS.c.payment_id % parts == index] if parts > 1 else []))
         .values(status=S.CONFIRMED.value, updated_by="reconciliation", updated_at=now,
                 completed_at=now, next_check_at=None))
 
