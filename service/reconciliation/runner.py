@@ -211,7 +211,12 @@ class Confirmer:
             elif self._ahead is not None:
                 # The run failed while a chunk was confirmed: let its transactions end (a
                 # resumed run confirms the chunk again), then raise what stopped the run.
-                futures_wait(self._ahead[1])
+                chunk, parts = self._ahead
+                for part in futures_wait(parts).done:
+                    if part.exception() is not None:
+                        log.warning("reconciliation.confirm_failed",
+                                    statement_id=chunk.statement_id, after=chunk.after,
+                                    error=str(part.exception())[:200])
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
