@@ -65,6 +65,8 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
          progress: Progress | None) -> RunResult:
     statements.import_all(sessions, DirectoryInbox(inbox) if isinstance(inbox, Path) else inbox)
     pending = storage.pending(sessions)
+    if pending:
+        storage.refresh_statistics(sessions)
     total = sum(s.line_count for s in pending)
     done = sum(s.matched_through for s in pending)
     counts: dict[str, int] = {}
@@ -74,7 +76,7 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
         for statement in pending:
             after = statement.matched_through
             while True:
-                judged = _judge_chunk(sessions, run_id, statement, after, window)
+                judged = _judge_chunk(sessions, run_id, statement, after, window, confirmer)
                 if judged is None:
                     break
                 chunk, findings, clean = judged
@@ -106,7 +108,7 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
 
 
 def _judge_chunk(sessions: sessionmaker[Session], run_id: str, statement: storage.Pending,
-                 after: int, window: timedelta
+                 after: int, window: timedelta, confirmer: Confirmer | None = None
                  ) -> tuple[storage.Bounds, list[Finding], int] | None:
     """Judge and record the chunk after position `after`, in one transaction: (its bounds,
     the findings the rules made, how many lines were clean matches), or None at the end. A
@@ -130,11 +132,16 @@ def _judge_chunk(sessions: sessionmaker[Session], run_id: str, statement: storag
                 raise
             log.warning("reconciliation.chunk_retried", statement_id=statement.id,
                         after=after, attempt=attempt, error=str(exc.orig)[:200])
+            if confirmer is not None:
+                # A finding naming a payment the chunk before settles (a duplicate) checks
+                # its foreign key with a lock on that payment, which the confirm in flight
+                # holds: the retry starts after that confirm has committed.
+                confirmer.wait()
             time.sleep(0.1 * attempt)
     return None  # unreachable: the last attempt returns or raises
 
 
-def _busy_retried(what: str, chunk: storage.Bounds, work: Callable[[Connection], None],
+def _busy_retried(what: str, chunk: storage.Bounds, work: Callable[[Connection], object],
                   sessions: sessionmaker[Session]) -> None:
     """`work` in one transaction, tried again when the database refuses it as busy."""
     for attempt in range(1, BUSY_RETRIES + 1):
@@ -168,9 +175,12 @@ class Confirmer:
     counts) are most of a run's database work, and the judging alone left the second core
     idle. PARTS threads split a chunk's payments by id modulo PARTS: they lock disjoint
     payments and, as the live counts are sharded by id modulo a multiple of PARTS, disjoint
-    counter rows, so they never wait for each other. At most one chunk is ahead of its
-    confirm; a failed confirm stops the run at the next chunk, with the checkpoint before
-    it. On SQLite (one writer at a time) a chunk is confirmed where it is submitted."""
+    counter rows. The judging of the next chunk takes no lock a confirm holds, except for
+    a duplicate line naming a payment the confirm is settling (its foreign key check): a
+    deadlock there is retried after the confirm has committed. At most one chunk is ahead
+    of its confirm; a failed confirm stops the run at the next chunk, with the checkpoint
+    before it. On SQLite (one writer at a time) a chunk is confirmed where it is
+    submitted."""
 
     PARTS = 2
 
@@ -197,8 +207,13 @@ class Confirmer:
         if self._ahead is None:
             return
         (chunk, parts), self._ahead = self._ahead, None
-        for part in parts:
-            part.result()
+        futures_wait(parts)
+        failed = [part.exception() for part in parts if part.exception() is not None]
+        for error in failed[1:]:
+            log.warning("reconciliation.confirm_failed", statement_id=chunk.statement_id,
+                        after=chunk.after, error=str(error)[:200])
+        if failed:
+            raise failed[0]  # type: ignore[misc]
         _checkpoint(self._sessions, chunk)
 
     def __enter__(self) -> Confirmer:

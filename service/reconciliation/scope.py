@@ -36,8 +36,9 @@ def taken(payment_id: Any, run_id: str, statement_id: int) -> Any:
 
 
 def judged(line_id: Any) -> Any:
-    """The line already has its finding (one per line: a unique key), from a run whose
-    checkpoint did not record it (written before checkpoints existed)."""
+    """The line already has its finding (one per line: a unique key) though the checkpoint
+    is before it: its chunk was judged and the run stopped before the chunk's confirm and
+    checkpoint (or it was written before checkpoints existed)."""
     done = FINDINGS.alias("done_line")
     return select(done.c.id).where(done.c.statement_line_id == line_id).exists()
 
