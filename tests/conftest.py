@@ -104,6 +104,22 @@ def fresh_database(mysql_server: str) -> Iterator[str]:
         admin.dispose()
 
 
+def migrated_database(server_url: str, name: str = "nilecare") -> str:
+    """The URL of a new database on a throwaway server of the test's own, with our schema.
+    Not dropped: the test stops (or kills) the whole server."""
+    from service.db.migrate import prepare
+
+    admin = create_engine(server_url)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    admin.dispose()
+    url = f"{server_url}/{name}"
+    engine = create_engine(url)
+    prepare(engine)
+    engine.dispose()
+    return url
+
+
 def random_key() -> str:
     return secrets.token_hex(8)
 

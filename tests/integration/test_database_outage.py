@@ -28,7 +28,7 @@ from service.services.context import Context
 from service.services.creation import Creation
 from service.services.payments import NewPayment, PaymentService
 from service.settings import Settings
-from tests.conftest import base_environ, random_key
+from tests.conftest import base_environ, migrated_database, random_key
 from tests.integration.test_api import auth, body
 from tests.integration.workers.conftest import ACCOUNTANT
 from tests.servers import Server, free_port, mariadb_server
@@ -48,14 +48,7 @@ def outage(settings_factory: Callable[..., Settings], tmp_path: Path,
     database = mariadb_server(tmp_path / "mariadb")  # our own: this test stops it
     database.start()
     try:
-        admin = create_engine(database.url)
-        with admin.begin() as connection:
-            connection.execute(text("CREATE DATABASE nilecare"))
-        admin.dispose()
-        url = f"{database.url}/nilecare"
-        engine = create_engine(url)
-        migrate.prepare(engine)
-        engine.dispose()
+        url = migrated_database(database.url)
         settings = settings_factory(database_url=url, database_connect_timeout_seconds=CONNECT,
                                     database_timeout_seconds=READ)
         ctx = Context.build(settings, CollectorRegistry())

@@ -17,7 +17,6 @@ from sqlalchemy.exc import DBAPIError
 
 from bench.reconcile import fill_payments, write_statement
 from service.db.engine import session_factory
-from service.db.migrate import prepare
 from service.db.models import (
     BankStatement,
     LiveCount,
@@ -26,6 +25,7 @@ from service.db.models import (
     PaymentReconciliation,
 )
 from service.reconciliation import runner
+from tests.conftest import migrated_database
 from tests.servers import mariadb_server
 
 PAYMENTS = 4 * runner.CHUNK
@@ -35,12 +35,8 @@ def test_a_database_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
     database = mariadb_server(tmp_path / "mariadb")
     database.start()
     try:
-        admin = create_engine(database.url)
-        with admin.begin() as connection:
-            connection.execute(text("CREATE DATABASE nilecare"))
-        admin.dispose()
-        engine = create_engine(f"{database.url}/nilecare", isolation_level="READ COMMITTED")
-        prepare(engine)
+        engine = create_engine(migrated_database(database.url),
+                               isolation_level="READ COMMITTED")
         fill_payments(engine, PAYMENTS)
         with engine.begin() as connection:
             # As on a server that has run for a while: the payments' statistics are on disk
