@@ -63,10 +63,7 @@ def run(sessions: sessionmaker[Session], inbox: Inbox | Path, *, run_id: str | N
 
 def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, window: timedelta,
          progress: Progress | None) -> RunResult:
-    statements.import_all(sessions, DirectoryInbox(inbox) if isinstance(inbox, Path) else inbox)
-    pending = storage.pending(sessions)
-    if pending:
-        storage.refresh_statistics(sessions)
+    pending = _start(sessions, inbox)
     total = sum(s.line_count for s in pending)
     done = sum(s.matched_through for s in pending)
     counts: dict[str, int] = {}
@@ -105,6 +102,16 @@ def _run(sessions: sessionmaker[Session], inbox: Inbox | Path, run_id: str, wind
     log.info("reconciliation.finished", run_id=run_id, statements=len(pending), lines=total,
              matched=matched, issues=counts)
     return result
+
+
+def _start(sessions: sessionmaker[Session], inbox: Inbox | Path) -> list[storage.Pending]:
+    """Import what is new; the statements to match, with the optimizer's statistics of
+    their lines and findings made fresh (see storage.refresh_statistics)."""
+    statements.import_all(sessions, DirectoryInbox(inbox) if isinstance(inbox, Path) else inbox)
+    pending = storage.pending(sessions)
+    if pending:
+        storage.refresh_statistics(sessions)
+    return pending
 
 
 def _judge_chunk(sessions: sessionmaker[Session], run_id: str, statement: storage.Pending,

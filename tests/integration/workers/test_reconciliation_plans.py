@@ -2,8 +2,11 @@
 every statement that judges a chunk reads the statement's lines, its findings and the
 payments by an index range or key, never a whole table or index and never a materialized
 copy of the statement (bench/reconcile.py measures the time; this guards the plans against
-a rewritten query or a dropped index). The plans are the ones a run meets: right after the
-import, with the statistics the import left. A NOT EXISTS over the statement's references once
+a rewritten query or a dropped index). The plans are the ones a run meets at its worst: a server
+that restarted after a crash can hold statistics of the lines and findings from before the
+import (none, for a new database), and every chunk was then planned as a read of the whole
+statement (a resumed run once took 283 s for 15k lines); the run's start refreshes them. A
+NOT EXISTS over the statement's references once
 made MariaDB materialize every line of the statement for every chunk: 1M lines took minutes
 longer than 100k lines ten times over; the same shape in the search for payments no line
 showed took 13 s of a 1M-line run."""
@@ -14,15 +17,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 
 from bench.reconcile import fill_payments, write_statement
 from service.db.engine import session_factory
-from service.reconciliation import runner, statements, storage
-from service.reconciliation.sources import DirectoryInbox
+from service.reconciliation import runner, storage
 
 LINES = 30_000
 GROWING = {"payments", "bank_statement_lines", "payment_reconciliation"}
+STATISTICS_REFRESHED = ("bank_statement_lines", "payment_reconciliation")
 
 
 def test_every_statement_of_a_chunk_reads_an_index_range_of_what_grows(
@@ -33,10 +36,15 @@ def test_every_statement_of_a_chunk_reads_an_index_range_of_what_grows(
 
         prepare(engine)
         fill_payments(engine, LINES)
+        with engine.begin() as connection:
+            # As a restart can leave them: the statistics of the empty tables, kept while
+            # the import fills them (no recalculation in the background).
+            for table in STATISTICS_REFRESHED:
+                connection.execute(text(f"ALTER TABLE {table} STATS_AUTO_RECALC = 0"))
+            connection.execute(text(f"ANALYZE TABLE {', '.join(STATISTICS_REFRESHED)}")).all()
         write_statement(tmp_path / "bank_of_khartoum" / "statement.csv", LINES)
         sessions = session_factory(engine)
-        statements.import_all(sessions, DirectoryInbox(tmp_path))
-        [pending] = storage.pending(sessions)
+        [pending] = runner._start(sessions, tmp_path)  # the import, then what a run does
         window = timedelta(days=2)
         after = 0
         for _ in range(3):  # a statement half judged: findings exist, the rest does not
@@ -106,3 +114,8 @@ def test_every_statement_of_a_chunk_reads_an_index_range_of_what_grows(
                 allowed += ("ref|filter", "range|filter")
             assert row["type"] in allowed, (sql, row)
             assert row["select_type"] != "MATERIALIZED", (sql, row)
+            # A "ref" on the statement's id alone reads the whole statement: the optimizer's
+            # estimate says how much a chunk reads (a chunk, or half the statement's 30k
+            # lines with stale statistics; twice a chunk leaves room for the estimate).
+            if not once:
+                assert int(row["rows"]) <= 2 * runner.CHUNK, (sql, row)
