@@ -6,6 +6,7 @@ import select
 import time
 from typing import Any
 
+from pymysql.constants import CLIENT
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,12 +25,13 @@ PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def make_engine(settings: Settings, *, timeout: float | None = None,
-                reader: bool = False) -> Engine:
+                reader: bool = False, pipelined: bool = False) -> Engine:
     """The engine for `settings`. On MySQL every wait is bounded (DATABASE_*_SECONDS): a
     connection, a pooled connection, each read and write, a row lock; `timeout` (seconds)
     replaces the read/write bound for a process that needs another (the exporter's shorter
     one, reconciliation's longer statements). A `reader` engine's connections autocommit:
-    a read is its one statement, with no transaction to end."""
+    a read is its one statement, with no transaction to end. A `pipelined` engine's
+    connections take several statements in one query (service/db/pipeline.py)."""
     url = settings.sqlalchemy_url()
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,17 @@ def make_engine(settings: Settings, *, timeout: float | None = None,
     def _read_timeout(dbapi_conn: Any, _record: Any) -> None:
         # PyMySQL keeps its read timeout in this attribute and applies it at the next read.
         dbapi_conn._read_timeout = io
+
+    if pipelined:
+        @event.listens_for(engine, "do_connect")
+        def _statements_together(_dialect: Any, _record: Any, _args: Any,
+                                 params: dict[str, Any]) -> None:
+            # A create sends a transaction's statements together (service/db/pipeline.py).
+            # Added to the flags SQLAlchemy sets (FOUND_ROWS: an UPDATE counts the rows it
+            # matched), never in their place. Every value still goes through the driver's
+            # escaping; no SQL is made of what a request sent. Only the engines that
+            # pipeline take it: the others' connections refuse a second statement.
+            params["client_flag"] = params.get("client_flag", 0) | CLIENT.MULTI_STATEMENTS
 
     _ping_when_idle(engine)
     if reader:

@@ -32,7 +32,8 @@ class Context:
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry | None = None,
               providers: Registry | None = None, clock: Clock = SYSTEM) -> Context:
-        engine = make_engine(settings)
+        # The payment services' writes send a transaction's statements together.
+        engine = make_engine(settings, pipelined=True)
         return cls(
             settings=settings,
             engine=engine,

@@ -17,8 +17,20 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import UpdateBase
 
+from service.db import pipeline
 from service.db.models import Payment, PaymentAttempt
 from service.db.results import rowcount
 from service.domain.caller import Caller
@@ -34,7 +46,7 @@ from service.providers.contract import (
     ProviderReply,
 )
 from service.providers.outcome import classify
-from service.services.idempotency import Hold, Keyed, Outcome
+from service.services.idempotency import TAKE, Hold, Keyed, KeyTaken, Outcome
 from service.services.payments import BLOCKS_NEW_CHARGE, NewPayment, PaymentService
 from service.services.transitions import FIRST_CHECK, reply_facts
 
@@ -52,6 +64,7 @@ INVOICE_BLOCKED = (
            PAYMENTS.c.status.in_([s.value for s in BLOCKS_NEW_CHARGE]))
     .limit(1).with_for_update())
 _APPLY: dict[tuple[str, ...], Update] = {}
+
 NOT_YET = dict.fromkeys(("provider_reference", "failure_reason", "completed_at"))
 
 
@@ -100,25 +113,15 @@ class Creation:
             # Due for the worker only once the call has surely ended (PROVIDER_TIMEOUT).
             "next_check_at": now + FIRST_CHECK if adapter else None,
         }
-        with self.ctx.engine.begin() as conn:
-            hold(conn, row["public_id"])
-            if new.invoice_id is not None:
-                blocking = conn.execute(INVOICE_BLOCKED, {
-                    "facility": new.facility_id, "invoice": new.invoice_id}).first()
-                if blocking is not None:
-                    raise Conflict(
-                        f"invoice {new.invoice_id} already has payment {blocking.public_id} in "
-                        f"status {blocking.status}; resolve it before charging again",
-                        field="invoice_id", payment_id=blocking.public_id)
-            result = conn.execute(NEW_PAYMENT, row)
-            key = result.inserted_primary_key
-            assert key is not None
-            row["id"] = int(key[0])
-            if adapter is None:  # cash, cheque, a transfer: a finance user verifies it
-                outcome = Outcome(201, self._view(row))
-                hold.complete(conn, outcome)
+        with self.ctx.engine.connect() as conn:
+            if pipeline.supported(conn):
+                outcome = self._record_pipelined(conn, row, new, hold, cash=adapter is None)
+            else:
+                with conn.begin():
+                    outcome = self._record(conn, row, new, hold, cash=adapter is None)
         self.ctx.metrics.payments_created.labels(spec.code, new.currency).inc()
         if adapter is None:
+            assert outcome is not None
             return outcome
         request = ChargeRequest(
             row["reference"], new.amount, new.currency, phone, new.description,
@@ -130,6 +133,70 @@ class Creation:
         except ProviderError as exc:
             reply, error = None, exc
         return self._apply(row, spec, hold, reply, error, time.perf_counter() - started)
+
+    def _record(self, conn: Connection, row: dict[str, Any], new: NewPayment, hold: Hold, *,
+                cash: bool) -> Outcome | None:
+        """The first transaction, a statement at a time: the key, the invoice check, the
+        payment; a cash payment's response is stored with them (its create ends here)."""
+        hold(conn, row["public_id"])
+        if new.invoice_id is not None:
+            _refuse_if_blocked(conn.execute(INVOICE_BLOCKED, _invoice(new)).first(), new)
+        result = conn.execute(NEW_PAYMENT, row)
+        key = result.inserted_primary_key
+        assert key is not None
+        row["id"] = int(key[0])
+        if not cash:
+            return None
+        outcome = Outcome(201, self._view(row))
+        hold.complete(conn, outcome)
+        return outcome
+
+    def _record_pipelined(self, conn: Connection, row: dict[str, Any], new: NewPayment,
+                          hold: Hold, *, cash: bool) -> Outcome | None:
+        """`_record`'s statements in two round trips: the key and the payment (or the
+        invoice check, whose answer decides whether the payment is written), then the
+        rest with the COMMIT."""
+        claim = hold.claim(row["public_id"])
+        taking = claim is not None and claim[0] is TAKE
+        first: list[pipeline.Statement] = []
+        if claim is not None:
+            statement, values = claim
+            first.append((pipeline.compiled(conn, statement, tuple(values) if taking else None),
+                          values))
+        payment = (pipeline.compiled(conn, NEW_PAYMENT, tuple(row)), row)
+        checked = new.invoice_id is not None
+        first.append((pipeline.compiled(conn, INVOICE_BLOCKED), _invoice(new)) if checked
+                     else payment)
+        with pipeline.Transaction(conn) as transaction:
+            try:
+                steps = transaction.send(first)
+            except pipeline.PipelineFailed as failed:  # rolled back
+                if failed.index == 0 and taking and isinstance(failed.error, IntegrityError):
+                    raise KeyTaken(hold.keyed.key if hold.keyed else "") from None
+                raise failed.error from None
+            if claim is not None:
+                hold.taken(steps[0].lastrowid)
+            last: list[pipeline.Statement] = []
+            if checked:
+                if steps[-1].rows:
+                    public_id, status = steps[-1].rows[0]
+                    _refuse_if_blocked(SimpleNamespace(public_id=public_id, status=status),
+                                       new)
+                last.append(payment)
+            else:
+                row["id"] = steps[-1].lastrowid
+            outcome = Outcome(201, self._view(row)) if cash else None
+            completion = hold.completion(outcome) if outcome is not None else None
+            if completion is not None:
+                last.append((pipeline.compiled(conn, completion[0]), completion[1]))
+            try:
+                steps = transaction.commit(last)
+            except pipeline.PipelineFailed as failed:
+                raise failed.error from None
+            if checked:
+                row["id"] = steps[0].lastrowid
+            hold.completed = completion is not None
+            return outcome
 
     def _apply(self, row: dict[str, Any], spec: ProviderSpec, hold: Hold,
                reply: ProviderReply | None, error: ProviderError | None,
@@ -148,23 +215,32 @@ class Creation:
                 values["completed_at"] = now
         outcome = classify(reply, error)
         integrity = isinstance(error, ProviderIntegrityError)
-        with self.ctx.engine.begin() as conn:
-            conn.execute(NEW_ATTEMPT, {
-                "payment_id": row["id"], "provider_code": spec.code, "operation": "initiate",
-                "request_id": str(uuid.uuid4()), "outcome": outcome.value,
-                "provider_status": reply.status.value if reply else None,
-                "http_status": reply.http_status if reply else None,
-                "latency_ms": int(elapsed * 1000), "error": str(error)[:255] if error else None,
-                "created_at": now})
-            # Still processing: nobody (a webhook, the worker) moved it during the call.
-            columns = tuple(sorted(values))
-            applied = rowcount(conn.execute(_apply_statement(columns), {
-                "payment": row["id"], **{f"new_{name}": values[name] for name in columns}}))
-            if applied:
-                row.update(values)
-                answer = Outcome(201, self._view(row))
-                if not integrity:
-                    hold.complete(conn, answer)
+        attempt = {
+            "payment_id": row["id"], "provider_code": spec.code, "operation": "initiate",
+            "request_id": str(uuid.uuid4()), "outcome": outcome.value,
+            "provider_status": reply.status.value if reply else None,
+            "http_status": reply.http_status if reply else None,
+            "latency_ms": int(elapsed * 1000), "error": str(error)[:255] if error else None,
+            "created_at": now}
+        # Still processing: nobody (a webhook, the worker) moved it during the call.
+        columns = tuple(sorted(values))
+        move = (_apply_statement(columns), {
+            "payment": row["id"], **{f"new_{name}": values[name] for name in columns}})
+        answer = Outcome(201, self._view({**row, **values}))  # the answer if it moved
+        # The key keeps this answer only if the payment moved (and the reply was sound).
+        complete = None if integrity else hold.completion(answer)
+        with self.ctx.engine.connect() as conn:
+            if pipeline.supported(conn):
+                applied = _reply_pipelined(conn, attempt, move, complete)
+            else:
+                with conn.begin():
+                    conn.execute(NEW_ATTEMPT, attempt)
+                    applied = rowcount(conn.execute(*move))
+                    if applied and complete is not None:
+                        conn.execute(*complete)
+        if applied:
+            row.update(values)
+            hold.completed = complete is not None
         metrics = self.ctx.metrics
         metrics.provider_requests.labels(spec.code, "initiate", outcome.value).inc()
         metrics.provider_duration.labels(spec.code, "initiate").observe(elapsed)
@@ -188,6 +264,36 @@ class Creation:
     def _view(self, row: dict[str, Any]) -> PaymentView:
         # Columns a create leaves NULL until a reply sets them.
         return self.payments.queries.view(SimpleNamespace(**{**NOT_YET, **row}))
+
+
+def _reply_pipelined(conn: Connection, attempt: dict[str, Any],
+                     move: tuple[Update, dict[str, Any]],
+                     complete: tuple[UpdateBase, dict[str, Any]] | None) -> int:
+    """The second transaction in two round trips: the attempt and the move, then the
+    key's response (only if the payment moved) with the COMMIT. How many moved (0 or 1)."""
+    with pipeline.Transaction(conn) as transaction:
+        try:
+            moved = transaction.send([
+                (pipeline.compiled(conn, NEW_ATTEMPT, tuple(attempt)), attempt),
+                (pipeline.compiled(conn, move[0]), move[1])])[1].rowcount
+            transaction.commit([(pipeline.compiled(conn, complete[0]), complete[1])]
+                               if moved and complete is not None else [])
+        except pipeline.PipelineFailed as failed:  # rolled back
+            raise failed.error from None
+    return moved
+
+
+def _invoice(new: NewPayment) -> dict[str, Any]:
+    return {"facility": new.facility_id, "invoice": new.invoice_id}
+
+
+def _refuse_if_blocked(blocking: Row[Any] | SimpleNamespace | None, new: NewPayment) -> None:
+    """A payment of the invoice that is still open or settled blocks a new charge."""
+    if blocking is not None:
+        raise Conflict(
+            f"invoice {new.invoice_id} already has payment {blocking.public_id} in status "
+            f"{blocking.status}; resolve it before charging again",
+            field="invoice_id", payment_id=blocking.public_id)
 
 
 def _effect(reply: ProviderReply | None, error: ProviderError | None,

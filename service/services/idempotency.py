@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import UpdateBase
 
 from service.clock import Clock
 from service.db.availability import is_unavailable
@@ -95,30 +96,57 @@ class Hold:
     completed: bool = False
 
     def __call__(self, conn: Executor, resource_id: str) -> None:
-        if self.keyed is None or self.owner is None:
+        statement = self.claim(resource_id)
+        if statement is None:
             return
-        if self.key_id is not None:
-            conn.execute(LINK, {"key_id": self.key_id, "resource": resource_id})
+        claim, values = statement
+        if claim is LINK:
+            conn.execute(claim, values)
             return
-        now = self.owner.clock.now()
         try:
-            result = conn.execute(TAKE, {
-                "scope": self.keyed.scope, "key": self.keyed.key,
-                "request_hash": self.keyed.fingerprint, "state": "in_flight",
-                "resource_id": resource_id, "locked_until": now + self.owner.lock,
-                "created_at": now, "expires_at": now + self.owner.ttl})
+            result = conn.execute(claim, values)
         except IntegrityError:
-            raise KeyTaken(self.keyed.key) from None
+            raise KeyTaken(self.keyed.key) from None  # type: ignore[union-attr]
         key = cast(CursorResult[Any], result).inserted_primary_key
-        assert key is not None
-        self.key_id = int(key[0])
+        self.taken(int(key[0]) if key else None)
+
+    def claim(self, resource_id: str) -> tuple[UpdateBase, dict[str, Any]] | None:
+        """The statement that takes the key for `resource_id` (a unique row: a duplicate
+        means another request has it), or links the key this hold already has; None
+        without a key. `taken` is told what it did."""
+        if self.keyed is None or self.owner is None:
+            return None
+        if self.key_id is not None:
+            return LINK, {"key_id": self.key_id, "resource": resource_id}
+        now = self.owner.clock.now()
+        return TAKE, {
+            "scope": self.keyed.scope, "key": self.keyed.key,
+            "request_hash": self.keyed.fingerprint, "state": "in_flight",
+            "resource_id": resource_id, "locked_until": now + self.owner.lock,
+            "created_at": now, "expires_at": now + self.owner.ttl}
+
+    def taken(self, key_id: int | None) -> None:
+        """The claim's statement ran; `key_id` is the row a TAKE inserted."""
+        if self.key_id is not None or self.owner is None:
+            return  # a LINK: the key was held already
+        assert key_id is not None
+        self.key_id = key_id
         self.owner.decisions.labels(Decision.NEW.value).inc()
+
+    def completion(self, outcome: Outcome) -> tuple[UpdateBase, dict[str, Any]] | None:
+        """The statement that stores the response, in the caller's transaction; None
+        without a held key. `completed` is to be set once it committed."""
+        if self.key_id is None:
+            return None
+        return COMPLETE, _completion(self.key_id, outcome)
 
     def complete(self, conn: Executor, outcome: Outcome) -> None:
         """Store the response in the caller's transaction."""
-        if self.key_id is None:
+        statement = self.completion(outcome)
+        if statement is None:
             return
-        conn.execute(COMPLETE, _completion(self.key_id, outcome))
+        complete, values = statement
+        conn.execute(complete, values)
         self.completed = True
 
 

@@ -361,3 +361,37 @@ def test_the_simulator_refuses_controls_that_would_break_its_calls(
     assert reply.status_code == 400 and message in reply.text
     # The provider still answers afterwards.
     assert client.post("/api/v1/payments", json=body(), headers=auth()).status_code == 201
+
+
+@pytest.mark.parametrize(("provider", "extra", "queries"), [
+    ("visa", {}, 4),  # key and payment | COMMIT; attempt and move | key's answer, COMMIT
+    ("visa", {"invoice_id": "inv-rt"}, 4),  # key and invoice check | payment, COMMIT; …
+    ("cash", {}, 2),  # key and payment | key's answer, COMMIT
+])
+def test_a_keyed_create_sends_each_transaction_in_two_round_trips(
+        stack: Any, monkeypatch: pytest.MonkeyPatch, provider: str, extra: dict[str, str],
+        queries: int) -> None:
+    """The statements of a transaction go to MariaDB together (service/db/pipeline.py):
+    counted as the queries PyMySQL sends while one create is served."""
+    import pymysql.connections
+    from pymysql.constants import COMMAND
+
+    client, sim, _ = stack
+    control(sim, "visa", settle_after_seconds=0)
+    client.post("/api/v1/payments", json=body(provider), headers=auth())  # warm the pool
+    sent: list[str] = []
+    original = pymysql.connections.Connection._execute_command
+
+    def counted(self: Any, command: int, sql: Any) -> Any:
+        if command == COMMAND.COM_QUERY:
+            sent.append(sql if isinstance(sql, str) else sql.decode(errors="replace"))
+        return original(self, command, sql)
+
+    monkeypatch.setattr(pymysql.connections.Connection, "_execute_command", counted)
+    reply = client.post("/api/v1/payments", json=body(provider, **extra),
+                        headers={**auth(), "Idempotency-Key": random_key()})
+    monkeypatch.undo()
+    assert reply.status_code == 201, reply.text
+    assert len(sent) == queries, sent
+    assert sent[-1].rstrip().endswith("COMMIT")
+    assert sum(q.count("COMMIT") for q in sent) == (2 if provider == "visa" else 1)
