@@ -6,7 +6,8 @@
 # at the worker's first check: the provider does not know it). The second applies the reply:
 # the attempt, the payment's new status (the audit trigger writes its history) and the key's
 # stored response. Each is one connection checkout in SQLAlchemy Core, and the response is
-# built from what was written instead of read back.
+# built from what was written instead of read back. On MySQL each goes in two round trips
+# (service/db/pipeline.py): its statements together, the last ones with the COMMIT.
 
 from __future__ import annotations
 
