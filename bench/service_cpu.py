@@ -71,7 +71,7 @@ def main() -> None:
             engine = make_engine(settings)
             prepare(engine)
             engine.dispose()
-            ctx = Context.build(settings)
+            ctx = Context.build(settings, pipelined=True)  # as the gateway builds it
             payments = PaymentService(ctx)
             creation = Creation(payments)
             made = [0]

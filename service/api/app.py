@@ -109,7 +109,7 @@ async def _read(breaker: Breaker, payments: PaymentService,
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> Litestar:
-    context = ctx or Context.build(settings)
+    context = ctx or Context.build(settings, pipelined=True)
     payments = PaymentService(context)
     breaker = Breaker()
     services = Services(

@@ -60,7 +60,7 @@ class PipelineFailed(Exception):
 # another's. The statements are module constants (a few dozen shapes in all).
 NAMED = re.compile(r"(?<!%)%\((\w+)\)s")
 EXPANDING = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
-_compiled: dict[tuple[int, tuple[str, ...] | None], tuple[ClauseElement, Prepared]] = {}
+_compiled: dict[tuple[int, tuple[str, ...] | None, str], tuple[ClauseElement, Prepared]] = {}
 
 
 def supported(connection: Connection) -> bool:
@@ -76,7 +76,9 @@ def compiled(connection: Connection, statement: ClauseElement,
              keys: Sequence[str] | None = None) -> Prepared:
     """`statement` compiled for `connection`'s dialect, once per statement and set of
     `keys` (an INSERT's columns). `statement` is a constant, built once per process."""
-    cache_key = (id(statement), tuple(keys) if keys is not None else None)
+    dialect = connection.dialect
+    cache_key = (id(statement), tuple(keys) if keys is not None else None,
+                 f"{dialect.name}+{dialect.driver}:{dialect.paramstyle}")
     kept = _compiled.get(cache_key)
     if kept is None:
         done = cast(SQLCompiler, statement.compile(
@@ -113,10 +115,11 @@ class Transaction:
     """One transaction on `connection`, its statements sent a batch per round trip.
 
     A COMMIT goes out only behind a batch the server has answered, as with one statement
-    at a time: a server that hangs before the transaction's first batch never commits
-    it, even if it wakes after the gateway gave up (the connection is closed by then,
-    and the server rolls back what it ran of it). Leaving the block without `commit`
-    rolls the transaction back; a batch that fails rolls it back at once."""
+    at a time, and with no statement that could wait on another transaction's lock: a
+    server that hangs, or a statement that waits, before the gateway gives up never
+    commits the transaction afterwards (the gateway closes the connection, and the server
+    rolls back what it ran of it). Leaving the block without `commit` rolls the
+    transaction back; a batch that fails rolls it back at once."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -140,7 +143,8 @@ class Transaction:
         return self._round_trip(statements, commit=False)
 
     def commit(self, statements: Sequence[Statement] = ()) -> list[Step]:
-        """Run `statements` and COMMIT, in one round trip."""
+        """Run `statements` and COMMIT, in one round trip. `statements` only write rows
+        this transaction wrote (whose locks it holds): none of them can wait."""
         if not self._answered:
             raise RuntimeError("a COMMIT goes out only behind an answered batch")
         steps = self._round_trip(statements, commit=True)
@@ -169,6 +173,8 @@ class Transaction:
                                                      cursor)) from error
         finally:
             cursor.close()
+        if len(steps) != len(parts):  # a statement with results of its own (a CALL)
+            raise RuntimeError(f"{len(parts)} statements gave {len(steps)} results")
         self._answered = True
         return steps[:len(statements)]  # the COMMIT's answer is not a statement's
 
@@ -183,6 +189,9 @@ def _failed(connection: Connection, sql: str, error: Any,
     dbapi_connection = connection.connection.dbapi_connection
     dropped = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
     if dropped:
+        # As SQLAlchemy does on a disconnect: every connection the pool made before now is
+        # suspect (a restarted server dropped them all) and is replaced at its checkout.
+        connection.engine.pool._invalidate(connection.connection, error)
         connection.invalidate(error)
     else:
         try:

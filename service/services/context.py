@@ -31,9 +31,10 @@ class Context:
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry | None = None,
-              providers: Registry | None = None, clock: Clock = SYSTEM) -> Context:
-        # The payment services' writes send a transaction's statements together.
-        engine = make_engine(settings, pipelined=True)
+              providers: Registry | None = None, clock: Clock = SYSTEM, *,
+              pipelined: bool = False) -> Context:
+        # `pipelined`: the gateway's creates send a transaction's statements together.
+        engine = make_engine(settings, pipelined=pipelined)
         return cls(
             settings=settings,
             engine=engine,

@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +48,7 @@ from service.providers.contract import (
     ProviderReply,
 )
 from service.providers.outcome import classify
-from service.services.idempotency import TAKE, Hold, Keyed, KeyTaken, Outcome
+from service.services.idempotency import COMPLETE, TAKE, Hold, Keyed, KeyTaken, Outcome
 from service.services.payments import BLOCKS_NEW_CHARGE, NewPayment, PaymentService
 from service.services.transitions import FIRST_CHECK, reply_facts
 
@@ -65,6 +66,10 @@ INVOICE_BLOCKED = (
            PAYMENTS.c.status.in_([s.value for s in BLOCKS_NEW_CHARGE]))
     .limit(1).with_for_update())
 _APPLY: dict[tuple[str, ...], Update] = {}
+# The reply's transaction sent together: whether the payment moved, for the statement that
+# stores the key's response (a session variable of the connection, set before each use).
+MOVED = text("SET @nilecare_moved = ROW_COUNT()")
+COMPLETE_IF_MOVED = COMPLETE.where(text("@nilecare_moved = 1"))
 
 NOT_YET = dict.fromkeys(("provider_reference", "failure_reason", "completed_at"))
 
@@ -154,9 +159,10 @@ class Creation:
 
     def _record_pipelined(self, conn: Connection, row: dict[str, Any], new: NewPayment,
                           hold: Hold, *, cash: bool) -> Outcome | None:
-        """`_record`'s statements in two round trips: the key and the payment (or the
-        invoice check, whose answer decides whether the payment is written), then the
-        rest with the COMMIT."""
+        """`_record`'s statements in two round trips: the key, the invoice check and the
+        payment; then the COMMIT (with a cash payment's response, stored in the key's row
+        the first one wrote). A refused invoice rolls back the payment written after its
+        check."""
         claim = hold.claim(row["public_id"])
         taking = claim is not None and claim[0] is TAKE
         first: list[pipeline.Statement] = []
@@ -164,10 +170,10 @@ class Creation:
             statement, values = claim
             first.append((pipeline.compiled(conn, statement, tuple(values) if taking else None),
                           values))
-        payment = (pipeline.compiled(conn, NEW_PAYMENT, tuple(row)), row)
         checked = new.invoice_id is not None
-        first.append((pipeline.compiled(conn, INVOICE_BLOCKED), _invoice(new)) if checked
-                     else payment)
+        if checked:
+            first.append((pipeline.compiled(conn, INVOICE_BLOCKED), _invoice(new)))
+        first.append((pipeline.compiled(conn, NEW_PAYMENT, tuple(row)), row))
         with pipeline.Transaction(conn) as transaction:
             try:
                 steps = transaction.send(first)
@@ -177,25 +183,17 @@ class Creation:
                 raise failed.error from None
             if claim is not None:
                 hold.taken(steps[0].lastrowid)
-            last: list[pipeline.Statement] = []
-            if checked:
-                if steps[-1].rows:
-                    public_id, status = steps[-1].rows[0]
-                    _refuse_if_blocked(SimpleNamespace(public_id=public_id, status=status),
-                                       new)
-                last.append(payment)
-            else:
-                row["id"] = steps[-1].lastrowid
+            if checked and steps[-2].rows:
+                public_id, status = steps[-2].rows[0]
+                _refuse_if_blocked(SimpleNamespace(public_id=public_id, status=status), new)
+            row["id"] = steps[-1].lastrowid
             outcome = Outcome(201, self._view(row)) if cash else None
             completion = hold.completion(outcome) if outcome is not None else None
-            if completion is not None:
-                last.append((pipeline.compiled(conn, completion[0]), completion[1]))
             try:
-                steps = transaction.commit(last)
+                transaction.commit([(pipeline.compiled(conn, completion[0]), completion[1])]
+                                   if completion is not None else [])
             except pipeline.PipelineFailed as failed:
                 raise failed.error from None
-            if checked:
-                row["id"] = steps[0].lastrowid
             hold.completed = completion is not None
             return outcome
 
@@ -270,15 +268,19 @@ class Creation:
 def _reply_pipelined(conn: Connection, attempt: dict[str, Any],
                      move: tuple[Update, dict[str, Any]],
                      complete: tuple[UpdateBase, dict[str, Any]] | None) -> int:
-    """The second transaction in two round trips: the attempt and the move, then the
-    key's response (only if the payment moved) with the COMMIT. How many moved (0 or 1)."""
+    """The second transaction in two round trips: the attempt, the move and the key's
+    response (stored only if the payment moved: the move's count, kept in a session
+    variable for the next statement), then the COMMIT. How many moved (0 or 1)."""
+    batch = [(pipeline.compiled(conn, NEW_ATTEMPT, tuple(attempt)), attempt),
+             (pipeline.compiled(conn, move[0]), move[1])]
+    if complete is not None:
+        assert complete[0] is COMPLETE
+        batch += [(pipeline.compiled(conn, MOVED), {}),
+                  (pipeline.compiled(conn, COMPLETE_IF_MOVED), complete[1])]
     with pipeline.Transaction(conn) as transaction:
         try:
-            moved = transaction.send([
-                (pipeline.compiled(conn, NEW_ATTEMPT, tuple(attempt)), attempt),
-                (pipeline.compiled(conn, move[0]), move[1])])[1].rowcount
-            transaction.commit([(pipeline.compiled(conn, complete[0]), complete[1])]
-                               if moved and complete is not None else [])
+            moved = transaction.send(batch)[1].rowcount
+            transaction.commit()
         except pipeline.PipelineFailed as failed:  # rolled back
             raise failed.error from None
     return moved

@@ -363,9 +363,37 @@ def test_the_simulator_refuses_controls_that_would_break_its_calls(
     assert client.post("/api/v1/payments", json=body(), headers=auth()).status_code == 201
 
 
+def test_a_keyed_create_refused_for_its_invoice_leaves_nothing_and_frees_its_key(
+        stack: Any) -> None:
+    """Sent together, the key, the invoice check and the payment are written before the
+    check's answer is read: a refused invoice rolls all of them back, and the connection
+    goes back to the pool with no transaction (a lock left on the key would make the next
+    create with it wait out the lock timeout and answer 503)."""
+    client, _, _ = stack
+    cash = body("cash", invoice_id="INV-77")
+    first = client.post("/api/v1/payments", json=cash, headers=auth())
+    assert first.status_code == 201 and first.json()["status"] == "awaiting_verification"
+    key = random_key()
+    for _ in range(2):
+        refused = client.post("/api/v1/payments", json=cash,
+                              headers={**auth(), "Idempotency-Key": key})
+        assert refused.status_code == 409 and refused.json()["field"] == "invoice_id"
+        assert refused.json()["payment_id"] == first.json()["id"]
+    services = client.app.state["services"]
+    with services.ctx.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Payment)) == 1
+    # The key is free at once: a request for another invoice takes it.
+    other = client.post("/api/v1/payments", json=body("cash", invoice_id="INV-78"),
+                        headers={**auth(), "Idempotency-Key": key})
+    assert other.status_code == 201 and other.json()["invoice_id"] == "INV-78"
+    again = client.post("/api/v1/payments", json=body("cash", invoice_id="INV-78"),
+                        headers={**auth(), "Idempotency-Key": key})
+    assert again.json()["id"] == other.json()["id"]  # replayed
+
+
 @pytest.mark.parametrize(("provider", "extra", "queries"), [
-    ("visa", {}, 4),  # key and payment | COMMIT; attempt and move | key's answer, COMMIT
-    ("visa", {"invoice_id": "inv-rt"}, 4),  # key and invoice check | payment, COMMIT; …
+    ("visa", {}, 4),  # key and payment | COMMIT; attempt, move and key's answer | COMMIT
+    ("visa", {"invoice_id": "inv-rt"}, 4),  # key, invoice check and payment | COMMIT; …
     ("cash", {}, 2),  # key and payment | key's answer, COMMIT
 ])
 def test_a_keyed_create_sends_each_transaction_in_two_round_trips(
@@ -380,7 +408,7 @@ def test_a_keyed_create_sends_each_transaction_in_two_round_trips(
     control(sim, "visa", settle_after_seconds=0)
     client.post("/api/v1/payments", json=body(provider), headers=auth())  # warm the pool
     sent: list[str] = []
-    original = pymysql.connections.Connection._execute_command
+    original = pymysql.connections.Connection._execute_command  # type: ignore[attr-defined]
 
     def counted(self: Any, command: int, sql: Any) -> Any:
         if command == COMMAND.COM_QUERY:

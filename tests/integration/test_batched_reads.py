@@ -58,7 +58,7 @@ def app_parts(settings_factory: Callable[..., Settings], mysql_url: str, redis_u
     def make(limit: int) -> tuple[Any, Context]:
         settings = settings_factory(database_url=mysql_url, redis_url=redis_url,
                                     rate_limit_per_minute=limit)
-        ctx = Context.build(settings, CollectorRegistry())
+        ctx = Context.build(settings, CollectorRegistry(), pipelined=True)  # as the gateway
         return create_app(settings, ctx), ctx
 
     return make

@@ -51,7 +51,7 @@ def outage(settings_factory: Callable[..., Settings], tmp_path: Path,
         url = migrated_database(database.url)
         settings = settings_factory(database_url=url, database_connect_timeout_seconds=CONNECT,
                                     database_timeout_seconds=READ)
-        ctx = Context.build(settings, CollectorRegistry())
+        ctx = Context.build(settings, CollectorRegistry(), pipelined=True)  # as the gateway
         with TestClient(create_app(settings, ctx)) as client:
             yield client, database, ctx
     finally:
@@ -197,7 +197,7 @@ def test_workers_ride_out_a_database_outage_and_carry_on(
             # A wallet payment the provider settles later: only the worker learns of it.
             with_provider = Context.build(settings_factory(
                 database_url=ctx.settings.sqlalchemy_url(), provider_simulator_url=sim,
-                gateway_public_url="http://127.0.0.1:9"), CollectorRegistry())
+                gateway_public_url="http://127.0.0.1:9"), CollectorRegistry(), pipelined=True)
             try:
                 created = Creation(PaymentService(with_provider)).create(ACCOUNTANT, NewPayment(
                     "zain_cash", Decimal("150.00"), "SDG", "fac-1", "p-1",
@@ -228,7 +228,7 @@ def test_a_locked_row_answers_503_for_that_request_only(
     engine = create_engine(mysql_url)
     migrate.prepare(engine)
     settings = settings_factory(database_url=mysql_url, database_lock_wait_seconds=1)
-    ctx = Context.build(settings, CollectorRegistry())
+    ctx = Context.build(settings, CollectorRegistry(), pipelined=True)  # as the gateway
     try:
         with TestClient(create_app(settings, ctx)) as client:
             payment = client.post("/api/v1/payments", json=body("cash"), headers=auth()).json()

@@ -52,7 +52,7 @@ def gateway(settings_factory: Callable[..., Settings], mysql_url: str, tmp_path:
     with running_simulator(settings_factory()) as sim:
         settings = settings_factory(database_url=mysql_url, provider_simulator_url=sim,
                                     gateway_public_url="http://127.0.0.1:9")
-        ctx = Context.build(settings, clock=clock)
+        ctx = Context.build(settings, clock=clock, pipelined=True)  # as the gateway
         with TestClient(create_app(settings, ctx)) as client:
             yield client, ctx
         ctx.close()

@@ -36,7 +36,7 @@ def gateway(settings_factory: Callable[..., Settings], mysql_url: str, tmp_path:
         engine = create_engine(mysql_url)
         migrate.prepare(engine)
         engine.dispose()
-        ctx = Context.build(settings, CollectorRegistry())
+        ctx = Context.build(settings, CollectorRegistry(), pipelined=True)  # as the gateway
         with TestClient(create_app(settings, ctx)) as client:
             yield client, redis, ctx
     finally:
