@@ -2,12 +2,15 @@
 server, in interleaved rounds; and what one create costs the database.
 
     .venv/bin/python bench/create.py [--rounds 3] [--seconds 10] [--provider visa]
+                                     [--fast-commits]
 
 Starts a throwaway MariaDB and Redis, the provider simulator, one gateway process and the
 bare app (bench/bare.py) under the same uvicorn settings, and drives each with wrk (Debian's
 `wrk`): 64 connections for throughput, one connection for latency without queueing. Prints
 each round, then the median ratio and its spread, then the statements and commits one
-create costs, read from the server's status counters.
+create costs, read from the server's status counters. The MariaDB commits as the deployed
+MySQL does: the redo log and a row-based binary log flushed to disk at each commit
+(`--fast-commits`: as the tests run it, without).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy import create_engine, text
 from service.api.auth import mint
 from service.db.migrate import prepare
 from tests.conftest import TEST_JWT_SECRET, base_environ
-from tests.servers import free_port, mariadb_server, redis_server, serving
+from tests.servers import commits, free_port, mariadb_server, redis_server, serving
 
 BODY = ('{"provider":"%s","amount":"150.00","currency":"SDG","patient_id":"p-1",'
         '"payer_phone":"+249912345678"}')
@@ -133,9 +136,12 @@ def main() -> None:
     parser.add_argument("--provider", default="visa")
     parser.add_argument("--only", choices=("create", "get", "create_1", "get_1"),
                         help="drive only this load (for a profiler attached to the gateway)")
+    parser.add_argument("--fast-commits", action="store_true",
+                        help="run the database as the tests do, with no flush to disk at "
+                             "commit and no binary log (default: as deployed)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="nilecare-bench-"))
-    database = mariadb_server(base / "mariadb")
+    database = mariadb_server(base / "mariadb", durable=not args.fast_commits)
     cache = redis_server(base / "redis")
     with database.running() as server, cache.running() as redis_url:
         engine = create_engine(server)
@@ -223,6 +229,7 @@ def main() -> None:
             spent = statements_per_create(server, "bench", gateway, token, args.provider)
             print("\nper keyed create, from SHOW GLOBAL STATUS over 200 creates: " +
                   ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
+            print(f"database: {commits(server)}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ statements, side by side with reading the same file with the csv module and load
 MariaDB's `LOAD DATA`, on the same throwaway server in the same run.
 
     .venv/bin/python -m bench.reconcile [--lines 10000 100000 1000000] [--server URL]
+                                        [--fast-commits]
 
 For each size: a fresh database with as many bank-transfer payments awaiting verification
 (spread over 30 days), and a statement of that many lines that settles them: most by
@@ -10,6 +11,9 @@ reference, 1% by amount and date (the bank lost the reference), 0.5% with a diff
 amount, 0.5% unknown to us, and a few payments missing from it. The run executes in a child
 process, so its peak RSS is its own. Prints seconds, the ratios to csv and LOAD DATA, peak
 RSS and lines per second, then how time grew from one size to the next (linear is 10x).
+
+The throwaway server commits as the deployed MySQL does: the redo log and a row-based
+binary log flushed to disk at each commit (`--fast-commits`: as the tests run it, without).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, text
 
 from service.db.migrate import prepare
-from tests.servers import mariadb
+from tests.servers import commits, mariadb
 
 DAYS = 30
 START = date(2026, 10, 1)
@@ -162,6 +166,9 @@ def main() -> None:
     parser.add_argument("--buffer-pool", default="768M",
                         help="the throwaway server's InnoDB buffer pool (default: 768M, as "
                              "deployed)")
+    parser.add_argument("--fast-commits", action="store_true",
+                        help="run the throwaway server as the tests do, with no flush to "
+                             "disk at commit and no binary log (default: as deployed)")
     parser.add_argument("--child", nargs=2, metavar=("URL", "INBOX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -169,8 +176,9 @@ def main() -> None:
         return
     with ExitStack() as stack:
         base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nc-reconcile-")))
-        server = args.server or stack.enter_context(mariadb(base / "mariadb",
-                                                                   args.buffer_pool))
+        server = args.server or stack.enter_context(mariadb(
+            base / "mariadb", args.buffer_pool, durable=not args.fast_commits))
+        print(f"database: {commits(server)}")
         print(f"{'lines':>10} {'reconcile':>10} {'csv':>7} {'LOAD DATA':>10} {'/csv':>6} "
               f"{'/LOAD':>6} {'peak RSS':>9} {'lines/s':>8}  matched, issues")
         results = []

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -103,9 +105,14 @@ class Server:
             self.stop()
 
 
-def mariadb_server(base: Path, buffer_pool: str = "256M") -> Server:
+def mariadb_server(base: Path, buffer_pool: str = "256M", durable: bool = False) -> Server:
     """A fresh MariaDB data directory and the server for it (not started). Its URL is a
-    SQLAlchemy server URL: root, no password, no database."""
+    SQLAlchemy server URL: root, no password, no database.
+
+    Tests skip the flush to disk at each commit and the binary log, which no test needs.
+    `durable` keeps both, as the deployed MySQL does (a commit is written to the binary
+    log and the redo log, and both are flushed to disk before the commit returns): the
+    benchmarks measure what a deployment pays."""
     datadir = base / "data"
     datadir.mkdir(parents=True)
     log = base / "mariadb.log"
@@ -135,13 +142,32 @@ def mariadb_server(base: Path, buffer_pool: str = "256M") -> Server:
             "--user=root",
             f"--log-error={log}",
             f"--innodb-buffer-pool-size={buffer_pool}",
-            "--innodb-flush-log-at-trx-commit=2",
-            "--skip-log-bin",
+            *(("--innodb-flush-log-at-trx-commit=1", f"--log-bin={base / 'binlog'}",
+               "--sync-binlog=1", "--binlog-format=ROW",
+               "--server-id=1") if durable else
+              ("--innodb-flush-log-at-trx-commit=2", "--skip-log-bin")),
             "--max-connections=500",
             "--character-set-server=utf8mb4",
         ],
         port, log, 60, f"mysql+pymysql://root@127.0.0.1:{port}",
     )
+
+
+def commits(url: str) -> str:
+    """How the MySQL server at `url` commits, read from its variables: what a benchmark
+    prints beside its numbers."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            log_bin, sync_binlog, row_format, flush = connection.execute(text(
+                "SELECT @@log_bin, @@sync_binlog, @@binlog_format, "
+                "@@innodb_flush_log_at_trx_commit")).one()
+    finally:
+        engine.dispose()
+    binlog = (f"a {row_format} binary log{' synced' if sync_binlog == 1 else ''}"
+              if log_bin else "no binary log")
+    redo = "the redo log flushed" if flush == 1 else f"innodb_flush_log_at_trx_commit={flush}"
+    return f"each commit: {binlog}, {redo}"
 
 
 def redis_server(base: Path) -> Server:
@@ -228,9 +254,9 @@ def serving(name: str, cmd: list[str], log: Path, ready: str,
 
 
 @contextmanager
-def mariadb(base: Path, buffer_pool: str = "256M") -> Iterator[str]:
+def mariadb(base: Path, buffer_pool: str = "256M", durable: bool = False) -> Iterator[str]:
     """A fresh MariaDB on a free port; yields a SQLAlchemy URL (root, no password)."""
-    with mariadb_server(base, buffer_pool).running() as url:
+    with mariadb_server(base, buffer_pool, durable).running() as url:
         yield url
 
 

@@ -1,0 +1,63 @@
+"""The benchmarks measure what a deployment pays: their MariaDB commits as the deployed MySQL
+does (the redo log and a row-based binary log, both flushed to disk at each commit), and the
+reconciliation benchmark runs end to end on it. No time is asserted; bench/ prints the
+ratios."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from tests.servers import mariadb
+
+DEPLOYED = {"log_bin": "1", "sync_binlog": "1", "binlog_format": "ROW",
+            "innodb_flush_log_at_trx_commit": "1"}
+
+
+def _variables(url: str) -> dict[str, str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {name: str(connection.execute(text(f"SELECT @@{name}")).scalar())
+                    for name in DEPLOYED}
+    finally:
+        engine.dispose()
+
+
+def test_a_durable_server_commits_as_the_deployed_mysql_does(tmp_path: Path) -> None:
+    with mariadb(tmp_path / "durable", durable=True) as url:
+        assert _variables(url) == DEPLOYED
+        engine = create_engine(url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("CREATE DATABASE d"))
+                connection.execute(text("CREATE TABLE d.t (id INT PRIMARY KEY)"))
+                connection.execute(text("INSERT INTO d.t VALUES (1)"))
+            with engine.connect() as connection:
+                logs = connection.execute(text("SHOW BINARY LOGS")).all()
+                events = connection.execute(text(f"SHOW BINLOG EVENTS IN '{logs[-1][0]}'")).all()
+        finally:
+            engine.dispose()
+        # (Log_name, Pos, Event_type, …): the INSERT is logged as the row it wrote
+        assert any(str(e[2]).startswith("Write_rows") for e in events), events
+    with mariadb(tmp_path / "tests") as url:
+        assert _variables(url)["innodb_flush_log_at_trx_commit"] == "2"
+        assert _variables(url)["log_bin"] == "0"
+
+
+def test_the_reconciliation_benchmark_runs_end_to_end_on_a_durable_server() -> None:
+    out = subprocess.run([sys.executable, "-m", "bench.reconcile", "--lines", "1000", "2000",
+                          "--buffer-pool", "128M"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "database: each commit: a ROW binary log synced, the redo log flushed" in out.stdout
+    rows = [line.split() for line in out.stdout.splitlines()
+            if re.match(r"\s+[\d,]+\s+[\d.]+s", line)]
+    assert [row[0] for row in rows] == ["999", "1,998"], out.stdout
+    for row in rows:  # "… 994,002, 5,964": most lines matched their payment
+        assert int(row[-2].rstrip(",").replace(",", "")) > 0.9 * int(row[0].replace(",", ""))
+    assert re.search(r"999 -> 1,998 lines \(2x\): time [\d.]+x", out.stdout), out.stdout
