@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import create_engine, func, select, text, update
 
 from service.api.app import create_app
 from service.db import engine as engine_module
-from service.db import migrate
+from service.db import migrate, pipeline
 from service.db.engine import make_engine
 from service.db.models import IdempotencyKey, Payment
 from service.services.context import Context
@@ -42,20 +43,28 @@ BOUND = CONNECT + READ + 1.5
 Call = tuple[str, str, dict[str, Any] | None]
 
 
-@pytest.fixture
-def outage(settings_factory: Callable[..., Settings], tmp_path: Path,
-           ) -> Iterator[tuple[TestClient[Any], Server, Context]]:
+@contextmanager
+def _gateway_on_own_database(settings_factory: Callable[..., Settings], tmp_path: Path,
+                             **overrides: Any) -> Iterator[tuple[TestClient[Any], Server,
+                                                                 Context]]:
     database = mariadb_server(tmp_path / "mariadb")  # our own: this test stops it
     database.start()
     try:
         url = migrated_database(database.url)
         settings = settings_factory(database_url=url, database_connect_timeout_seconds=CONNECT,
-                                    database_timeout_seconds=READ)
+                                    database_timeout_seconds=READ, **overrides)
         ctx = Context.build(settings, CollectorRegistry(), pipelined=True)  # as the gateway
         with TestClient(create_app(settings, ctx)) as client:
             yield client, database, ctx
     finally:
         database.stop()
+
+
+@pytest.fixture
+def outage(settings_factory: Callable[..., Settings], tmp_path: Path,
+           ) -> Iterator[tuple[TestClient[Any], Server, Context]]:
+    with _gateway_on_own_database(settings_factory, tmp_path) as running:
+        yield running
 
 
 def _calls(payment_id: str) -> list[Call]:
@@ -152,6 +161,72 @@ def test_a_hung_database_answers_503_within_the_timeouts_and_recovers(
     after = client.post("/api/v1/payments", json=body("cash"), headers=auth())
     assert after.status_code == 201, after.text
     assert _payments(ctx) == 2
+
+
+def test_a_create_whose_commit_a_hung_database_took_late_is_recovered_by_its_retry(
+        settings_factory: Callable[..., Settings], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database hangs after it has answered the create's first round trip (the key and
+    the payment) and before its COMMIT: the gateway gives up and answers 503. The COMMIT was
+    already on its way, and the server runs it when it wakes, so the payment exists after
+    all. Nothing is lost and nothing is made twice: the key stays locked (409) until
+    IDEMPOTENCY_LOCK_SECONDS pass, then its retry answers with that payment, and the
+    provider is never called for it."""
+    lock = 8  # longer than the 503 takes, so the first retry meets the lock
+    key = random_key()
+    committing = pipeline.Transaction.commit
+    frozen: list[Server] = []
+
+    def hang_before_the_first_commit(transaction: pipeline.Transaction,
+                                     statements: Any = ()) -> Any:
+        if not frozen:
+            frozen.append(database)
+            database.freeze()
+        return committing(transaction, statements)
+
+    # A provider no call reaches (port 9, discard): had the retry called it, the payment
+    # would be unknown.
+    with _gateway_on_own_database(settings_factory, tmp_path, idempotency_lock_seconds=lock,
+                                  provider_simulator_url="http://127.0.0.1:9",
+                                  gateway_public_url="http://127.0.0.1:9",
+                                  ) as (client, database, ctx):
+        monkeypatch.setattr(pipeline.Transaction, "commit", hang_before_the_first_commit)
+        headers = {**auth(), "Idempotency-Key": key}
+        started = time.monotonic()
+        try:
+            first = client.post("/api/v1/payments", json=body(), headers=headers)
+            took = time.monotonic() - started
+        finally:
+            database.thaw()
+        assert frozen, ("the create never reached its COMMIT", first.status_code, first.text)
+        assert first.status_code == 503, first.text
+        assert took < BOUND, took
+        _wait_ready(client, 30)
+        with ctx.sessions() as session:
+            made = session.execute(select(Payment.public_id, Payment.status)).all()
+            held = session.execute(select(IdempotencyKey.state, IdempotencyKey.resource_id)
+                                   ).all()
+        # The COMMIT the gateway gave up on was run when the server woke.
+        assert len(made) == 1 and made[0].status == "processing", made
+        assert [tuple(row) for row in held] == [("in_flight", made[0].public_id)], held
+        answers = []
+        deadline = time.monotonic() + lock + 10
+        while True:
+            retry = client.post("/api/v1/payments", json=body(), headers=headers)
+            answers.append(retry.status_code)
+            if retry.status_code != 409:
+                break
+            assert int(retry.headers["Retry-After"]) >= 1
+            assert time.monotonic() < deadline, answers
+            time.sleep(0.5)
+        assert answers[0] == 409, answers  # its holder may yet be running: wait
+        assert retry.status_code == 201, retry.text
+        assert retry.json()["id"] == made[0].public_id
+        # Recovered, not charged: a provider call would have moved it to unknown.
+        assert retry.json()["status"] == "processing"
+        again = client.post("/api/v1/payments", json=body(), headers=headers)
+        assert again.status_code == 201 and again.json()["id"] == made[0].public_id
+        assert _payments(ctx) == 1
 
 
 def test_workers_ride_out_a_database_outage_and_carry_on(
