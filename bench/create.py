@@ -152,6 +152,7 @@ def main() -> None:
         engine = create_engine(url)
         prepare(engine)
         engine.dispose()
+        print(f"database: {commits(server)}", flush=True)
         ports = {"sim": free_port(), "gateway": free_port(), "bare": free_port()}
         env = base_environ(DATABASE_URL=url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
                            DATA_DIR=str(base / "data"), RATE_LIMIT_PER_MINUTE="100000000",
@@ -229,7 +230,6 @@ def main() -> None:
             spent = statements_per_create(server, "bench", gateway, token, args.provider)
             print("\nper keyed create, from SHOW GLOBAL STATUS over 200 creates: " +
                   ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
-            print(f"database: {commits(server)}")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,16 @@ class Server:
             self.stop()
 
 
-def mariadb_server(base: Path, buffer_pool: str = "256M", durable: bool = False) -> Server:
+# How the deployed mysql:8.4 commits (its defaults): a row-based binary log and the redo log,
+# both flushed to disk before a commit returns.
+DEPLOYED_COMMITS = ("--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1",
+                    "--binlog-format=ROW", "--server-id=1")
+# The tests' server: the redo log flushed once a second, no binary log.
+TEST_COMMITS = ("--innodb-flush-log-at-trx-commit=2", "--skip-log-bin")
+
+
+def mariadb_server(base: Path, buffer_pool: str = "256M", *, durable: bool = False
+                   ) -> Server:
     """A fresh MariaDB data directory and the server for it (not started). Its URL is a
     SQLAlchemy server URL: root, no password, no database.
 
@@ -142,10 +151,7 @@ def mariadb_server(base: Path, buffer_pool: str = "256M", durable: bool = False)
             "--user=root",
             f"--log-error={log}",
             f"--innodb-buffer-pool-size={buffer_pool}",
-            *(("--innodb-flush-log-at-trx-commit=1", f"--log-bin={base / 'binlog'}",
-               "--sync-binlog=1", "--binlog-format=ROW",
-               "--server-id=1") if durable else
-              ("--innodb-flush-log-at-trx-commit=2", "--skip-log-bin")),
+            *((*DEPLOYED_COMMITS, f"--log-bin={base / 'binlog'}") if durable else TEST_COMMITS),
             "--max-connections=500",
             "--character-set-server=utf8mb4",
         ],
@@ -153,20 +159,30 @@ def mariadb_server(base: Path, buffer_pool: str = "256M", durable: bool = False)
     )
 
 
-def commits(url: str) -> str:
-    """How the MySQL server at `url` commits, read from its variables: what a benchmark
-    prints beside its numbers."""
+def commit_settings(url: str) -> dict[str, str]:
+    """The variables that say how the MySQL server at `url` commits."""
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            log_bin, sync_binlog, row_format, flush = connection.execute(text(
+            row = connection.execute(text(
                 "SELECT @@log_bin, @@sync_binlog, @@binlog_format, "
                 "@@innodb_flush_log_at_trx_commit")).one()
     finally:
         engine.dispose()
-    binlog = (f"a {row_format} binary log{' synced' if sync_binlog == 1 else ''}"
-              if log_bin else "no binary log")
-    redo = "the redo log flushed" if flush == 1 else f"innodb_flush_log_at_trx_commit={flush}"
+    return {name: str(value) for name, value in zip(
+        ("log_bin", "sync_binlog", "binlog_format", "innodb_flush_log_at_trx_commit"), row,
+        strict=True)}
+
+
+def commits(url: str) -> str:
+    """How the MySQL server at `url` commits, in words: what a benchmark prints beside its
+    numbers."""
+    found = commit_settings(url)
+    synced = " synced" if found["sync_binlog"] == "1" else f" (sync_binlog={found['sync_binlog']})"
+    binlog = (f"a {found['binlog_format']} binary log{synced}" if found["log_bin"] == "1"
+              else "no binary log")
+    flush = found["innodb_flush_log_at_trx_commit"]
+    redo = "the redo log flushed" if flush == "1" else f"innodb_flush_log_at_trx_commit={flush}"
     return f"each commit: {binlog}, {redo}"
 
 
@@ -254,9 +270,10 @@ def serving(name: str, cmd: list[str], log: Path, ready: str,
 
 
 @contextmanager
-def mariadb(base: Path, buffer_pool: str = "256M", durable: bool = False) -> Iterator[str]:
+def mariadb(base: Path, buffer_pool: str = "256M", *, durable: bool = False
+            ) -> Iterator[str]:
     """A fresh MariaDB on a free port; yields a SQLAlchemy URL (root, no password)."""
-    with mariadb_server(base, buffer_pool, durable).running() as url:
+    with mariadb_server(base, buffer_pool, durable=durable).running() as url:
         yield url
 
 

@@ -118,8 +118,11 @@ class Transaction:
     at a time, and with no statement that could wait on another transaction's lock: a
     server that hangs, or a statement that waits, before the gateway gives up never
     commits the transaction afterwards (the gateway closes the connection, and the server
-    rolls back what it ran of it). Leaving the block without `commit` rolls the
-    transaction back; a batch that fails rolls it back at once."""
+    rolls back what it ran of it). A COMMIT already sent when the server hangs is run when
+    it wakes, as with one statement at a time: the caller has answered 503, and the
+    Idempotency-Key's lock covers that (test_database_outage.py, "recovered by its retry").
+    Leaving the block without `commit` rolls the transaction back; a batch that fails rolls
+    it back at once."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection

@@ -12,25 +12,16 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from tests.servers import mariadb
+from tests.servers import commit_settings, mariadb
 
 DEPLOYED = {"log_bin": "1", "sync_binlog": "1", "binlog_format": "ROW",
             "innodb_flush_log_at_trx_commit": "1"}
-
-
-def _variables(url: str) -> dict[str, str]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return {name: str(connection.execute(text(f"SELECT @@{name}")).scalar())
-                    for name in DEPLOYED}
-    finally:
-        engine.dispose()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_durable_server_commits_as_the_deployed_mysql_does(tmp_path: Path) -> None:
     with mariadb(tmp_path / "durable", durable=True) as url:
-        assert _variables(url) == DEPLOYED
+        assert commit_settings(url) == DEPLOYED
         engine = create_engine(url)
         try:
             with engine.begin() as connection:
@@ -45,14 +36,14 @@ def test_a_durable_server_commits_as_the_deployed_mysql_does(tmp_path: Path) -> 
         # (Log_name, Pos, Event_type, …): the INSERT is logged as the row it wrote
         assert any(str(e[2]).startswith("Write_rows") for e in events), events
     with mariadb(tmp_path / "tests") as url:
-        assert _variables(url)["innodb_flush_log_at_trx_commit"] == "2"
-        assert _variables(url)["log_bin"] == "0"
+        tests = commit_settings(url)
+        assert tests["innodb_flush_log_at_trx_commit"] == "2" and tests["log_bin"] == "0"
 
 
 def test_the_reconciliation_benchmark_runs_end_to_end_on_a_durable_server() -> None:
     out = subprocess.run([sys.executable, "-m", "bench.reconcile", "--lines", "1000", "2000",
                           "--buffer-pool", "128M"],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "database: each commit: a ROW binary log synced, the redo log flushed" in out.stdout
     rows = [line.split() for line in out.stdout.splitlines()

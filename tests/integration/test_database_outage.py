@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,16 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, func, select, text, update
 
 from service.api.app import create_app
+from service.clock import SYSTEM, Clock
 from service.db import engine as engine_module
 from service.db import migrate, pipeline
 from service.db.engine import make_engine
-from service.db.models import IdempotencyKey, Payment
+from service.db.models import IdempotencyKey, Payment, PaymentAttempt
 from service.services.context import Context
 from service.services.creation import Creation
 from service.services.payments import NewPayment, PaymentService
 from service.settings import Settings
+from tests.clock import MovableClock
 from tests.conftest import base_environ, migrated_database, random_key
 from tests.integration.test_api import auth, body
 from tests.integration.workers.conftest import ACCOUNTANT
@@ -45,15 +48,16 @@ Call = tuple[str, str, dict[str, Any] | None]
 
 @contextmanager
 def _gateway_on_own_database(settings_factory: Callable[..., Settings], tmp_path: Path,
-                             **overrides: Any) -> Iterator[tuple[TestClient[Any], Server,
-                                                                 Context]]:
+                             clock: Clock = SYSTEM, **overrides: Any,
+                             ) -> Iterator[tuple[TestClient[Any], Server, Context]]:
     database = mariadb_server(tmp_path / "mariadb")  # our own: this test stops it
     database.start()
     try:
         url = migrated_database(database.url)
         settings = settings_factory(database_url=url, database_connect_timeout_seconds=CONNECT,
                                     database_timeout_seconds=READ, **overrides)
-        ctx = Context.build(settings, CollectorRegistry(), pipelined=True)  # as the gateway
+        ctx = Context.build(settings, CollectorRegistry(), clock=clock,
+                            pipelined=True)  # as the gateway
         with TestClient(create_app(settings, ctx)) as client:
             yield client, database, ctx
     finally:
@@ -164,29 +168,31 @@ def test_a_hung_database_answers_503_within_the_timeouts_and_recovers(
 
 
 def test_a_create_whose_commit_a_hung_database_took_late_is_recovered_by_its_retry(
-        settings_factory: Callable[..., Settings], tmp_path: Path,
+        settings_factory: Callable[..., Settings], tmp_path: Path, clock: MovableClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The database hangs after it has answered the create's first round trip (the key and
-    the payment) and before its COMMIT: the gateway gives up and answers 503. The COMMIT was
-    already on its way, and the server runs it when it wakes, so the payment exists after
-    all. Nothing is lost and nothing is made twice: the key stays locked (409) until
-    IDEMPOTENCY_LOCK_SECONDS pass, then its retry answers with that payment, and the
-    provider is never called for it."""
-    lock = 8  # longer than the 503 takes, so the first retry meets the lock
+    """The database hangs after it has answered a card create's first round trip (the key
+    and the payment) and before its COMMIT: the gateway gives up and answers 503. The COMMIT
+    was already on its way, and the server runs it when it wakes, so the payment exists
+    after all. Nothing is lost and nothing is made twice: the key stays locked (409) until
+    IDEMPOTENCY_LOCK_SECONDS pass, then its retry answers with that payment, and no call
+    goes to the provider for it. (A cash create's COMMIT carries its stored answer: its
+    retry replays it at once.)"""
     key = random_key()
     committing = pipeline.Transaction.commit
-    frozen: list[Server] = []
+    froze = False
 
     def hang_before_the_first_commit(transaction: pipeline.Transaction,
-                                     statements: Any = ()) -> Any:
-        if not frozen:
-            frozen.append(database)
+                                     statements: Sequence[pipeline.Statement] = (),
+                                     ) -> list[pipeline.Step]:
+        nonlocal froze
+        if not froze:
+            froze = True
             database.freeze()
         return committing(transaction, statements)
 
     # A provider no call reaches (port 9, discard): had the retry called it, the payment
     # would be unknown.
-    with _gateway_on_own_database(settings_factory, tmp_path, idempotency_lock_seconds=lock,
+    with _gateway_on_own_database(settings_factory, tmp_path, clock,
                                   provider_simulator_url="http://127.0.0.1:9",
                                   gateway_public_url="http://127.0.0.1:9",
                                   ) as (client, database, ctx):
@@ -198,35 +204,39 @@ def test_a_create_whose_commit_a_hung_database_took_late_is_recovered_by_its_ret
             took = time.monotonic() - started
         finally:
             database.thaw()
-        assert frozen, ("the create never reached its COMMIT", first.status_code, first.text)
+        assert froze, ("the create never reached its COMMIT", first.status_code, first.text)
         assert first.status_code == 503, first.text
         assert took < BOUND, took
         _wait_ready(client, 30)
+        # The COMMIT the gateway gave up on is run by the woken server.
+        deadline = time.monotonic() + 10
+        while not (made := _made(ctx)):
+            assert time.monotonic() < deadline, "the woken server never ran the COMMIT"
+            time.sleep(0.1)
+        [(public_id, status)] = made
+        assert status == "processing"
         with ctx.sessions() as session:
-            made = session.execute(select(Payment.public_id, Payment.status)).all()
-            held = session.execute(select(IdempotencyKey.state, IdempotencyKey.resource_id)
-                                   ).all()
-        # The COMMIT the gateway gave up on was run when the server woke.
-        assert len(made) == 1 and made[0].status == "processing", made
-        assert [tuple(row) for row in held] == [("in_flight", made[0].public_id)], held
-        answers = []
-        deadline = time.monotonic() + lock + 10
-        while True:
-            retry = client.post("/api/v1/payments", json=body(), headers=headers)
-            answers.append(retry.status_code)
-            if retry.status_code != 409:
-                break
-            assert int(retry.headers["Retry-After"]) >= 1
-            assert time.monotonic() < deadline, answers
-            time.sleep(0.5)
-        assert answers[0] == 409, answers  # its holder may yet be running: wait
+            held = [tuple(row) for row in session.execute(
+                select(IdempotencyKey.state, IdempotencyKey.resource_id)).all()]
+        assert held == [("in_flight", public_id)], held
+        busy = client.post("/api/v1/payments", json=body(), headers=headers)
+        assert busy.status_code == 409, busy.text  # its holder may yet be running: wait
+        assert int(busy.headers["Retry-After"]) <= ctx.settings.idempotency_lock_seconds
+        clock.advance(timedelta(seconds=ctx.settings.idempotency_lock_seconds))
+        retry = client.post("/api/v1/payments", json=body(), headers=headers)
         assert retry.status_code == 201, retry.text
-        assert retry.json()["id"] == made[0].public_id
-        # Recovered, not charged: a provider call would have moved it to unknown.
-        assert retry.json()["status"] == "processing"
+        assert (retry.json()["id"], retry.json()["status"]) == (public_id, "processing")
         again = client.post("/api/v1/payments", json=body(), headers=headers)
-        assert again.status_code == 201 and again.json()["id"] == made[0].public_id
+        assert again.status_code == 201 and again.json()["id"] == public_id
         assert _payments(ctx) == 1
+        with ctx.sessions() as session:  # recovered, not charged: no call was made
+            assert session.scalar(select(func.count()).select_from(PaymentAttempt)) == 0
+
+
+def _made(ctx: Context) -> list[tuple[str, str]]:
+    with ctx.sessions() as session:
+        return [(row.public_id, row.status)
+                for row in session.execute(select(Payment.public_id, Payment.status))]
 
 
 def test_workers_ride_out_a_database_outage_and_carry_on(
