@@ -32,16 +32,19 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
-from service.db.models import BankStatement
+from service.db.models import BankStatement, LiveCount
+from service.db.triggers.counts import COUNTED_BY_STATEMENT
 from service.domain.status import PaymentStatus
 from service.reconciliation.rules import Candidate, Finding, Line
 from service.reconciliation.scope import (
     FINDINGS,
     LINES,
     PAYMENTS,
+    SCOPE_PROVIDERS,
     days_apart,
     in_scope,
     judged,
@@ -51,6 +54,7 @@ from service.reconciliation.scope import (
 
 S = PaymentStatus
 STATEMENTS = cast(Table, BankStatement.__table__)
+LIVE = cast(Table, LiveCount.__table__)
 
 
 @dataclass(frozen=True)
@@ -253,15 +257,58 @@ def confirm(connection: Connection, chunk: Bounds, part: tuple[int, int] = (0, 1
     # A match always names its payment; "IS NOT NULL" in SQL made MariaDB filter the
     # findings by a range over every finding with a payment (it grows with the history).
     ids = [i for i in connection.execute(found).scalars() if i is not None]
-    if not ids:
-        return 0
+    return confirm_payments(connection, ids, shard=index) if ids else 0
+
+
+def confirm_payments(connection: Connection, ids: Sequence[int], shard: int = 0) -> int:
+    """Move those of `ids` that await verification, of a provider reconciliation covers, to
+    confirmed; how many moved.
+
+    On MySQL the moves are counted here, not by the update trigger row by row: one UPDATE
+    per provider says how many of its payments left the queue, and one statement takes
+    them off its count (in counter row `shard`: the confirm's parts use different rows and
+    never wait on each other). The rows a payment's trigger would have used hold the rest of
+    the count, so a counter row may go below zero; the exporter reads their sum. Any payment
+    that moved otherwise in the meantime (a worker confirmed it, an operator changed its
+    provider) is left out by the WHERE, and so is not counted."""
     now = utcnow()
-    # awaiting_verification -> confirmed is a legal move; the WHERE keeps it so.
-    return max(connection.execute(
-        update(PAYMENTS)
-        .where(PAYMENTS.c.id.in_(ids), PAYMENTS.c.status == S.AWAITING_VERIFICATION.value)
-        .values(status=S.CONFIRMED.value, updated_by="reconciliation", updated_at=now,
-                completed_at=now, next_check_at=None)).rowcount, 0)
+    counting = connection.dialect.name == "mysql"
+    moved = 0
+    if counting:
+        connection.execute(text(f"SET {COUNTED_BY_STATEMENT} = 1"))
+    try:
+        for provider in SCOPE_PROVIDERS:
+            # awaiting_verification -> confirmed is a legal move; the WHERE keeps it so.
+            n = max(connection.execute(
+                update(PAYMENTS)
+                .where(PAYMENTS.c.id.in_(ids), PAYMENTS.c.provider_code == provider,
+                       PAYMENTS.c.status == S.AWAITING_VERIFICATION.value)
+                .values(status=S.CONFIRMED.value, updated_by="reconciliation",
+                        updated_at=now, completed_at=now, next_check_at=None)).rowcount, 0)
+            if n and counting:
+                _uncount(connection, provider, S.AWAITING_VERIFICATION.value, n, shard)
+            moved += n
+    finally:
+        if counting:
+            try:
+                connection.execute(text(f"SET {COUNTED_BY_STATEMENT} = NULL"))
+            except Exception:
+                # The connection is broken (its transaction is lost with it): it must not
+                # go back to the pool still set.
+                connection.invalidate()
+                raise
+    return moved
+
+
+def _uncount(connection: Connection, provider: str, status: str, n: int, shard: int) -> None:
+    """Take `n` payments off the ('waiting', provider, status) count, as the trigger would
+    have, one by one (service/db/triggers/counts.py)."""
+    key = and_(LIVE.c.kind == "waiting", LIVE.c.label_a == provider, LIVE.c.label_b == status,
+               LIVE.c.shard == shard)
+    if connection.execute(update(LIVE).where(key).values(n=LIVE.c.n - n)).rowcount == 0:
+        connection.execute(mysql_insert(LIVE).values(
+            kind="waiting", label_a=provider, label_b=status, shard=shard, n=-n
+        ).on_duplicate_key_update(n=LIVE.c.n - n))
 
 
 def checkpoint(connection: Connection, chunk: Bounds) -> None:

@@ -9,12 +9,13 @@ import random
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 
 from service.clock import utcnow
 from service.db import migrate
 from service.db.models import LiveCount, Payment, PaymentReconciliation, PaymentRefund
 from service.domain.status import PaymentStatus
+from service.reconciliation import storage
 from service.reconciliation.rules import ISSUE_TYPES
 from service.workers.exporter import WAITING
 
@@ -119,6 +120,38 @@ def test_the_kept_counts_equal_the_tables_after_every_kind_of_write(engine: Engi
     assert _kept(engine, "waiting") == waiting
     assert _kept(engine, "open_issue") == issues
     assert sum(issues.values()) > 0
+
+
+def test_a_reconciliation_confirm_counts_its_own_moves_and_only_them(engine: Engine) -> None:
+    """On MySQL a confirm takes what it moved off the count in one statement, with the
+    trigger told to leave those moves out: what it counts is what moved (not what it was
+    asked to move), and the same connection's next moves are counted by the trigger again."""
+    rng = random.Random(5)
+    ids = _payments(engine, rng, 240)
+    with engine.begin() as c:
+        c.execute(update(Payment).where(Payment.id.in_(ids[:120]))
+                  .values(provider_code="bank_transfer", status="awaiting_verification"))
+        # Moved by others since the statement named them: out of the confirm's reach.
+        c.execute(update(Payment).where(Payment.id.in_(ids[:10])).values(status="confirmed"))
+        c.execute(update(Payment).where(Payment.id.in_(ids[10:20])).values(status="unknown"))
+        c.execute(update(Payment).where(Payment.id.in_(ids[20:30])).values(provider_code="visa"))
+    asked = ids[:60] + ids[130:200]  # with payments of any provider and status
+    with engine.connect() as c:
+        will_move = c.scalar(select(func.count()).where(
+            Payment.id.in_(asked), Payment.provider_code == "bank_transfer",
+            Payment.status == "awaiting_verification"))
+    assert will_move
+    with engine.begin() as c:
+        assert storage.confirm_payments(c, asked, shard=1) == will_move
+        if engine.dialect.name == "mysql":
+            assert c.scalar(text("SELECT @confirms_counted_by_statement")) is None
+        # The same connection and transaction, as a verification worker's confirm would be.
+        c.execute(update(Payment).where(Payment.id.in_(ids[60:90]),
+                                        Payment.status == "awaiting_verification")
+                  .values(status="confirmed", updated_by="worker"))
+    waiting, _ = _counted(engine)
+    assert _kept(engine, "waiting") == waiting
+    assert waiting[("bank_transfer", "awaiting_verification")] > 0
 
 
 def test_a_migrated_database_starts_with_its_existing_queue_counted(
