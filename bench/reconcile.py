@@ -12,6 +12,11 @@ amount, 0.5% unknown to us, and a few payments missing from it. The run executes
 process, so its peak RSS is its own. Prints seconds, the ratios to csv and LOAD DATA, peak
 RSS and lines per second, then how time grew from one size to the next (linear is 10x).
 
+`--floor` also times, on a fresh database of the same size, the one part of a run no
+matching can avoid: moving every payment the statement settles from awaiting_verification
+to confirmed, chunk by chunk on the run's two confirm threads, with what the schema does
+for each moved row (its audit row, its indexes, the binary log), and nothing else.
+
 The throwaway server commits as the deployed MySQL does: the redo log and a row-based
 binary log flushed to disk at each commit (`--fast-commits`: as the tests run it, without).
 """
@@ -129,11 +134,60 @@ def child(url: str, inbox: Path) -> None:
                       "matched": result.matched, "issues": result.issues}))
 
 
-def measure(server: str, lines: int, base: Path) -> dict[str, float]:
+def _database(server: str) -> str:
     name = f"nc_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server)
     with admin.begin() as c:
         c.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    admin.dispose()
+    return name
+
+
+def _drop(server: str, name: str) -> None:
+    admin = create_engine(server)
+    with admin.begin() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
+def moves_alone(server: str, count: int) -> float:
+    """Seconds to move `count` payments awaiting verification to confirmed as a run's
+    confirm does (storage.confirm_payments on chunks of runner.CHUNK ids, split over the
+    Confirmer's threads by id), without the matching that finds them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.reconciliation import runner, storage
+
+    name = _database(server)
+    engine = create_engine(f"{server}/{name}", isolation_level="READ COMMITTED",
+                           pool_size=runner.Confirmer.PARTS)
+    parts = runner.Confirmer.PARTS
+
+    def move(ids: list[int], shard: int) -> int:
+        with engine.begin() as c:
+            return storage.confirm_payments(c, ids, shard)
+
+    try:
+        prepare(engine)
+        fill_payments(engine, count)
+        moved = 0
+        started = time.perf_counter()
+        with ThreadPoolExecutor(parts) as pool:
+            for first in range(1, count + 1, runner.CHUNK):
+                chunk = range(first, min(first + runner.CHUNK, count + 1))
+                moved += sum(pool.map(move, [[i for i in chunk if i % parts == part]
+                                             for part in range(parts)], range(parts)))
+        elapsed = time.perf_counter() - started
+        if moved != count:
+            raise RuntimeError(f"moved {moved} of {count} payments")
+        return elapsed
+    finally:
+        engine.dispose()
+        _drop(server, name)
+
+
+def measure(server: str, lines: int, base: Path) -> dict[str, float]:
+    name = _database(server)
     url = f"{server}/{name}"
     engine = create_engine(url, connect_args={"local_infile": True})
     try:
@@ -149,9 +203,7 @@ def measure(server: str, lines: int, base: Path) -> dict[str, float]:
         run = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         engine.dispose()
-        with admin.begin() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.dispose()
+        _drop(server, name)
     return {"lines": run["lines"], "seconds": run["seconds"], "csv": read, "load": loaded,
             "rss_mb": run["rss_mb"], "matched": run["matched"],
             "issues": sum(run["issues"].values())}
@@ -169,6 +221,8 @@ def main() -> None:
     parser.add_argument("--fast-commits", action="store_true",
                         help="run the throwaway server as the tests do, with no flush to "
                              "disk at commit and no binary log (default: as deployed)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the payment moves alone, for each size")
     parser.add_argument("--child", nargs=2, metavar=("URL", "INBOX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -190,6 +244,11 @@ def main() -> None:
                   f"{r['seconds'] / r['load']:>5.1f}x {r['rss_mb']:>7.0f}MB "
                   f"{r['lines'] / r['seconds']:>8,.0f}  {r['matched']:,}, {r['issues']:,}",
                   flush=True)
+            if args.floor:
+                alone = moves_alone(server, lines)
+                print(f"{'':>10} moving all {lines:,} payments to confirmed alone: "
+                      f"{alone:.1f}s, {alone / r['load']:.1f}x LOAD DATA, "
+                      f"{alone / r['seconds']:.0%} of the run", flush=True)
         for before, after in itertools.pairwise(results):
             print(f"{before['lines']:,} -> {after['lines']:,} lines "
                   f"({after['lines'] / before['lines']:.0f}x): time "

@@ -42,7 +42,7 @@ def test_a_durable_server_commits_as_the_deployed_mysql_does(tmp_path: Path) -> 
 
 def test_the_reconciliation_benchmark_runs_end_to_end_on_a_durable_server() -> None:
     out = subprocess.run([sys.executable, "-m", "bench.reconcile", "--lines", "1000", "2000",
-                          "--buffer-pool", "128M"],
+                          "--buffer-pool", "128M", "--floor"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "database: each commit: a ROW binary log synced, the redo log flushed" in out.stdout
@@ -52,3 +52,6 @@ def test_the_reconciliation_benchmark_runs_end_to_end_on_a_durable_server() -> N
     for row in rows:  # "… 994,002, 5,964": most lines matched their payment
         assert int(row[-2].rstrip(",").replace(",", "")) > 0.9 * int(row[0].replace(",", ""))
     assert re.search(r"999 -> 1,998 lines \(2x\): time [\d.]+x", out.stdout), out.stdout
+    # The moves alone, on a database of their own: every payment moved, or the bench fails.
+    assert len(re.findall(r"moving all [\d,]+ payments to confirmed alone: [\d.]+s, "
+                          r"[\d.]+x LOAD DATA", out.stdout)) == 2, out.stdout
