@@ -10,9 +10,11 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from service.clock import utcnow
 from service.db import migrate
+from service.db.availability import is_busy
 from service.db.models import LiveCount, Payment, PaymentReconciliation, PaymentRefund
 from service.domain.status import PaymentStatus
 from service.reconciliation import storage
@@ -152,6 +154,33 @@ def test_a_reconciliation_confirm_counts_its_own_moves_and_only_them(engine: Eng
     waiting, _ = _counted(engine)
     assert _kept(engine, "waiting") == waiting
     assert waiting[("bank_transfer", "awaiting_verification")] > 0
+
+
+def test_a_confirm_the_database_refuses_as_busy_leaves_its_connection_counting(
+        engine: Engine) -> None:
+    """A confirm whose UPDATE waits too long on a payment's lock raises the database's busy
+    error (the run retries the chunk on it), not an error of its own clean-up; the
+    connection is left with the variable unset, and the retry counts what it moves."""
+    if engine.dialect.name != "mysql":
+        pytest.skip("a MySQL lock wait")
+    ids = _payments(engine, random.Random(9), 40)
+    with engine.begin() as c:
+        c.execute(update(Payment).where(Payment.id.in_(ids))
+                  .values(provider_code="bank_transfer", status="awaiting_verification"))
+    with engine.connect() as blocker, engine.connect() as c:
+        blocker.execute(select(Payment.id).where(Payment.id == ids[-1]).with_for_update())
+        c.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))
+        c.commit()
+        with pytest.raises(OperationalError) as refused, c.begin():
+            storage.confirm_payments(c, ids, shard=0)
+        assert is_busy(refused.value)
+        assert c.scalar(text("SELECT @confirms_counted_by_statement")) is None
+        c.rollback()
+        blocker.rollback()
+    with engine.begin() as c:
+        assert storage.confirm_payments(c, ids, shard=0) == len(ids)
+    waiting, _ = _counted(engine)
+    assert _kept(engine, "waiting") == waiting
 
 
 def test_a_migrated_database_starts_with_its_existing_queue_counted(
