@@ -178,11 +178,11 @@ class Confirmer:
     """Confirms each judged chunk, then moves its checkpoint, chunk after chunk.
 
     On MySQL the confirm runs on threads of their own, each with its own connection, while
-    the next chunk is judged: the confirm UPDATE and its triggers (the audit trail, the live
-    counts) are most of a run's database work, and the judging alone left the second core
-    idle. PARTS threads split a chunk's payments by id modulo PARTS: they lock disjoint
-    payments and, as the live counts are sharded by id modulo a multiple of PARTS, disjoint
-    counter rows. The judging of the next chunk takes no lock a confirm holds, except for
+    the next chunk is judged: the confirm UPDATE and its audit trigger are most of a run's
+    database work, and the judging alone left the second core idle. PARTS threads split a
+    chunk's payments by id modulo PARTS: they lock disjoint payments and, as each part
+    counts its moves in a counter row of its own number (storage.confirm_payments),
+    disjoint counter rows. The judging of the next chunk takes no lock a confirm holds, except for
     a duplicate line naming a payment the confirm is settling (its foreign key check): a
     deadlock there is retried after the confirm has committed. At most one chunk is ahead
     of its confirm; a failed confirm stops the run at the next chunk, with the checkpoint

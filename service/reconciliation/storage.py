@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import utcnow
@@ -262,17 +263,18 @@ def confirm(connection: Connection, chunk: Bounds, part: tuple[int, int] = (0, 1
 
 def confirm_payments(connection: Connection, ids: Sequence[int], shard: int = 0) -> int:
     """Move those of `ids` that await verification, of a provider reconciliation covers, to
-    confirmed; how many moved.
+    confirmed; how many moved. A payment whose provider changed since its line matched is
+    no longer reconciliation's to settle: it stays as it is.
 
     On MySQL the moves are counted here, not by the update trigger row by row: one UPDATE
     per provider says how many of its payments left the queue, and one statement takes
-    them off its count (in counter row `shard`: the confirm's parts use different rows and
-    never wait on each other). The rows a payment's trigger would have used hold the rest of
-    the count, so a counter row may go below zero; the exporter reads their sum. Any payment
-    that moved otherwise in the meantime (a worker confirmed it, an operator changed its
-    provider) is left out by the WHERE, and so is not counted."""
+    them off its count, in counter row `shard` (the confirm's parts pass their own numbers,
+    so they never wait on each other's counter). The rows the trigger uses hold the rest
+    of the count, so one counter row may go below zero; the exporter reads their sum. A
+    payment another writer moved in the meantime is left out by the WHERE, so it is
+    counted once, by that writer's trigger."""
     now = utcnow()
-    counting = connection.dialect.name == "mysql"
+    counting = connection.dialect.name != "sqlite"
     moved = 0
     if counting:
         connection.execute(text(f"SET {COUNTED_BY_STATEMENT} = 1"))
@@ -288,21 +290,33 @@ def confirm_payments(connection: Connection, ids: Sequence[int], shard: int = 0)
             if n and counting:
                 _uncount(connection, provider, S.AWAITING_VERIFICATION.value, n, shard)
             moved += n
-    finally:
+    except BaseException:
         if counting:
-            try:
-                connection.execute(text(f"SET {COUNTED_BY_STATEMENT} = NULL"))
-            except Exception:
-                # The connection is broken (its transaction is lost with it): it must not
-                # go back to the pool still set.
-                connection.invalidate()
-                raise
+            _unset(connection)  # the caller sees the failure, not this clean-up's
+        raise
+    if counting:
+        try:
+            connection.execute(text(f"SET {COUNTED_BY_STATEMENT} = NULL"))
+        except SQLAlchemyError:
+            _unset(connection)
+            raise
     return moved
 
 
+def _unset(connection: Connection) -> None:
+    """Leave no pooled connection with COUNTED_BY_STATEMENT set: unset it, or drop the
+    connection (a lost one is dropped already)."""
+    if connection.invalidated:
+        return
+    try:
+        connection.execute(text(f"SET {COUNTED_BY_STATEMENT} = NULL"))
+    except SQLAlchemyError:
+        connection.invalidate()
+
+
 def _uncount(connection: Connection, provider: str, status: str, n: int, shard: int) -> None:
-    """Take `n` payments off the ('waiting', provider, status) count, as the trigger would
-    have, one by one (service/db/triggers/counts.py)."""
+    """Take `n` payments off the ('waiting', provider, status) count: what the trigger
+    (service/db/triggers/counts.py) would have done for each of them."""
     key = and_(LIVE.c.kind == "waiting", LIVE.c.label_a == provider, LIVE.c.label_b == status,
                LIVE.c.shard == shard)
     if connection.execute(update(LIVE).where(key).values(n=LIVE.c.n - n)).rowcount == 0:

@@ -6,6 +6,8 @@ and reopened. On MariaDB and on SQLite, whose triggers are written separately.""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.clock import utcnow
 from service.db import migrate
-from service.db.availability import is_busy
+from service.db.availability import is_busy, is_unavailable
 from service.db.models import LiveCount, Payment, PaymentReconciliation, PaymentRefund
 from service.domain.status import PaymentStatus
 from service.reconciliation import storage
@@ -151,6 +153,16 @@ def test_a_reconciliation_confirm_counts_its_own_moves_and_only_them(engine: Eng
         c.execute(update(Payment).where(Payment.id.in_(ids[60:90]),
                                         Payment.status == "awaiting_verification")
                   .values(status="confirmed", updated_by="worker"))
+    if engine.dialect.name == "mysql":
+        # Only awaiting_verification -> confirmed is the writer's to count: other moves made
+        # while the variable is set are counted by the trigger.
+        with engine.begin() as c:
+            c.execute(text("SET @confirms_counted_by_statement = 1"))
+            c.execute(update(Payment).where(Payment.id.in_(ids[10:20]))  # unknown ones
+                      .values(status="confirmed"))
+            c.execute(update(Payment).where(Payment.id.in_(ids[90:100]))
+                      .values(status="processing"))
+            c.execute(text("SET @confirms_counted_by_statement = NULL"))
     waiting, _ = _counted(engine)
     assert _kept(engine, "waiting") == waiting
     assert waiting[("bank_transfer", "awaiting_verification")] > 0
@@ -176,7 +188,53 @@ def test_a_confirm_the_database_refuses_as_busy_leaves_its_connection_counting(
         assert is_busy(refused.value)
         assert c.scalar(text("SELECT @confirms_counted_by_statement")) is None
         c.rollback()
+        c.execute(text("SET SESSION innodb_lock_wait_timeout = DEFAULT"))
+        c.commit()
         blocker.rollback()
+    with engine.begin() as c:
+        assert storage.confirm_payments(c, ids, shard=0) == len(ids)
+    waiting, _ = _counted(engine)
+    assert _kept(engine, "waiting") == waiting
+
+
+def test_a_confirm_whose_connection_is_killed_reports_the_lost_connection(
+        engine: Engine) -> None:
+    """The server drops the confirm's connection while its UPDATE waits on a lock: the
+    caller gets the lost connection (an outage the run resumes after), not the failed
+    clean-up on a dead connection, and no pooled connection is left with the variable."""
+    if engine.dialect.name != "mysql":
+        pytest.skip("a MySQL KILL")
+    ids = _payments(engine, random.Random(13), 20)
+    with engine.begin() as c:
+        c.execute(update(Payment).where(Payment.id.in_(ids))
+                  .values(provider_code="bank_transfer", status="awaiting_verification"))
+    failed: list[BaseException] = []
+    with engine.connect() as blocker:
+        blocker.execute(select(Payment.id).where(Payment.id == ids[-1]).with_for_update())
+        with engine.connect() as c:
+            victim = c.scalar(text("SELECT CONNECTION_ID()"))
+            c.commit()
+
+            def confirm() -> None:
+                try:
+                    with c.begin():
+                        storage.confirm_payments(c, ids, shard=0)
+                except BaseException as exc:
+                    failed.append(exc)
+
+            worker = threading.Thread(target=confirm)
+            worker.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not blocker.scalar(text(
+                    "SELECT COUNT(*) FROM information_schema.processlist "
+                    f"WHERE id = {victim} AND state LIKE '%lock%'")):
+                time.sleep(0.05)
+            blocker.execute(text(f"KILL {victim}"))
+            worker.join(10)
+        blocker.rollback()
+    assert len(failed) == 1 and is_unavailable(failed[0]), failed
+    with engine.connect() as c:
+        assert c.scalar(text("SELECT @confirms_counted_by_statement")) is None
     with engine.begin() as c:
         assert storage.confirm_payments(c, ids, shard=0) == len(ids)
     waiting, _ = _counted(engine)

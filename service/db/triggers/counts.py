@@ -15,11 +15,13 @@ WAITING = "(" + ", ".join(f"'{s}'" for s in (
 
 
 # A session variable: while it is 1, the update trigger leaves out moves from
-# awaiting_verification to confirmed, and the writer adds them to the counts itself, one
-# statement for a whole chunk (reconciliation/storage.py, confirm). On MySQL a trigger runs
-# per row, and its counter UPDATE was a fifth of a confirm's cost. Any other move that
-# statement makes is still counted here; the writer sets the variable back to NULL at once.
+# awaiting_verification to confirmed, and the writer takes them off the counts itself, one
+# statement for a whole chunk (reconciliation/storage.py, confirm_payments). On MySQL a
+# trigger runs per row, and its counter UPDATE was about a sixth of a confirm's cost. Any
+# other move is still counted here; the writer sets the variable back to NULL at once.
 COUNTED_BY_STATEMENT = "@confirms_counted_by_statement"
+_AWAITING = PaymentStatus.AWAITING_VERIFICATION.value
+_CONFIRMED = PaymentStatus.CONFIRMED.value
 
 
 def _mysql_add(kind: str, a: str, b: str, row: str, step: int) -> str:
@@ -57,8 +59,8 @@ CREATE TRIGGER trg_payments_count_update AFTER UPDATE ON payments
 FOR EACH ROW
 BEGIN
   IF NOT (OLD.status <=> NEW.status AND OLD.provider_code <=> NEW.provider_code)
-     AND NOT ({COUNTED_BY_STATEMENT} <=> 1 AND OLD.status = 'awaiting_verification'
-              AND NEW.status = 'confirmed' AND OLD.provider_code <=> NEW.provider_code) THEN
+     AND NOT ({COUNTED_BY_STATEMENT} <=> 1 AND OLD.status = '{_AWAITING}'
+              AND NEW.status = '{_CONFIRMED}' AND OLD.provider_code <=> NEW.provider_code) THEN
     IF OLD.status IN {WAITING} AND (NEW.status NOT IN {WAITING}
         OR OLD.provider_code < NEW.provider_code
         OR (OLD.provider_code = NEW.provider_code AND OLD.status < NEW.status)) THEN

@@ -77,10 +77,16 @@ NOT_COUNTED_BY_STATEMENT = (
 def _replace(condition: str) -> None:
     if op.get_bind().dialect.name == "sqlite":
         return
-    # MySQL commits each DDL statement: between the DROP and the CREATE there is no update
-    # trigger. Like every migration, this one runs with the gateway and workers stopped.
-    op.execute("DROP TRIGGER IF EXISTS trg_payments_count_update")
-    op.execute(_update_trigger(condition).strip())
+    # MySQL commits each DDL statement, and has no CREATE OR REPLACE TRIGGER. Old gateway
+    # tasks keep serving while the first new one migrates (docs/operators/swarm.md), so a
+    # payment moved between the DROP and the CREATE would never be counted: the table is
+    # locked for writing across both, for the moment they take.
+    op.execute("LOCK TABLES payments WRITE")
+    try:
+        op.execute("DROP TRIGGER IF EXISTS trg_payments_count_update")
+        op.execute(_update_trigger(condition).strip())
+    finally:
+        op.execute("UNLOCK TABLES")
 
 
 def upgrade() -> None:
