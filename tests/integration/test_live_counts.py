@@ -241,6 +241,44 @@ def test_a_confirm_whose_connection_is_killed_reports_the_lost_connection(
     assert _kept(engine, "waiting") == waiting
 
 
+def test_replacing_the_count_trigger_while_payments_move_loses_no_move(
+        engine: Engine) -> None:
+    """Migration 0007 replaces the update trigger while old gateway tasks may still be
+    moving payments: a move between its DROP and its CREATE would never be counted. A
+    writer moves payments without pause while the revision is taken off and put back."""
+    if engine.dialect.name != "mysql":
+        pytest.skip("SQLite's triggers are not replaced")
+    ids = _payments(engine, random.Random(17), 40)
+    stop = threading.Event()
+    moves = {"n": 0}
+
+    failed: list[BaseException] = []
+
+    def writer() -> None:
+        flip = ["processing", "awaiting_verification"]
+        try:
+            while not stop.is_set():
+                with engine.begin() as c:
+                    c.execute(update(Payment).where(Payment.id.in_(ids))
+                              .values(status=flip[moves["n"] % 2]))
+                moves["n"] += 1
+        except BaseException as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=writer)
+    worker.start()
+    try:
+        for _ in range(5):
+            migrate.downgrade(engine, "0006")
+            migrate.upgrade(engine)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert not failed and moves["n"] > 10, failed
+    waiting, _ = _counted(engine)
+    assert _kept(engine, "waiting") == waiting
+
+
 def test_a_migrated_database_starts_with_its_existing_queue_counted(
         engine: Engine) -> None:
     migrate.downgrade(engine, "0004")
