@@ -168,6 +168,24 @@ def test_a_reconciliation_confirm_counts_its_own_moves_and_only_them(engine: Eng
     assert waiting[("bank_transfer", "awaiting_verification")] > 0
 
 
+def _awaiting_bank_transfers(engine: Engine, rng: random.Random, count: int) -> list[int]:
+    """`count` payments reconciliation may confirm (bank transfers awaiting verification)."""
+    ids = _payments(engine, rng, count)
+    with engine.begin() as c:
+        c.execute(update(Payment).where(Payment.id.in_(ids))
+                  .values(provider_code="bank_transfer", status="awaiting_verification"))
+    return ids
+
+
+def _confirmed_and_counted(engine: Engine, ids: list[int]) -> None:
+    """The confirm tried again, with nothing in its way, moves them all, and the kept
+    counts equal the table's."""
+    with engine.begin() as c:
+        assert storage.confirm_payments(c, ids, shard=0) == len(ids)
+    waiting, _ = _counted(engine)
+    assert _kept(engine, "waiting") == waiting
+
+
 def test_a_confirm_the_database_refuses_as_busy_leaves_its_connection_counting(
         engine: Engine) -> None:
     """A confirm whose UPDATE waits too long on a payment's lock raises the database's busy
@@ -175,10 +193,7 @@ def test_a_confirm_the_database_refuses_as_busy_leaves_its_connection_counting(
     connection is left with the variable unset, and the retry counts what it moves."""
     if engine.dialect.name != "mysql":
         pytest.skip("a MySQL lock wait")
-    ids = _payments(engine, random.Random(9), 40)
-    with engine.begin() as c:
-        c.execute(update(Payment).where(Payment.id.in_(ids))
-                  .values(provider_code="bank_transfer", status="awaiting_verification"))
+    ids = _awaiting_bank_transfers(engine, random.Random(9), 40)
     with engine.connect() as blocker, engine.connect() as c:
         blocker.execute(select(Payment.id).where(Payment.id == ids[-1]).with_for_update())
         c.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))
@@ -191,10 +206,7 @@ def test_a_confirm_the_database_refuses_as_busy_leaves_its_connection_counting(
         c.execute(text("SET SESSION innodb_lock_wait_timeout = DEFAULT"))
         c.commit()
         blocker.rollback()
-    with engine.begin() as c:
-        assert storage.confirm_payments(c, ids, shard=0) == len(ids)
-    waiting, _ = _counted(engine)
-    assert _kept(engine, "waiting") == waiting
+    _confirmed_and_counted(engine, ids)
 
 
 def test_a_confirm_whose_connection_is_killed_reports_the_lost_connection(
@@ -204,10 +216,7 @@ def test_a_confirm_whose_connection_is_killed_reports_the_lost_connection(
     clean-up on a dead connection, and no pooled connection is left with the variable."""
     if engine.dialect.name != "mysql":
         pytest.skip("a MySQL KILL")
-    ids = _payments(engine, random.Random(13), 20)
-    with engine.begin() as c:
-        c.execute(update(Payment).where(Payment.id.in_(ids))
-                  .values(provider_code="bank_transfer", status="awaiting_verification"))
+    ids = _awaiting_bank_transfers(engine, random.Random(13), 20)
     failed: list[BaseException] = []
     with engine.connect() as blocker:
         blocker.execute(select(Payment.id).where(Payment.id == ids[-1]).with_for_update())
@@ -235,10 +244,7 @@ def test_a_confirm_whose_connection_is_killed_reports_the_lost_connection(
     assert len(failed) == 1 and is_unavailable(failed[0]), failed
     with engine.connect() as c:
         assert c.scalar(text("SELECT @confirms_counted_by_statement")) is None
-    with engine.begin() as c:
-        assert storage.confirm_payments(c, ids, shard=0) == len(ids)
-    waiting, _ = _counted(engine)
-    assert _kept(engine, "waiting") == waiting
+    _confirmed_and_counted(engine, ids)
 
 
 def test_replacing_the_count_trigger_while_payments_move_loses_no_move(
