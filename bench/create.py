@@ -2,7 +2,7 @@
 server, in interleaved rounds; and what one create costs the database.
 
     .venv/bin/python bench/create.py [--rounds 3] [--seconds 10] [--provider visa]
-                                     [--fast-commits]
+                                     [--fast-commits] [--floor]
 
 Starts a throwaway MariaDB and Redis, the provider simulator, one gateway process and the
 bare app (bench/bare.py) under the same uvicorn settings, and drives each with wrk (Debian's
@@ -11,21 +11,28 @@ each round, then the median ratio and its spread, then the statements and commit
 create costs, read from the server's status counters. The MariaDB commits as the deployed
 MySQL does: the redo log and a row-based binary log flushed to disk at each commit
 (`--fast-commits`: as the tests run it, without).
+
+`--floor` adds, in each round, the create's floor (bench/floor.py): the same statements in
+the same round trips and the same provider call, with nothing else the gateway does, on the
+same server. Its ratio to the echo is the most any keyed create on this stack can reach.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from service.api.auth import mint
 from service.db.migrate import prepare
@@ -77,6 +84,30 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    # Milliseconds of CPU per request, of each watched process (wrk(..., watch=...)).
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+
+
+def pid_serving(port: int) -> int:
+    """The process started with `--port <port>` (or `--port=<port>`): read from /proc."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if f"--port={port}" in argv or any(a == "--port" and b == str(port)
+                                          for a, b in itertools.pairwise(argv)):
+            return int(entry.name)
+    raise LookupError(f"no process serves port {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU so far (/proc/<pid>/stat, fields 14 and 15)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(value: str) -> float:
@@ -84,8 +115,12 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> Result:
+def wrk(url: str, script: Path, connections: int, seconds: int,
+        watch: dict[str, int] | None = None) -> Result:
+    """Drive `url` with wrk; with `watch` (name: pid), also the CPU each of those processes
+    spent per request."""
     threads = min(connections, 2)
+    before = {name: cpu_seconds(pid) for name, pid in (watch or {}).items()}
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d",
                           f"{seconds}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
@@ -97,7 +132,10 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> Result:
     socket_errors = re.search(r"Socket errors: (.*)", out)
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    return Result(rps, p50, p99, errors)
+    done = rps * seconds
+    return Result(rps, p50, p99, errors,
+                  {name: (cpu_seconds(pid) - before[name]) * 1000 / done
+                   for name, pid in (watch or {}).items()})
 
 
 def statements_per_create(server: str, database: str, gateway: str, token: str,
@@ -134,8 +172,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--provider", default="visa")
-    parser.add_argument("--only", choices=("create", "get", "create_1", "get_1"),
+    parser.add_argument("--only", choices=("create", "get", "create_1", "get_1", "floor",
+                                                 "loop_floor"),
                         help="drive only this load (for a profiler attached to the gateway)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also drive the create's floor (bench/floor.py) in each round")
     parser.add_argument("--fast-commits", action="store_true",
                         help="run the database as the tests do, with no flush to disk at "
                              "commit and no binary log (default: as deployed)")
@@ -153,7 +194,8 @@ def main() -> None:
         prepare(engine)
         engine.dispose()
         print(f"database: {commits(server)}", flush=True)
-        ports = {"sim": free_port(), "gateway": free_port(), "bare": free_port()}
+        ports = {"sim": free_port(), "gateway": free_port(), "bare": free_port(),
+                 "floor": free_port(), "loop_floor": free_port()}
         env = base_environ(DATABASE_URL=url, REDIS_URL=redis_url, LOG_LEVEL="WARNING",
                            DATA_DIR=str(base / "data"), RATE_LIMIT_PER_MINUTE="100000000",
                            PROVIDER_SIMULATOR_URL=f"http://127.0.0.1:{ports['sim']}",
@@ -163,17 +205,29 @@ def main() -> None:
         token = mint(TEST_JWT_SECRET, "bench", ["accountant"], "fac-1", 4 * 3600)
         gateway = f"http://127.0.0.1:{ports['gateway']}"
         bare = f"http://127.0.0.1:{ports['bare']}"
-        uvicorn_bare = [*exe, "uvicorn", "bench.bare:app_factory", "--factory", "--host",
-                        "127.0.0.1", "--port", str(ports["bare"]), "--no-access-log",
-                        "--log-level", "warning"]
+        floor = f"http://127.0.0.1:{ports['floor']}"
+        loop_floor = f"http://127.0.0.1:{ports['loop_floor']}"
+
+        def uvicorn(app: str, port: int) -> list[str]:
+            return [*exe, "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port",
+                    str(port), "--no-access-log", "--log-level", "warning"]
+
+        here = {"PYTHONPATH": str(Path(__file__).parent.parent)}
         with serving("simulator", [*exe, "service.cli", "simulator", "--port",
                                    str(ports["sim"])], base / "sim.log",
                      f"http://127.0.0.1:{ports['sim']}/health", env), \
                 serving("gateway", [*exe, "service.cli", "serve", "--port",
                                     str(ports["gateway"])], base / "gateway.log",
                         f"{gateway}/health/ready", env), \
-                serving("bare app", uvicorn_bare, base / "bare.log", f"{bare}/item/x",
-                        {**env, "PYTHONPATH": str(Path(__file__).parent.parent)}):
+                serving("bare app", uvicorn("bench.bare:app_factory", ports["bare"]),
+                        base / "bare.log", f"{bare}/item/x", {**env, **here}), \
+                (serving("floor app", uvicorn("bench.floor:app_factory", ports["floor"]),
+                         base / "floor.log", f"{floor}/health", {**env, **here})
+                 if args.floor else nullcontext()), \
+                (serving("event-loop floor app",
+                         uvicorn("bench.floor:async_app_factory", ports["loop_floor"]),
+                         base / "loop_floor.log", f"{loop_floor}/health", {**env, **here})
+                 if args.floor else nullcontext()):
             httpx.put(f"http://127.0.0.1:{ports['sim']}/_control/{args.provider}",
                       json={"settle_after_seconds": 0}).raise_for_status()
             with httpx.Client(base_url=gateway, headers={
@@ -186,6 +240,7 @@ def main() -> None:
             for name, template, path, body in (
                     ("create", CREATE_LUA, "/api/v1/payments", BODY % args.provider),
                     ("echo", CREATE_LUA, "/echo", BODY % args.provider),
+                    ("floor", CREATE_LUA, "/floor", BODY % args.provider),
                     ("get", GET_LUA, "/api/v1/payments/", ""),
                     ("bare_get", GET_LUA, "/item/", "")):
                 scripts[name] = base / f"{name}.lua"
@@ -193,14 +248,30 @@ def main() -> None:
                                                      "body": body, "ids": ids})
             if args.only:
                 connections = 1 if args.only.endswith("_1") else 64
-                script = scripts[args.only.removesuffix("_1")]
-                print(args.only, wrk(gateway, script, connections, args.seconds))
+                target = {"floor": floor, "loop_floor": loop_floor}.get(args.only, gateway)
+                script = scripts["floor" if args.only.endswith("floor") else
+                                 args.only.removesuffix("_1")]
+                print(args.only, wrk(target, script, connections, args.seconds))
                 return
+            database_pid = pid_serving(make_url(server).port or 3306)
+
+            def watch(app: str) -> dict[str, int]:
+                """The CPU to count per create: the app's, the database's, the
+                provider simulator's."""
+                return {"app": pid_serving(ports[app]), "database": database_pid,
+                        "simulator": pid_serving(ports["sim"])}
+
             rounds: list[dict[str, Result]] = []
             for number in range(1, args.rounds + 1):
                 r = {
                     "echo": wrk(bare, scripts["echo"], 64, args.seconds),
-                    "create": wrk(gateway, scripts["create"], 64, args.seconds),
+                    "create": wrk(gateway, scripts["create"], 64, args.seconds,
+                                  watch("gateway")),
+                    **({"floor": wrk(floor, scripts["floor"], 64, args.seconds,
+                                     watch("floor")),
+                        "loop_floor": wrk(loop_floor, scripts["floor"], 64, args.seconds,
+                                          watch("loop_floor"))}
+                       if args.floor else {}),
                     "bare_get": wrk(bare, scripts["bare_get"], 64, args.seconds),
                     "get": wrk(gateway, scripts["get"], 64, args.seconds),
                     "create_1": wrk(gateway, scripts["create"], 1, args.seconds),
@@ -210,7 +281,12 @@ def main() -> None:
                 print(f"round {number}: create {r['create'].rps:7.0f} req/s vs echo "
                       f"{r['echo'].rps:7.0f} ({r['create'].rps / r['echo'].rps:.3f}x); "
                       f"GET {r['get'].rps:7.0f} vs bare {r['bare_get'].rps:7.0f} "
-                      f"({r['get'].rps / r['bare_get'].rps:.3f}x); 1 connection: create p50 "
+                      f"({r['get'].rps / r['bare_get'].rps:.3f}x); " +
+                      (f"floor {r['floor'].rps:7.0f} ({r['floor'].rps / r['echo'].rps:.3f}x), "
+                       f"on the event loop {r['loop_floor'].rps:7.0f} "
+                       f"({r['loop_floor'].rps / r['echo'].rps:.3f}x); "
+                       if args.floor else "") +
+                      f"1 connection: create p50 "
                       f"{r['create_1'].p50_ms:.1f} ms p99 {r['create_1'].p99_ms:.1f} ms, GET "
                       f"p50 {r['get_1'].p50_ms:.1f} ms p99 {r['get_1'].p99_ms:.1f} ms; "
                       f"errors {sum(x.errors for x in r.values())}", flush=True)
@@ -222,6 +298,29 @@ def main() -> None:
             print(f"\n{args.rounds} rounds of {args.seconds} s, provider {args.provider}:")
             summary("keyed create / bare echo (64 c)",
                     [r["create"].rps / r["echo"].rps for r in rounds])
+            if args.floor:
+                summary("create's floor / bare echo (64 c)",
+                        [r["floor"].rps / r["echo"].rps for r in rounds])
+                summary("floor on the event loop / echo",
+                        [r["loop_floor"].rps / r["echo"].rps for r in rounds])
+                summary("keyed create / its floor (64 c)",
+                        [r["create"].rps / r["floor"].rps for r in rounds])
+                print("  CPU per create at 64 c, ms (median over the rounds):")
+                for name, label in (("create", "gateway"), ("floor", "floor"),
+                                    ("loop_floor", "event-loop floor")):
+                    cpu = {part: statistics.median(r[name].cpu_ms[part] for r in rounds)
+                           for part in ("app", "database", "simulator")}
+                    print(f"    {label:<17} app {cpu['app']:5.2f}  database "
+                          f"{cpu['database']:5.2f}  simulator {cpu['simulator']:5.2f}  "
+                          f"sum {sum(cpu.values()):5.2f}")
+                goal = 0.25 * statistics.median(r["echo"].rps for r in rounds)
+                loop = {part: statistics.median(r["loop_floor"].cpu_ms[part] for r in rounds)
+                        for part in ("app", "database", "simulator")}
+                print(f"  at 0.25x the echo ({goal:.0f} creates/s), at the event-loop floor's "
+                      f"cost per create, of the {os.cpu_count()} cores: the database alone "
+                      f"{loop['database'] * goal / 1000:.2f}, with the app "
+                      f"{(loop['database'] + loop['app']) * goal / 1000:.2f}, with the "
+                      f"simulator too {sum(loop.values()) * goal / 1000:.2f}")
             summary("GET / bare GET (64 c)", [r["get"].rps / r["bare_get"].rps for r in rounds])
             summary("create req/s (64 c)", [r["create"].rps for r in rounds], "")
             summary("create p50 ms (1 c)", [r["create_1"].p50_ms for r in rounds], "")

@@ -1,7 +1,7 @@
 """The benchmarks measure what a deployment pays: their MariaDB commits as the deployed MySQL
 does (the redo log and a row-based binary log, both flushed to disk at each commit), and the
-reconciliation benchmark runs end to end on it. No time is asserted; bench/ prints the
-ratios."""
+reconciliation and create benchmarks run end to end on it. No time is asserted; bench/
+prints the ratios."""
 
 from __future__ import annotations
 
@@ -55,3 +55,24 @@ def test_the_reconciliation_benchmark_runs_end_to_end_on_a_durable_server() -> N
     # The moves alone, on a database of their own: every payment moved, or the bench fails.
     assert len(re.findall(r"moving all [\d,]+ payments to confirmed alone: [\d.]+s, "
                           r"[\d.]+x LOAD DATA", out.stdout)) == 2, out.stdout
+
+
+def test_the_create_benchmark_drives_the_gateway_and_both_floors_without_an_error() -> None:
+    """Every request of every load answered 2xx: the floors' requests fail when their
+    statements did not write the create's rows (bench/floor.py), so a floor cannot look fast
+    by doing less. Each load's CPU per create is counted for the app, the database and the
+    simulator."""
+    out = subprocess.run([sys.executable, "-m", "bench.create", "--floor", "--rounds", "1",
+                          "--seconds", "2"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "database: each commit: a ROW binary log synced, the redo log flushed" in out.stdout
+    assert re.search(r"round 1: create .* floor +\d+ .* on the event loop +\d+ .* errors 0$",
+                     out.stdout, re.MULTILINE), out.stdout
+    for load in ("gateway", "floor", "event-loop floor"):
+        cpu = re.search(rf"^    {load} +app +([\d.]+) +database +([\d.]+) +simulator "
+                        rf"+([\d.]+)", out.stdout, re.MULTILINE)
+        assert cpu and all(float(ms) > 0 for ms in cpu.groups()), out.stdout
+    assert re.search(r"at 0.25x the echo \(\d+ creates/s\).* the database alone [\d.]+",
+                     out.stdout), out.stdout
+    assert "Com_commit 2.0" in out.stdout, out.stdout
