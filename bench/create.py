@@ -12,27 +12,30 @@ create costs, read from the server's status counters. The MariaDB commits as the
 MySQL does: the redo log and a row-based binary log flushed to disk at each commit
 (`--fast-commits`: as the tests run it, without).
 
-`--floor` adds, in each round, the create's floor (bench/floor.py): the same statements in
-the same round trips and the same provider call, with nothing else the gateway does, on the
-same server. Its ratio to the echo is the most any keyed create on this stack can reach.
+`--floor` adds, in each round, the create's two floors (bench/floor.py): the same
+statements in the same round trips and the same provider call, with nothing else the gateway
+does, on worker threads and on the event loop. It prints each load's CPU per request (the
+app's, the database's, the simulator's, from /proc), the statements and commits of each
+floor's create beside the gateway's, and what 0.25x the echo would take of the machine's
+cores at those costs.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 from service.api.auth import mint
 from service.db.migrate import prepare
@@ -43,6 +46,8 @@ BODY = ('{"provider":"%s","amount":"150.00","currency":"SDG","patient_id":"p-1",
         '"payer_phone":"+249912345678"}')
 # The GETs read these many payments in turn.
 READ_SET = 500
+# The --only loads that drive a floor (bench/floor.py).
+FLOORS = ("floor", "loop_floor")
 # One key per request: each thread numbers its own, so no two requests share one.
 CREATE_LUA = """
 -- Each wrk thread has its own Lua state; setup() names each one, so no two requests of a
@@ -88,21 +93,6 @@ class Result:
     cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
-def pid_serving(port: int) -> int:
-    """The process started with `--port <port>` (or `--port=<port>`): read from /proc."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if f"--port={port}" in argv or any(a == "--port" and b == str(port)
-                                          for a, b in itertools.pairwise(argv)):
-            return int(entry.name)
-    raise LookupError(f"no process serves port {port}")
-
-
 def cpu_seconds(pid: int) -> float:
     """The process's user and system CPU so far (/proc/<pid>/stat, fields 14 and 15)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -117,13 +107,16 @@ def _ms(value: str) -> float:
 
 def wrk(url: str, script: Path, connections: int, seconds: int,
         watch: dict[str, int] | None = None) -> Result:
-    """Drive `url` with wrk; with `watch` (name: pid), also the CPU each of those processes
-    spent per request."""
+    """Drive `url` with wrk (a request may take 30 s before wrk counts it as an error);
+    with `watch` (name: pid), also the CPU each of those processes spent per request,
+    after a second's pause for the work of the load before to end."""
     threads = min(connections, 2)
+    if watch:
+        time.sleep(1)
     before = {name: cpu_seconds(pid) for name, pid in (watch or {}).items()}
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d",
-                          f"{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+                          f"{seconds}s", "--timeout", "30s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -132,14 +125,17 @@ def wrk(url: str, script: Path, connections: int, seconds: int,
     socket_errors = re.search(r"Socket errors: (.*)", out)
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    done = rps * seconds
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return Result(rps, p50, p99, errors,
-                  {name: (cpu_seconds(pid) - before[name]) * 1000 / done
+                  {name: (cpu_seconds(pid) - before[name]) * 1000 / max(done, 1)
                    for name, pid in (watch or {}).items()})
 
 
 def statements_per_create(server: str, database: str, gateway: str, token: str,
-                          provider: str, count: int = 200) -> dict[str, float]:
+                          provider: str, count: int = 200, path: str = "/api/v1/payments",
+                          tag: str = "gateway") -> dict[str, float]:
+    """What one keyed create at `gateway` + `path` costs the server, from its counters over
+    `count` creates one after another (`tag` keeps their keys apart from other apps')."""
     names = ("Questions", "Com_select", "Com_insert", "Com_update", "Com_delete",
              "Com_commit", "Com_rollback", "Com_begin")
     engine = create_engine(server)
@@ -152,12 +148,12 @@ def statements_per_create(server: str, database: str, gateway: str, token: str,
 
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     with httpx.Client(base_url=gateway, timeout=30) as client:
-        client.post("/api/v1/payments", content=BODY % provider,
-                    headers={**headers, "Idempotency-Key": "warm"})
+        client.post(path, content=BODY % provider,
+                    headers={**headers, "Idempotency-Key": f"warm-{tag}"})
         before = counters()
         for n in range(count):
-            reply = client.post("/api/v1/payments", content=BODY % provider,
-                                headers={**headers, "Idempotency-Key": f"count-{n}"})
+            reply = client.post(path, content=BODY % provider,
+                                headers={**headers, "Idempotency-Key": f"count-{tag}-{n}"})
             assert reply.status_code == 201, reply.text
         after = counters()
     engine.dispose()
@@ -172,8 +168,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--provider", default="visa")
-    parser.add_argument("--only", choices=("create", "get", "create_1", "get_1", "floor",
-                                                 "loop_floor"),
+    parser.add_argument("--only", choices=("create", "get", "create_1", "get_1", *FLOORS),
                         help="drive only this load (for a profiler attached to the gateway)")
     parser.add_argument("--floor", action="store_true",
                         help="also drive the create's floor (bench/floor.py) in each round")
@@ -213,21 +208,22 @@ def main() -> None:
                     str(port), "--no-access-log", "--log-level", "warning"]
 
         here = {"PYTHONPATH": str(Path(__file__).parent.parent)}
+        floors = args.floor or args.only in FLOORS
         with serving("simulator", [*exe, "service.cli", "simulator", "--port",
                                    str(ports["sim"])], base / "sim.log",
-                     f"http://127.0.0.1:{ports['sim']}/health", env), \
+                     f"http://127.0.0.1:{ports['sim']}/health", env) as simulator, \
                 serving("gateway", [*exe, "service.cli", "serve", "--port",
                                     str(ports["gateway"])], base / "gateway.log",
-                        f"{gateway}/health/ready", env), \
+                        f"{gateway}/health/ready", env) as gateway_process, \
                 serving("bare app", uvicorn("bench.bare:app_factory", ports["bare"]),
-                        base / "bare.log", f"{bare}/item/x", {**env, **here}), \
+                        base / "bare.log", f"{bare}/item/x", {**env, **here}) as bare_app, \
                 (serving("floor app", uvicorn("bench.floor:app_factory", ports["floor"]),
                          base / "floor.log", f"{floor}/health", {**env, **here})
-                 if args.floor else nullcontext()), \
+                 if floors else nullcontext()) as floor_app, \
                 (serving("event-loop floor app",
                          uvicorn("bench.floor:async_app_factory", ports["loop_floor"]),
                          base / "loop_floor.log", f"{loop_floor}/health", {**env, **here})
-                 if args.floor else nullcontext()):
+                 if floors else nullcontext()) as loop_floor_app:
             httpx.put(f"http://127.0.0.1:{ports['sim']}/_control/{args.provider}",
                       json={"settle_after_seconds": 0}).raise_for_status()
             with httpx.Client(base_url=gateway, headers={
@@ -249,28 +245,33 @@ def main() -> None:
             if args.only:
                 connections = 1 if args.only.endswith("_1") else 64
                 target = {"floor": floor, "loop_floor": loop_floor}.get(args.only, gateway)
-                script = scripts["floor" if args.only.endswith("floor") else
+                script = scripts["floor" if args.only in FLOORS else
                                  args.only.removesuffix("_1")]
                 print(args.only, wrk(target, script, connections, args.seconds))
                 return
-            database_pid = pid_serving(make_url(server).port or 3306)
+            assert database.process is not None, "running"
+            pids = {"database": database.process.pid, "simulator": simulator.pid}
 
-            def watch(app: str) -> dict[str, int]:
-                """The CPU to count per create: the app's, the database's, the
+            def watch(app: subprocess.Popen[bytes] | None) -> dict[str, int]:
+                """The CPU to count per request: the app's, the database's, the
                 provider simulator's."""
-                return {"app": pid_serving(ports[app]), "database": database_pid,
-                        "simulator": pid_serving(ports["sim"])}
+                assert app is not None, "started"
+                return {"app": app.pid, **pids}
 
+            if args.floor:
+                # Their first requests open the floors' connections: not counted.
+                wrk(floor, scripts["floor"], 64, 2)
+                wrk(loop_floor, scripts["floor"], 64, 2)
             rounds: list[dict[str, Result]] = []
             for number in range(1, args.rounds + 1):
                 r = {
-                    "echo": wrk(bare, scripts["echo"], 64, args.seconds),
+                    "echo": wrk(bare, scripts["echo"], 64, args.seconds, watch(bare_app)),
                     "create": wrk(gateway, scripts["create"], 64, args.seconds,
-                                  watch("gateway")),
+                                  watch(gateway_process)),
                     **({"floor": wrk(floor, scripts["floor"], 64, args.seconds,
-                                     watch("floor")),
+                                     watch(floor_app)),
                         "loop_floor": wrk(loop_floor, scripts["floor"], 64, args.seconds,
-                                          watch("loop_floor"))}
+                                          watch(loop_floor_app))}
                        if args.floor else {}),
                     "bare_get": wrk(bare, scripts["bare_get"], 64, args.seconds),
                     "get": wrk(gateway, scripts["get"], 64, args.seconds),
@@ -291,45 +292,62 @@ def main() -> None:
                       f"p50 {r['get_1'].p50_ms:.1f} ms p99 {r['get_1'].p99_ms:.1f} ms; "
                       f"errors {sum(x.errors for x in r.values())}", flush=True)
 
-            def summary(name: str, values: list[float], unit: str = "x") -> None:
-                print(f"  {name:<34} median {statistics.median(values):8.3f}{unit}  "
-                      f"(spread {min(values):.3f}-{max(values):.3f})")
-
             print(f"\n{args.rounds} rounds of {args.seconds} s, provider {args.provider}:")
             summary("keyed create / bare echo (64 c)",
                     [r["create"].rps / r["echo"].rps for r in rounds])
             if args.floor:
-                summary("create's floor / bare echo (64 c)",
-                        [r["floor"].rps / r["echo"].rps for r in rounds])
-                summary("floor on the event loop / echo",
-                        [r["loop_floor"].rps / r["echo"].rps for r in rounds])
-                summary("keyed create / its floor (64 c)",
-                        [r["create"].rps / r["floor"].rps for r in rounds])
-                print("  CPU per create at 64 c, ms (median over the rounds):")
-                for name, label in (("create", "gateway"), ("floor", "floor"),
-                                    ("loop_floor", "event-loop floor")):
-                    cpu = {part: statistics.median(r[name].cpu_ms[part] for r in rounds)
-                           for part in ("app", "database", "simulator")}
-                    print(f"    {label:<17} app {cpu['app']:5.2f}  database "
-                          f"{cpu['database']:5.2f}  simulator {cpu['simulator']:5.2f}  "
-                          f"sum {sum(cpu.values()):5.2f}")
-                goal = 0.25 * statistics.median(r["echo"].rps for r in rounds)
-                loop = {part: statistics.median(r["loop_floor"].cpu_ms[part] for r in rounds)
-                        for part in ("app", "database", "simulator")}
-                print(f"  at 0.25x the echo ({goal:.0f} creates/s), at the event-loop floor's "
-                      f"cost per create, of the {os.cpu_count()} cores: the database alone "
-                      f"{loop['database'] * goal / 1000:.2f}, with the app "
-                      f"{(loop['database'] + loop['app']) * goal / 1000:.2f}, with the "
-                      f"simulator too {sum(loop.values()) * goal / 1000:.2f}")
+                floor_report(rounds)
             summary("GET / bare GET (64 c)", [r["get"].rps / r["bare_get"].rps for r in rounds])
             summary("create req/s (64 c)", [r["create"].rps for r in rounds], "")
             summary("create p50 ms (1 c)", [r["create_1"].p50_ms for r in rounds], "")
             summary("create p99 ms (1 c)", [r["create_1"].p99_ms for r in rounds], "")
             summary("GET p99 ms (1 c)", [r["get_1"].p99_ms for r in rounds], "")
-            spent = statements_per_create(server, "bench", gateway, token, args.provider)
-            print("\nper keyed create, from SHOW GLOBAL STATUS over 200 creates: " +
-                  ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
+            print("\nper keyed create, from SHOW GLOBAL STATUS over 200 creates one at a time:")
+            for name, app, path in (("gateway", gateway, "/api/v1/payments"),
+                                    ("floor", floor, "/floor"),
+                                    ("event-loop floor", loop_floor, "/floor")):
+                if app == gateway or args.floor:
+                    spent = statements_per_create(server, "bench", app, token, args.provider,
+                                                  path=path, tag=name.replace(" ", "-"))
+                    print(f"  {name + ':':<18}" +
+                          ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
+            for name in ("floor", "loop_floor"):
+                if args.floor and any(r[name].errors for r in rounds):
+                    log = (base / f"{name}.log").read_text()
+                    print(f"\n{name} had errors; the end of its log:\n{log[-3000:]}")
 
+
+def summary(name: str, values: list[float], unit: str = "x") -> None:
+    print(f"  {name:<34} median {statistics.median(values):8.3f}{unit}  "
+          f"(spread {min(values):.3f}-{max(values):.3f})")
+
+
+def floor_report(rounds: list[dict[str, Result]]) -> None:
+    """The floors' ratios, each load's CPU per create, and what 0.25x the echo would take
+    of the machine at the event-loop floor's cost per create."""
+    def median(name: str, part: str) -> float:
+        return statistics.median(r[name].cpu_ms[part] for r in rounds)
+
+    summary("create's floor / bare echo (64 c)",
+            [r["floor"].rps / r["echo"].rps for r in rounds])
+    summary("floor on the event loop / echo",
+            [r["loop_floor"].rps / r["echo"].rps for r in rounds])
+    summary("keyed create / its floor (64 c)",
+            [r["create"].rps / r["floor"].rps for r in rounds])
+    print("  CPU per request at 64 c, ms (median over the rounds):")
+    for name, label in (("echo", "bare echo"), ("create", "gateway"), ("floor", "floor"),
+                        ("loop_floor", "event-loop floor")):
+        cpu = {part: median(name, part) for part in ("app", "database", "simulator")}
+        print(f"    {label:<17} app {cpu['app']:5.2f}  database {cpu['database']:5.2f}  "
+              f"simulator {cpu['simulator']:5.2f}  sum {sum(cpu.values()):5.2f}")
+    goal = 0.25 * statistics.median(r["echo"].rps for r in rounds)
+    database, echo = median("loop_floor", "database"), median("echo", "app")
+    loop = database + median("loop_floor", "app") + median("loop_floor", "simulator")
+    print(f"  at 0.25x the echo ({goal:.0f} creates/s), with each cost per create as measured "
+          f"at the floors' rate, of the {len(os.sched_getaffinity(0))} cores: the database "
+          f"alone {database * goal / 1000:.2f}; with the gateway's request and the provider's "
+          f"each costing what an echo costs {(database + 2 * echo) * goal / 1000:.2f}; at "
+          f"the event-loop floor's costs {loop * goal / 1000:.2f}")
 
 if __name__ == "__main__":
     main()

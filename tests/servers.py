@@ -253,13 +253,14 @@ def wait_until_serving(name: str, proc: subprocess.Popen[bytes], url: str, log: 
 
 @contextmanager
 def serving(name: str, cmd: list[str], log: Path, ready: str,
-            env: dict[str, str] | None = None) -> Iterator[None]:
-    """Run `cmd` (with `env` over ours) until the block ends, once `ready` answers 200."""
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `cmd` (with `env` over ours) until the block ends, once `ready` answers 200;
+    yields its process."""
     proc = subprocess.Popen(cmd, env={**os.environ, **env} if env else None,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
         wait_until_serving(name, proc, ready, log)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:

@@ -5,7 +5,9 @@ prints the ratios."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,38 +43,53 @@ def test_a_durable_server_commits_as_the_deployed_mysql_does(tmp_path: Path) -> 
 
 
 def test_the_reconciliation_benchmark_runs_end_to_end_on_a_durable_server() -> None:
-    out = subprocess.run([sys.executable, "-m", "bench.reconcile", "--lines", "1000", "2000",
-                          "--buffer-pool", "128M", "--floor"],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "database: each commit: a ROW binary log synced, the redo log flushed" in out.stdout
-    rows = [line.split() for line in out.stdout.splitlines()
+    stdout = _bench("bench.reconcile", "--lines", "1000", "2000", "--buffer-pool", "128M",
+                    "--floor")
+    assert "database: each commit: a ROW binary log synced, the redo log flushed" in stdout
+    rows = [line.split() for line in stdout.splitlines()
             if re.match(r"\s+[\d,]+\s+[\d.]+s", line)]
-    assert [row[0] for row in rows] == ["999", "1,998"], out.stdout
+    assert [row[0] for row in rows] == ["999", "1,998"], stdout
     for row in rows:  # "… 994,002, 5,964": most lines matched their payment
         assert int(row[-2].rstrip(",").replace(",", "")) > 0.9 * int(row[0].replace(",", ""))
-    assert re.search(r"999 -> 1,998 lines \(2x\): time [\d.]+x", out.stdout), out.stdout
+    assert re.search(r"999 -> 1,998 lines \(2x\): time [\d.]+x", stdout), stdout
     # The moves alone, on a database of their own: every payment moved, or the bench fails.
     assert len(re.findall(r"moving all [\d,]+ payments to confirmed alone: [\d.]+s, "
-                          r"[\d.]+x LOAD DATA", out.stdout)) == 2, out.stdout
+                          r"[\d.]+x LOAD DATA", stdout)) == 2, stdout
 
 
 def test_the_create_benchmark_drives_the_gateway_and_both_floors_without_an_error() -> None:
-    """Every request of every load answered 2xx: the floors' requests fail when their
-    statements did not write the create's rows (bench/floor.py), so a floor cannot look fast
-    by doing less. Each load's CPU per create is counted for the app, the database and the
-    simulator."""
-    out = subprocess.run([sys.executable, "-m", "bench.create", "--floor", "--rounds", "1",
-                          "--seconds", "2"],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "database: each commit: a ROW binary log synced, the redo log flushed" in out.stdout
+    """Every request of every load answered 2xx: a floor's request fails when its statements
+    did not write the create's rows (bench/floor.py). Each floor sends the gateway's
+    statements and commits, no fewer and no more, and each load's CPU per request is
+    counted for the app, the database and the simulator."""
+    out = _bench("bench.create", "--floor", "--rounds", "1", "--seconds", "2")
+    assert "database: each commit: a ROW binary log synced, the redo log flushed" in out
     assert re.search(r"round 1: create .* floor +\d+ .* on the event loop +\d+ .* errors 0$",
-                     out.stdout, re.MULTILINE), out.stdout
+                     out, re.MULTILINE), out
     for load in ("gateway", "floor", "event-loop floor"):
         cpu = re.search(rf"^    {load} +app +([\d.]+) +database +([\d.]+) +simulator "
-                        rf"+([\d.]+)", out.stdout, re.MULTILINE)
-        assert cpu and all(float(ms) > 0 for ms in cpu.groups()), out.stdout
+                        rf"+([\d.]+)", out, re.MULTILINE)
+        assert cpu and all(float(ms) > 0 for ms in cpu.groups()), out
     assert re.search(r"at 0.25x the echo \(\d+ creates/s\).* the database alone [\d.]+",
-                     out.stdout), out.stdout
-    assert "Com_commit 2.0" in out.stdout, out.stdout
+                     out), out
+    spent = dict(re.findall(r"^  (gateway|floor|event-loop floor): +(.*)$", out, re.MULTILINE))
+    assert set(spent) == {"gateway", "floor", "event-loop floor"}, out
+    assert "Questions 8.0" in spent["gateway"] and "Com_commit 2.0" in spent["gateway"], out
+    assert spent["floor"] == spent["gateway"] == spent["event-loop floor"], out
+
+
+def _bench(*args: str) -> str:
+    """Run a benchmark to its end and return what it printed; on a timeout, its servers
+    (its process group) are killed with it."""
+    with subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          start_new_session=True) as bench:
+        try:
+            out, err = bench.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(bench.pid, signal.SIGKILL)
+            out, err = bench.communicate()
+            raise AssertionError(f"{args} ran out of time:\n{out[-3000:]}\n{err[-3000:]}"
+                                 ) from None
+    assert bench.returncode == 0, err[-3000:]
+    return out
